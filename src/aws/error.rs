@@ -1,0 +1,130 @@
+//! Turning SDK errors into messages a person can act on, without ever
+//! relaying a value the request carried (AWS validation errors echo input).
+
+use std::fmt;
+
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+
+/// A failed AWS call: which operation, the error code (when AWS sent one) and a message.
+#[derive(Debug, Clone)]
+pub struct AwsError {
+    pub operation: String,
+    pub code: Option<String>,
+    pub message: String,
+    /// True when the request never got an answer (connection refused, DNS, timeout).
+    pub unreachable: bool,
+}
+
+impl AwsError {
+    pub fn is_code(&self, codes: &[&str]) -> bool {
+        self.code.as_deref().is_some_and(|c| codes.contains(&c))
+    }
+    /// The usual "does not exist" codes across services.
+    pub fn is_not_found(&self) -> bool {
+        self.is_code(&[
+            "ParameterNotFound",
+            "ResourceNotFoundException",
+            "NoSuchEntity",
+            "ClusterNotFoundException",
+            "ServiceNotFoundException",
+            "TargetGroupNotFound",
+            "RuleNotFound",
+            "ListenerNotFound",
+            "LoadBalancerNotFound",
+            "InvalidGroup.NotFound",
+            "InvalidVpcID.NotFound",
+            "InvalidSubnetID.NotFound",
+            "RepositoryNotFoundException",
+            "NoSuchHostedZone",
+            "NamespaceNotFound",
+        ]) || self.message.contains("not found")
+            || self.message.contains("does not exist")
+    }
+    pub fn new(operation: &str, message: impl Into<String>) -> AwsError {
+        AwsError { operation: operation.to_string(), code: None, message: message.into(), unreachable: false }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(c) => write!(f, "{} failed: {c}: {}", self.operation, self.message),
+            None => write!(f, "{} failed: {}", self.operation, self.message),
+        }
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+/// Map any SDK error. `operation` names the API call, e.g. "ssm:PutParameter".
+pub fn aws_err<E, R>(operation: &str, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug + 'static,
+{
+    let (code, message, unreachable) = match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            (e.code().map(str::to_string), e.message().unwrap_or("no message").to_string(), false)
+        }
+        SdkError::DispatchFailure(df) => {
+            let what = if df.is_timeout() {
+                "timed out connecting"
+            } else if df.is_io() {
+                "could not connect (nothing answered)"
+            } else {
+                "request could not be sent"
+            };
+            (None, format!("{what}: {}", source_chain(&err)), true)
+        }
+        SdkError::TimeoutError(_) => (None, "timed out waiting for an answer".to_string(), true),
+        SdkError::ResponseError(_) => (None, format!("unreadable response: {}", source_chain(&err)), false),
+        SdkError::ConstructionFailure(_) => (None, format!("request could not be built: {}", source_chain(&err)), false),
+        _ => (None, source_chain(&err), false),
+    };
+    AwsError { operation: operation.to_string(), code, message: redact_echoed_values(&message), unreachable }
+}
+
+fn source_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+/// AWS validation messages quote the offending input ("Value 'x' at 'value'
+/// failed to satisfy constraint"). Drop every quoted run after "Value".
+pub fn redact_echoed_values(msg: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| regex::Regex::new(r#"(?s)(?i)(value\s*)('[^']*'|"[^"]*"|\[[^\]]*\])"#).unwrap());
+    re.replace_all(msg, "${1}'(redacted)'").into_owned()
+}
+
+/// Remove any of `secrets` from a message (belt and braces for paths that carry secret values).
+pub fn scrub(msg: &str, secrets: &[&str]) -> String {
+    let mut out = msg.to_string();
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(s, "(redacted)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_values_are_redacted() {
+        let m = "1 validation error detected: Value 'hunter2' at 'value' failed to satisfy constraint";
+        let r = redact_echoed_values(m);
+        assert!(!r.contains("hunter2"), "{r}");
+        assert!(r.contains("at 'value' failed"), "{r}");
+        assert_eq!(scrub("a s3cret b", &["s3cret", ""]), "a (redacted) b");
+    }
+}

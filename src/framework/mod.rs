@@ -1,0 +1,14 @@
+//! The framework layer: values, schemas, diagnostics, the typed bridge and the
+//! traits a provider implements. Nothing here knows about gRPC or AWS.
+
+pub mod diag;
+pub mod provider;
+pub mod schema;
+pub mod typed;
+pub mod validate;
+pub mod value;
+
+pub use diag::{Diagnostic, Diags, Path};
+pub use provider::*;
+pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};
+pub use value::{Type, Value};
