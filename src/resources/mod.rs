@@ -1,14 +1,17 @@
 //! One module per resource.
 
+pub mod secret_sync;
+pub mod ssm_secret;
+
 use std::sync::Arc;
 
 use crate::aws::Aws;
 use crate::framework::{EphemeralResource, Resource};
 
 pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
-    vec![]
+    vec![secret_sync::resource()]
 }
 
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {
-    vec![]
+    vec![ssm_secret::resource()]
 }

