@@ -14,6 +14,9 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 
+const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
 /// Our crate's targets all start with this (the library crate is `cxflow`).
 const OWN_TARGET: &str = "cxflow";
 
@@ -110,9 +113,9 @@ fn format_line(event: &Event<'_>) -> String {
     obj.insert("@level".into(), level_name(meta.level()).into());
     obj.insert("@message".into(), v.message.into());
     obj.insert("@module".into(), format!("provider.cxflow.{}", meta.target().trim_start_matches("cxflow::")).into());
-    let ts = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    // go-plugin parses this field with exactly six fractional digits; any
+    // other layout makes it print the whole line raw at debug level.
+    let ts = time::OffsetDateTime::now_utc().format(TIMESTAMP).unwrap_or_default();
     obj.insert("@timestamp".into(), ts.into());
     for (k, val) in v.fields {
         obj.insert(k, val);
@@ -155,6 +158,8 @@ mod tests {
         assert_eq!(j["@message"], "created");
         assert_eq!(j["@module"], "provider.cxflow.engine");
         assert_eq!(j["child"], "log_group");
-        assert!(j["@timestamp"].as_str().unwrap().contains('T'));
+        let ts = j["@timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), "2006-01-02T15:04:05.000000Z".len(), "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[19] == b'.');
     }
 }
