@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools build test demo docs docs-check release bench reliability clean
+.PHONY: tools build test demo docs release bench reliability clean
 
 tools:
 	@scripts/bootstrap.sh

@@ -7,6 +7,25 @@ fn main() {
         println!("terraform-provider-cxflow {}", env!("CARGO_PKG_VERSION"));
         return;
     }
+    if args.first().map(String::as_str) == Some("docs") {
+        // `docs [<repo_root>]`: regenerate the registry docs (make docs).
+        let root = match &args[1..] {
+            [] => std::path::PathBuf::from("."),
+            [root] => std::path::PathBuf::from(root),
+            _ => {
+                eprintln!("usage: terraform-provider-cxflow docs [<repo_root>]");
+                std::process::exit(2);
+            }
+        };
+        match cxflow::docs::generate(&root) {
+            Ok(summary) => print!("{summary}"),
+            Err(e) => {
+                eprintln!("docs: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     logging::init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(serve::serve(CxflowProvider));

@@ -1,0 +1,135 @@
+//! Every directory under examples/ holding .tf files must pass `terraform
+//! validate` with the real Terraform CLI and the provider under test
+//! (dev_overrides), and be formatted as `terraform fmt` would. The docs embed
+//! these files.
+//!
+//! No `terraform init`: with dev_overrides Terraform needs none for the
+//! provider (it says "Skip terraform init when using provider development
+//! overrides"), and Terraform 1.11 still asks registry.terraform.io for
+//! cxflow/cxflow during init, which fails offline. The one thing init would
+//! add, installing modules, is `terraform get`, run for every directory.
+//!
+//! Snippet directories (examples/resources/<type>/ and friends) usually have
+//! no `required_providers`; for those the test adds one naming cxflow/cxflow,
+//! exactly as a user's root module would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let n = name.to_string_lossy();
+        if n == ".terraform" || n == ".terraform.lock.hcl" || n.ends_with(".tfstate") || n.contains(".tfstate.") {
+            continue;
+        }
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn tf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Directories (relative to `root`) that directly contain .tf files, sorted.
+fn example_dirs(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+    let dir = root.join(rel);
+    if !tf_files(&dir).is_empty() {
+        out.push(rel.to_path_buf());
+    }
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir() && e.file_name() != ".terraform")
+        .map(|e| rel.join(e.file_name()))
+        .collect();
+    subdirs.sort();
+    for s in subdirs {
+        example_dirs(root, &s, out);
+    }
+}
+
+fn all_example_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    example_dirs(&repo_root().join("examples"), Path::new(""), &mut dirs);
+    dirs
+}
+
+#[test]
+fn every_example_validates() {
+    let dirs = all_example_dirs();
+    assert!(dirs.iter().any(|d| d == Path::new("provider")), "examples/provider is missing; found {dirs:?}");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for tf in terraform_clients() {
+        let wd = Workdir::new(&tf, None);
+        copy_tree(&repo_root().join("examples"), &wd.path().join("examples"));
+        for rel in &dirs {
+            let dir = wd.path().join("examples").join(rel);
+            let names_provider = tf_files(&dir).iter().any(|f| std::fs::read_to_string(f).unwrap().contains("required_providers"));
+            if !names_provider {
+                std::fs::write(
+                    dir.join("zz_test_required_providers.tf"),
+                    "terraform {\n  required_providers {\n    cxflow = { source = \"cxflow/cxflow\" }\n  }\n}\n",
+                )
+                .unwrap();
+            }
+            let chdir = format!("-chdir=examples/{}", rel.display());
+            let label = format!("examples/{} with {}", rel.display(), tf.display());
+            let get = wd.tf(&[&chdir, "get"]);
+            if !get.ok() {
+                failures.push(format!("{label}: terraform get (module installation) failed:\n{}", get.all()));
+                continue;
+            }
+            let validate = wd.tf(&[&chdir, "validate"]);
+            if !validate.ok() || !validate.stdout.contains("The configuration is valid") {
+                failures.push(format!("{label}: terraform validate failed:\n{}", validate.all()));
+                continue;
+            }
+            checked += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{} example check(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
+    assert!(checked >= 1);
+}
+
+/// The same steps must actually consult the provider's schema: a type the
+/// provider lacks fails. (Guards against the check above passing without the
+/// provider, e.g. through a broken override.)
+#[test]
+fn validation_reaches_the_provider_schema() {
+    for tf in terraform_clients() {
+        let wd = Workdir::new(&tf, None);
+        wd.write("main.tf", &format!("{}\nresource \"cxflow_no_such_type\" \"x\" {{}}\n", provider_block("")));
+        wd.tf(&["get"]).expect_ok("terraform get");
+        let v = wd.tf(&["validate"]);
+        v.expect_fail("validate of an unknown resource type");
+        assert!(v.all().contains("cxflow_no_such_type") && v.all().contains("does not support resource type"), "{}", v.all());
+    }
+}
+
+#[test]
+fn examples_are_formatted() {
+    let dirs = all_example_dirs();
+    assert!(!dirs.is_empty());
+    let wd = Workdir::new(&bundled_terraform(), None);
+    copy_tree(&repo_root().join("examples"), &wd.path().join("examples"));
+    let fmt = wd.tf(&["fmt", "-check", "-diff", "-recursive", "examples"]);
+    assert!(fmt.ok(), "examples/ is not formatted as `terraform fmt` wants (run `.tools/bin/terraform fmt -recursive examples`):\n{}", fmt.all());
+}
