@@ -17,19 +17,6 @@ pub struct CxflowProvider;
 /// How long configure may spend proving the credentials and endpoint work.
 pub const CREDENTIAL_CHECK_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Replace unknown values with null: a provider block may hold values that are
-/// known only after apply, and the SDK's own defaults stand in for them.
-fn known_or_null(v: &Value) -> Value {
-    match v {
-        Value::Unknown => Value::Null,
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), known_or_null(x))).collect()),
-        Value::Map(m) => Value::Map(m.iter().map(|(k, x)| (k.clone(), known_or_null(x))).collect()),
-        Value::List(x) => Value::List(x.iter().map(known_or_null).collect()),
-        Value::Set(x) => Value::Set(x.iter().map(known_or_null).collect()),
-        other => other.clone(),
-    }
-}
-
 #[async_trait]
 impl Provider for CxflowProvider {
     type Client = Aws;
@@ -115,7 +102,8 @@ impl Provider for CxflowProvider {
     }
 
     async fn configure(&self, config: Value, _terraform_version: &str, _ctx: Ctx) -> Result<Aws, Diags> {
-        let mut cfg = known_or_null(&config);
+        // A provider block may hold values known only after apply; the SDK's own defaults stand in for them.
+        let mut cfg = config.known_or_null();
         // Blocks arrive as lists of at most one element; the settings struct wants the element.
         for name in ["assume_role", "endpoints", "default_tags"] {
             let first = cfg.get(name).elements().and_then(|e| e.first().cloned()).unwrap_or(Value::Null);

@@ -54,7 +54,7 @@ pub async fn zone_id(aws: &Aws, zone: &str) -> Result<String, NodeError> {
 pub struct LoadBalancerNode {
     pub c: Arc<Common>,
     pub name: String,
-    pub subnet_keys: Vec<String>,
+    pub subnets: Vec<Ref>,
     pub security_group: Ref,
     /// Children that must exist first although not referenced (the internet gateway).
     pub after: Vec<String>,
@@ -78,7 +78,7 @@ impl Node<Aws> for LoadBalancerNode {
         "load_balancer"
     }
     fn deps(&self) -> Vec<&str> {
-        let mut d: Vec<&str> = self.subnet_keys.iter().map(String::as_str).collect();
+        let mut d: Vec<&str> = self.subnets.iter().filter_map(Ref::key).collect();
         d.extend(self.security_group.key());
         d.extend(self.after.iter().map(String::as_str));
         d
@@ -87,7 +87,7 @@ impl Node<Aws> for LoadBalancerNode {
         format!("application load balancer {}", self.name)
     }
     fn spec(&self) -> serde_json::Value {
-        json!({"name": self.name, "subnets": self.subnet_keys, "sg": self.security_group.spec(), "tags": self.c.tags_for("load_balancer", None)})
+        json!({"name": self.name, "subnets": self.subnets.iter().map(Ref::spec).collect::<Vec<_>>(), "sg": self.security_group.spec(), "tags": self.c.tags_for("load_balancer", None)})
     }
     async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
         let Some(lb) = Self::find(aws, &self.name).await? else { return Ok(Found::None) };
@@ -96,7 +96,7 @@ impl Node<Aws> for LoadBalancerNode {
         Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &format!("load balancer {}", self.name)))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let subnets = self.subnet_keys.iter().map(|k| Ref::dep(k).resolve(cx)).collect::<Result<Vec<_>, _>>()?;
+        let subnets = self.subnets.iter().map(|r| r.resolve(cx)).collect::<Result<Vec<_>, _>>()?;
         let sg = self.security_group.resolve(cx)?;
         let out = aws
             .elbv2()

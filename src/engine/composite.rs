@@ -100,9 +100,89 @@ pub trait Composite<E: Send + Sync + 'static>: Send + Sync + 'static {
     /// Computed outputs from the children that exist (apply, refresh, import).
     async fn outputs(env: &E, state: &mut Value, typed: &Self::State, record: &Record);
 
-    async fn import(_env: &E, id: &str, _ctx: Ctx) -> Result<Value, Diags> {
+    /// The configuration of an existing deployment, read from AWS (for import).
+    /// The driver then finds every child by adopting through the graph.
+    async fn import_config(_env: &E, id: &str) -> Result<Self::State, Diags> {
         Err(Diagnostic::error("Import not supported", format!("{} cannot import {id:?}.", Self::TYPE_NAME)).into())
     }
+}
+
+/// Find every child of `graph` that already exists and carries our ownership
+/// tag, in dependency order (import). An object under a child's name that
+/// belongs to someone else is an error.
+pub async fn adopt_all<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, ctx: &Ctx, timeout: Duration) -> Result<Record, Diags> {
+    let mut record = Record::new();
+    let deadline = std::time::Instant::now() + timeout;
+    for key in graph.keys_in_order() {
+        let Some(node) = graph.node(key) else { continue };
+        if !node.wanted() {
+            continue;
+        }
+        let deps = node.deps().iter().filter_map(|d| record.get(d).map(|id| (d.to_string(), id.to_string()))).collect();
+        let cx = super::Cx { deps, cancel: &ctx.cancel, deadline };
+        match node.adopt(env, &cx).await {
+            Ok(super::Found::Owned(id)) => record.set(key, id),
+            Ok(super::Found::None) => {}
+            Ok(super::Found::Foreign(why)) => return Err(Diagnostic::error("Cannot import", format!("{}: {why}", node.describe())).into()),
+            Err(e) => return Err(Diagnostic::error("Import failed", format!("{}: {e}", node.describe())).into()),
+        }
+    }
+    Ok(record)
+}
+
+/// A child the previous configuration had and the new one drops (an
+/// environment removed from a map): kept in the graph, unwanted, so that the
+/// engine plans and performs its deletion in dependency order.
+struct Removed<E: ?Sized + Sync>(Box<dyn super::Node<E>>);
+
+#[async_trait]
+impl<E: ?Sized + Sync> super::Node<E> for Removed<E> {
+    fn key(&self) -> &str {
+        self.0.key()
+    }
+    fn deps(&self) -> Vec<&str> {
+        self.0.deps()
+    }
+    fn wanted(&self) -> bool {
+        false
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn spec(&self) -> serde_json::Value {
+        self.0.spec()
+    }
+    async fn create(&self, env: &E, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
+        self.0.create(env, cx).await
+    }
+    async fn read(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<super::Observed, super::NodeError> {
+        self.0.read(env, id, cx).await
+    }
+    async fn update(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
+        self.0.update(env, id, cx).await
+    }
+    async fn delete(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<(), super::NodeError> {
+        self.0.delete(env, id, cx).await
+    }
+}
+
+/// The desired graph plus, as unwanted nodes, every recorded child that only
+/// the prior configuration's graph knows.
+fn with_removed<E: ?Sized + Sync + 'static>(desired: Graph<E>, prior: Option<Graph<E>>, record: &Record) -> Result<Graph<E>, Diags> {
+    let Some(prior) = prior else { return Ok(desired) };
+    let recorded: BTreeSet<&str> = record.entries().map(|(_, key, _)| key).collect();
+    let mut extra: Vec<Box<dyn super::Node<E>>> = Vec::new();
+    for node in prior.nodes {
+        if desired.node(node.key()).is_none() && recorded.contains(node.key()) {
+            extra.push(Box::new(Removed(node)));
+        }
+    }
+    if extra.is_empty() {
+        return Ok(desired);
+    }
+    let mut nodes = desired.nodes;
+    nodes.extend(extra);
+    Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
 }
 
 /// Adapts a [`Composite`] to the framework's `Resource` trait.
@@ -122,14 +202,7 @@ impl<T> Default for CompositeResource<T> {
 
 /// Replace unknowns with null (typed structs see unknown configuration as unset).
 pub fn known_or_null(v: &Value) -> Value {
-    match v {
-        Value::Unknown => Value::Null,
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), known_or_null(x))).collect()),
-        Value::Map(m) => Value::Map(m.iter().map(|(k, x)| (k.clone(), known_or_null(x))).collect()),
-        Value::List(x) => Value::List(x.iter().map(known_or_null).collect()),
-        Value::Set(x) => Value::Set(x.iter().map(known_or_null).collect()),
-        other => other.clone(),
-    }
+    v.known_or_null()
 }
 
 fn computed_only(s: &Schema) -> Vec<String> {
@@ -233,6 +306,18 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
                             Some(p) => T::graph(p, env).await.ok(),
                             None => None,
                         };
+                        let removed_from = match &prior {
+                            Some(p) => T::graph(p, env).await.ok(),
+                            None => None,
+                        };
+                        let g = match with_removed(g, removed_from, &record) {
+                            Ok(g) => g,
+                            Err(d) => {
+                                resp.diags.extend(d);
+                                resp.planned = planned;
+                                return resp;
+                            }
+                        };
                         let s = super::plan(&g, pg.as_ref(), &record, &drifted);
                         tracing::debug!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, create = ?s.create, update = ?s.update, delete = ?s.delete, "planned children");
                         summary = Some((s, g));
@@ -288,6 +373,14 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
             None => None,
         };
         let record = prior.as_ref().map(T::children).unwrap_or_default();
+        let removed_from = match &prior {
+            Some(p) => T::graph(p, env).await.ok(),
+            None => None,
+        };
+        let graph = match with_removed(graph, removed_from, &record) {
+            Ok(g) => g,
+            Err(d) => return fail(req.prior, d),
+        };
         let drifted: BTreeSet<String> = prior.as_ref().map(T::drift).unwrap_or_default().into_keys().collect();
         let opts = Self::opts(&desired, &req.ctx, if creating { Op::Create } else { Op::Update });
         tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, owner = opts.owner.tag_value(), critical_path = graph.critical_path_len(), "applying");
@@ -330,6 +423,14 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
     }
 
     async fn import(&self, env: &E, id: &str, ctx: Ctx) -> Result<Value, Diags> {
-        T::import(env, id, ctx).await
+        let cfg = T::import_config(env, id).await?;
+        let graph = T::graph(&cfg, env).await?;
+        let record = adopt_all(env, &graph, &ctx, Duration::from_secs(300)).await?;
+        if record.is_empty() {
+            return Err(Diagnostic::error("Nothing to import", format!("No AWS object owned by {} exists.", T::owner(&cfg))).into());
+        }
+        let mut st = typed::to_value(&cfg, &T::schema().value_type())?;
+        T::fill_defaults(&mut st);
+        Ok(Self::finish(env, st, &cfg, &record, BTreeMap::new()).await)
     }
 }

@@ -154,6 +154,20 @@ impl Value {
         matches!(self, Value::Unknown)
     }
 
+    /// The value with every unknown inside it replaced by null (typed structs
+    /// then see values not yet known as unset).
+    pub fn known_or_null(&self) -> Value {
+        match self {
+            Value::Unknown => Value::Null,
+            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), x.known_or_null())).collect()),
+            Value::Map(m) => Value::Map(m.iter().map(|(k, x)| (k.clone(), x.known_or_null())).collect()),
+            Value::List(x) => Value::List(x.iter().map(Value::known_or_null).collect()),
+            Value::Set(x) => Value::Set(x.iter().map(Value::known_or_null).collect()),
+            Value::Tuple(x) => Value::Tuple(x.iter().map(Value::known_or_null).collect()),
+            other => other.clone(),
+        }
+    }
+
     /// True when neither the value nor anything inside it is unknown.
     pub fn is_wholly_known(&self) -> bool {
         match self {

@@ -375,7 +375,8 @@ impl Resource<Aws> for SecretSync {
         let push = if !secrets_known || !params_known {
             true
         } else {
-            let cfg: Config = match typed::from_value(&req.config) {
+            // Secret and parameter values are known here; other attributes may not be yet.
+            let cfg: Config = match typed::from_value(&req.config.known_or_null()) {
                 Ok(c) => c,
                 Err(d) => return PlanResponse { diags: d, ..Default::default() },
             };
