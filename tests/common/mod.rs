@@ -281,3 +281,158 @@ pub fn provider_block(extra: &str) -> String {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
+
+// ---------------------------------------------------------------------------
+// cxflow-awsproxy: the loopback AWS proxy (src/bin/cxflow-awsproxy.rs) between
+// a client and a moto server, counting calls per operation, adding latency and
+// injecting faults. See the binary's module documentation for the rule syntax.
+
+pub fn proxy_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cxflow-awsproxy"))
+}
+
+/// A cxflow-awsproxy in front of a moto server, killed on drop.
+pub struct Proxy {
+    child: Child,
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl Proxy {
+    /// Start in front of `upstream` with extra arguments, e.g.
+    /// `&["--delay-ms", "50", "--fault", "op=ecs:CreateService,kind=500,rate=1.0", "--seed", "7"]`.
+    pub fn start(upstream: &Moto, args: &[&str]) -> Proxy {
+        Proxy::start_to(&upstream.endpoint(), args)
+    }
+
+    /// Start in front of any loopback endpoint.
+    pub fn start_to(upstream_url: &str, args: &[&str]) -> Proxy {
+        use std::io::BufRead;
+        let log = tempfile::Builder::new().prefix("cxflow-awsproxy-").suffix(".log").tempfile().unwrap();
+        let mut child = Command::new(proxy_binary())
+            .args(["--upstream", upstream_url, "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("start cxflow-awsproxy");
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let port = line.trim().strip_prefix("listening 127.0.0.1:").and_then(|p| p.parse::<u16>().ok());
+        match port {
+            Some(port) => Proxy { child, port, log },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cxflow-awsproxy did not start (first line {line:?}):\n{}", std::fs::read_to_string(log.path()).unwrap_or_default());
+            }
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// AWS SDK configuration pointed at the proxy (the SDK's default retries).
+    pub fn sdk(&self) -> aws_config::SdkConfig {
+        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "tests");
+        aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build()
+    }
+
+    /// One control request; returns status and body. Runs on its own thread and
+    /// runtime, so it works from synchronous tests and from inside async ones.
+    pub fn control(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let (port, method, path, body) = (self.port, method.to_string(), path.to_string(), body.to_string());
+        std::thread::spawn(move || {
+            block_on(async move {
+                use http_body_util::BodyExt;
+                let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect to cxflow-awsproxy");
+                let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("HTTP handshake");
+                tokio::spawn(conn);
+                let req = hyper::Request::builder()
+                    .method(method.as_str())
+                    .uri(path.as_str())
+                    .header("host", format!("127.0.0.1:{port}"))
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                    .unwrap();
+                let resp = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req)).await.expect("control request timed out").expect("control request");
+                let status = resp.status().as_u16();
+                let bytes = resp.into_body().collect().await.expect("control response body").to_bytes();
+                (status, String::from_utf8_lossy(&bytes).into_owned())
+            })
+        })
+        .join()
+        .expect("control request thread")
+    }
+
+    fn control_ok(&self, method: &str, path: &str, body: &str) -> serde_json::Value {
+        let (status, text) = self.control(method, path, body);
+        assert_eq!(status, 200, "{method} {path}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `{"total":N,"by_operation":{"ssm:PutParameter":n,...},"faults":{"total":n,"by_kind":{...},"by_operation":{...}},...}`
+    pub fn stats(&self) -> serde_json::Value {
+        self.control_ok("GET", "/__proxy/stats", "")
+    }
+
+    /// Calls seen for one operation (`service:Operation`) since the last reset.
+    pub fn count(&self, op: &str) -> u64 {
+        self.stats()["by_operation"][op].as_u64().unwrap_or(0)
+    }
+
+    /// Calls seen since the last reset.
+    pub fn total(&self) -> u64 {
+        self.stats()["total"].as_u64().unwrap_or(0)
+    }
+
+    /// The calls since the last reset in arrival order:
+    /// `{"op","start_us","end_us","status","fault"}` (status 0 for a reset).
+    pub fn calls(&self) -> Vec<serde_json::Value> {
+        self.control_ok("GET", "/__proxy/calls", "").as_array().cloned().unwrap_or_default()
+    }
+
+    /// Zero the counters and forget the calls.
+    pub fn reset(&self) {
+        self.control_ok("POST", "/__proxy/reset", "");
+    }
+
+    /// Replace the fault rules: a JSON list of `{"op","kind","rate","count","ms"}`
+    /// objects or rule strings (`"op=*,kind=throttle,rate=0.1"`). Re-seeds the generator.
+    pub fn set_faults(&self, rules: serde_json::Value) {
+        self.control_ok("POST", "/__proxy/faults", &rules.to_string());
+    }
+
+    /// Replace the rules and the seed.
+    pub fn set_faults_seeded(&self, rules: serde_json::Value, seed: u64) {
+        self.control_ok("POST", "/__proxy/faults", &serde_json::json!({"rules": rules, "seed": seed}).to_string());
+    }
+
+    pub fn clear_faults(&self) {
+        self.set_faults(serde_json::json!([]));
+    }
+
+    /// Set the latency added to every call.
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.control_ok("POST", "/__proxy/delay", &serde_json::json!({"ms": ms}).to_string());
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
