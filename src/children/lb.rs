@@ -42,9 +42,12 @@ pub struct TargetGroupNode {
     /// At most 32 characters.
     pub name: String,
     pub port: i64,
+    /// The VPC, or a subnet (`subnet-…`) whose VPC the group goes in.
     pub vpc: Ref,
     pub health_path: String,
     pub matcher: String,
+    /// False when the composite does not want the group (e.g. no load balancer): a recorded one is deleted.
+    pub wanted: bool,
 }
 
 impl TargetGroupNode {
@@ -58,12 +61,19 @@ impl TargetGroupNode {
     fn wanted_tags(&self) -> BTreeMap<String, String> {
         self.c.tags_for(&self.key, None)
     }
+    async fn vpc_id(&self, aws: &Aws, cx: &Cx<'_>) -> Result<String, NodeError> {
+        let v = self.vpc.resolve(cx)?;
+        if v.starts_with("subnet-") { super::network::vpc_of_subnet(aws, &v).await } else { Ok(v) }
+    }
 }
 
 #[async_trait]
 impl Node<Aws> for TargetGroupNode {
     fn key(&self) -> &str {
         &self.key
+    }
+    fn wanted(&self) -> bool {
+        self.wanted
     }
     fn deps(&self) -> Vec<&str> {
         self.vpc.key().into_iter().collect()
@@ -89,7 +99,7 @@ impl Node<Aws> for TargetGroupNode {
         Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &self.describe()))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let vpc = self.vpc.resolve(cx)?;
+        let vpc = self.vpc_id(aws, cx).await?;
         let out = aws
             .elbv2()
             .create_target_group()
@@ -159,6 +169,8 @@ pub struct ListenerRuleNode {
     pub priority: i64,
     pub host_header: Option<String>,
     pub path_pattern: Option<String>,
+    /// False when the composite does not want the rule (e.g. no load balancer): a recorded one is deleted.
+    pub wanted: bool,
 }
 
 /// `...:listener-rule/app/lb/1/2/3` → `...:listener/app/lb/1/2`.
@@ -229,8 +241,11 @@ impl Node<Aws> for ListenerRuleNode {
     fn deps(&self) -> Vec<&str> {
         self.listener.key().into_iter().chain(self.target_group.key()).collect()
     }
+    fn wanted(&self) -> bool {
+        self.wanted
+    }
     fn describe(&self) -> String {
-        format!("listener rule with priority {}", self.priority)
+        if self.wanted { format!("listener rule with priority {}", self.priority) } else { "listener rule".to_string() }
     }
     fn spec(&self) -> serde_json::Value {
         json!({"listener": self.listener.spec(), "priority": self.priority, "host": self.host_header, "path": self.path_pattern, "tags": self.wanted_tags()})

@@ -20,6 +20,12 @@ pub fn ec2_tags(t: &BTreeMap<String, String>) -> Vec<Tag> {
     t.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
+/// The VPC a subnet belongs to.
+pub async fn vpc_of_subnet(aws: &Aws, subnet: &str) -> Result<String, NodeError> {
+    let out = aws.ec2().describe_subnets().subnet_ids(subnet).send().await.map_err(|e| aws_err("ec2:DescribeSubnets", e))?;
+    out.subnets().first().and_then(|s| s.vpc_id()).map(str::to_string).ok_or_else(|| NodeError::other(format!("subnet {subnet} was not found")))
+}
+
 fn tag_spec(rt: ResourceType, t: &BTreeMap<String, String>) -> TagSpecification {
     TagSpecification::builder().resource_type(rt).set_tags(Some(ec2_tags(t))).build()
 }

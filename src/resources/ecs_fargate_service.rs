@@ -3,8 +3,14 @@
 //! target group and listener rule, task definition and the service itself —
 //! as one composite resource on the [`crate::engine`].
 //!
+//! Log group, target group, listener rule, task definition and service are
+//! the shared child kinds of [`crate::children`]; the two roles (policies
+//! derived from what the containers reference, supplied ARNs) and the
+//! security group (VPC found from a subnet, IPv6 and several sources per port)
+//! are this resource's own.
+//!
 //! Reading order: typed configuration → schema → validation (no AWS calls) →
-//! derived names → the children (one `Node` each) → the steady-state wait →
+//! derived names → the resource's own children (roles, security group) →
 //! the graph → plan / apply / read / import.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +24,11 @@ use serde_json::json;
 use crate::aws::config::parse_duration;
 use crate::aws::wait::{self, Poll, WaitError};
 use crate::aws::{Aws, AwsError, aws_err};
+use crate::children::ecs::{LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_td, describe_service};
+use crate::children::lb::{ListenerRuleNode, TargetGroupNode, conditions_of, elb_tags_of, forward_target};
+use crate::children::logs::LogGroupNode;
+use crate::children::network::{ec2_tags, vpc_of_subnet};
+use crate::children::{self, Ref, account_id, tag_diff};
 use crate::engine::{self, Cx, Found, Graph, Made, Node, NodeError, Observed, Owner, Record, RunOpts, names};
 use crate::framework::schema::{self, Schema};
 use crate::framework::{
@@ -71,26 +82,8 @@ pub struct FargateService {
     pub drift: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Container {
-    pub name: String,
-    pub image: String,
-    pub port: Option<i64>,
-    pub essential: Option<bool>,
-    pub command: Option<Vec<String>>,
-    pub environment: Option<BTreeMap<String, String>>,
-    pub secrets: Option<BTreeMap<String, String>>,
-    pub health_check: Option<HealthCheck>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct HealthCheck {
-    pub command: Vec<String>,
-    pub interval: Option<i64>,
-    pub timeout: Option<i64>,
-    pub retries: Option<i64>,
-    pub start_period: Option<i64>,
-}
+/// Container blocks and their health checks: the shared ECS child kind's types.
+pub use crate::children::ecs::{Container, HealthCheck};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Network {
@@ -681,9 +674,9 @@ impl Names {
     }
 }
 
-// ------------------------------------------------------------------ shared helpers for the children
+// ------------------------------------------------------------------ helpers for the resource's own children
 
-/// What every child of one service shares.
+/// What the roles and the security group share.
 struct Common {
     names: Names,
     region: String,
@@ -700,24 +693,6 @@ impl Common {
     fn owner(&self) -> &Owner {
         &self.names.owner
     }
-}
-
-async fn account_id(aws: &Aws) -> Result<String, NodeError> {
-    if let Some(a) = aws.account_id.get() {
-        return Ok(a.clone());
-    }
-    let out = aws.sts().get_caller_identity().send().await.map_err(|e| aws_err("sts:GetCallerIdentity", e))?;
-    let a = out.account().unwrap_or_default().to_string();
-    let _ = aws.account_id.set(a.clone());
-    Ok(a)
-}
-
-/// Tags to add or change, and keys to remove, to go from `current` to `desired`
-/// (tags AWS manages itself, `aws:*`, are left alone).
-fn tag_diff(current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<String>) {
-    let add = desired.iter().filter(|(k, v)| current.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = current.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:")).cloned().collect();
-    (add, remove)
 }
 
 fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
@@ -752,94 +727,6 @@ fn percent_decode(s: &str) -> String {
 
 fn other(msg: impl Into<String>) -> NodeError {
     NodeError::other(msg)
-}
-
-// ------------------------------------------------------------------ child: CloudWatch log group
-
-struct LogGroupNode {
-    c: Arc<Common>,
-    retention: i64,
-    retain: bool,
-}
-
-impl LogGroupNode {
-    fn name(&self) -> String {
-        self.c.names.log_group()
-    }
-    /// (ARN without `:*`, retention) of the group, if it exists.
-    async fn find(&self, aws: &Aws) -> Result<Option<(String, Option<i32>)>, NodeError> {
-        let name = self.name();
-        let out = aws.logs().describe_log_groups().log_group_name_prefix(&name).send().await.map_err(|e| aws_err("logs:DescribeLogGroups", e))?;
-        Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())).map(|g| {
-            let arn = g.log_group_arn().map(str::to_string).or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string())).unwrap_or_default();
-            (arn, g.retention_in_days())
-        }))
-    }
-    async fn tags(&self, aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>, NodeError> {
-        let out = aws.logs().list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| aws_err("logs:ListTagsForResource", e))?;
-        Ok(out.tags().cloned().unwrap_or_default().into_iter().collect())
-    }
-}
-
-#[async_trait]
-impl Node<Aws> for LogGroupNode {
-    fn key(&self) -> &str {
-        "log_group"
-    }
-    fn describe(&self) -> String {
-        format!("CloudWatch log group {}", self.name())
-    }
-    fn spec(&self) -> serde_json::Value {
-        json!({"retention": self.retention, "tags": self.c.tags})
-    }
-    fn planned_identity(&self) -> Option<String> {
-        Some(self.name())
-    }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let Some((arn, _)) = self.find(aws).await? else { return Ok(Found::None) };
-        let tags = self.tags(aws, &arn).await?;
-        Ok(self.c.owner().check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(self.name(), &self.describe()))
-    }
-    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let name = self.name();
-        aws.logs().create_log_group().log_group_name(&name).set_tags(Some(self.c.tags.clone().into_iter().collect())).send().await.map_err(|e| aws_err("logs:CreateLogGroup", e))?;
-        self.update(aws, &name, cx).await.map_err(|e| e.with_id(name.clone()))
-    }
-    async fn read(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        Ok(match self.find(aws).await? {
-            None => Observed::Gone,
-            Some((_, r)) if r.map(i64::from) != Some(self.retention) => Observed::Drifted(format!(
-                "log retention is {}, configuration says {} days",
-                r.map(|d| format!("{d} days")).unwrap_or_else(|| "unlimited".into()),
-                self.retention
-            )),
-            Some(_) => Observed::InSync,
-        })
-    }
-    async fn update(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let name = self.name();
-        aws.logs().put_retention_policy().log_group_name(&name).retention_in_days(self.retention as i32).send().await.map_err(|e| aws_err("logs:PutRetentionPolicy", e))?;
-        let Some((arn, _)) = self.find(aws).await? else { return Err(other(format!("log group {name} disappeared while being configured"))) };
-        let (add, remove) = tag_diff(&self.tags(aws, &arn).await?, &self.c.tags);
-        if !add.is_empty() {
-            aws.logs().tag_resource().resource_arn(&arn).set_tags(Some(add.into_iter().collect())).send().await.map_err(|e| aws_err("logs:TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            aws.logs().untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("logs:UntagResource", e))?;
-        }
-        Ok(Made::id(name).with("arn", arn))
-    }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        if self.retain {
-            tracing::info!(target: "cxflow::resources::ecs_fargate_service", log_group = id, "retain_logs is set: keeping the log group");
-            return Ok(());
-        }
-        match aws.logs().delete_log_group().log_group_name(id).send().await.map_err(|e| aws_err("logs:DeleteLogGroup", e)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 // ------------------------------------------------------------------ children: IAM roles
@@ -975,7 +862,7 @@ impl RoleNode {
                         "Sid": "DecryptViaService",
                         "Effect": "Allow",
                         "Action": "kms:Decrypt",
-                        "Resource": "*",
+                        "Resource": format!("arn:{p}:kms:{region}:{account}:key/*"),
                         "Condition": {"StringEquals": {"kms:ViaService": via}}
                     }));
                 }
@@ -1170,15 +1057,6 @@ fn permission(r: &Rule) -> aws_sdk_ec2::types::IpPermission {
     b.build()
 }
 
-async fn vpc_of_subnet(aws: &Aws, subnet: &str) -> Result<String, NodeError> {
-    let out = aws.ec2().describe_subnets().subnet_ids(subnet).send().await.map_err(|e| aws_err("ec2:DescribeSubnets", e))?;
-    out.subnets().first().and_then(|s| s.vpc_id()).map(str::to_string).ok_or_else(|| other(format!("subnet {subnet} was not found")))
-}
-
-fn ec2_tags(t: &BTreeMap<String, String>) -> Vec<aws_sdk_ec2::types::Tag> {
-    t.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect()
-}
-
 struct SecurityGroupNode {
     c: Arc<Common>,
     supplied: bool,
@@ -1298,845 +1176,6 @@ fn wait_result<T>(r: Result<T, WaitError<NodeError>>) -> Result<T, NodeError> {
     }
 }
 
-// ------------------------------------------------------------------ children: target group and listener rule
-
-#[derive(Clone, Debug, Serialize)]
-struct TgSpec {
-    port: i64,
-    path: String,
-    matcher: String,
-}
-
-struct TargetGroupNode {
-    c: Arc<Common>,
-    want: Option<TgSpec>,
-    subnet: String,
-}
-
-fn elb_tags(t: &BTreeMap<String, String>) -> Vec<aws_sdk_elasticloadbalancingv2::types::Tag> {
-    t.iter().filter_map(|(k, v)| Some(aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(k).value(v).build())).collect()
-}
-
-async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>, NodeError> {
-    let out = aws.elbv2().describe_tags().resource_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
-    Ok(out.tag_descriptions().iter().flat_map(|d| d.tags()).map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect())
-}
-
-async fn reconcile_elb_tags(aws: &Aws, arn: &str, desired: &BTreeMap<String, String>) -> Result<(), NodeError> {
-    let (add, remove) = tag_diff(&elb_tags_of(aws, arn).await?, desired);
-    if !add.is_empty() {
-        aws.elbv2().add_tags().resource_arns(arn).set_tags(Some(elb_tags(&add))).send().await.map_err(|e| aws_err("elasticloadbalancing:AddTags", e))?;
-    }
-    if !remove.is_empty() {
-        aws.elbv2().remove_tags().resource_arns(arn).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("elasticloadbalancing:RemoveTags", e))?;
-    }
-    Ok(())
-}
-
-impl TargetGroupNode {
-    fn spec_or_err(&self) -> Result<&TgSpec, NodeError> {
-        self.want.as_ref().ok_or_else(|| other("internal error: target group not configured"))
-    }
-    fn name(&self) -> String {
-        self.c.names.target_group(self.want.as_ref().map(|w| w.port).unwrap_or(0))
-    }
-    async fn get(&self, aws: &Aws, arn: &str) -> Result<Option<aws_sdk_elasticloadbalancingv2::types::TargetGroup>, NodeError> {
-        match aws.elbv2().describe_target_groups().target_group_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e)) {
-            Ok(o) => Ok(o.target_groups().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-#[async_trait]
-impl Node<Aws> for TargetGroupNode {
-    fn key(&self) -> &str {
-        "target_group"
-    }
-    fn wanted(&self) -> bool {
-        self.want.is_some()
-    }
-    fn describe(&self) -> String {
-        format!("target group {}", self.name())
-    }
-    fn spec(&self) -> serde_json::Value {
-        json!({"tg": self.want, "tags": self.c.tags})
-    }
-    /// A new container port needs a new target group.
-    fn update_replaces(&self) -> bool {
-        true
-    }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let out = match aws.elbv2().describe_target_groups().names(self.name()).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e)) {
-            Ok(o) => o,
-            Err(e) if e.is_not_found() => return Ok(Found::None),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(arn) = out.target_groups().first().and_then(|t| t.target_group_arn()) else { return Ok(Found::None) };
-        let tags = elb_tags_of(aws, arn).await?;
-        Ok(self.c.owner().check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &self.describe()))
-    }
-    async fn create(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Made, NodeError> {
-        use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetTypeEnum};
-        let w = self.spec_or_err()?;
-        let vpc = vpc_of_subnet(aws, &self.subnet).await?;
-        let out = aws
-            .elbv2()
-            .create_target_group()
-            .name(self.name())
-            .protocol(ProtocolEnum::Http)
-            .port(w.port as i32)
-            .vpc_id(vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .health_check_protocol(ProtocolEnum::Http)
-            .health_check_path(&w.path)
-            .matcher(Matcher::builder().http_code(&w.matcher).build())
-            .set_tags(Some(elb_tags(&self.c.tags)))
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:CreateTargetGroup", e))?;
-        let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).ok_or_else(|| other("CreateTargetGroup returned no target group"))?;
-        Ok(Made::id(arn))
-    }
-    async fn read(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let Some(tg) = self.get(aws, id).await? else { return Ok(Observed::Gone) };
-        let Some(w) = &self.want else { return Ok(Observed::InSync) };
-        let (path, matcher) = (tg.health_check_path().unwrap_or_default(), tg.matcher().and_then(|m| m.http_code()).unwrap_or_default());
-        Ok(if path != w.path || matcher != w.matcher {
-            Observed::Drifted(format!("health check is {path} ({matcher}), configuration says {} ({})", w.path, w.matcher))
-        } else {
-            Observed::InSync
-        })
-    }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        use aws_sdk_elasticloadbalancingv2::types::Matcher;
-        let w = self.spec_or_err()?;
-        let tg = self.get(aws, id).await?;
-        if tg.as_ref().and_then(|t| t.target_group_name()) != Some(self.name().as_str()) {
-            // Another port (or it is gone): a new group; the old one is deleted after the switch.
-            return self.create(aws, cx).await;
-        }
-        aws.elbv2()
-            .modify_target_group()
-            .target_group_arn(id)
-            .health_check_path(&w.path)
-            .matcher(Matcher::builder().http_code(&w.matcher).build())
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroup", e))?;
-        reconcile_elb_tags(aws, id, &self.c.tags).await?;
-        Ok(Made::id(id))
-    }
-    async fn delete(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
-        let res = wait::until(&format!("target group {id} to be deletable"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async {
-            match aws.elbv2().delete_target_group().target_group_arn(id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteTargetGroup", e)) {
-                Ok(_) => Ok(Poll::Done(())),
-                Err(e) if e.is_not_found() => Ok(Poll::Done(())),
-                Err(e) if e.is_code(&["ResourceInUse"]) => Ok(Poll::Pending("still in use by a listener rule".to_string())),
-                Err(e) => Err(NodeError::from(e)),
-            }
-        })
-        .await;
-        wait_result(res)
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-struct RuleSpec {
-    listener_arn: String,
-    priority: i64,
-    host_header: Option<String>,
-    path_pattern: Option<String>,
-}
-
-struct ListenerRuleNode {
-    c: Arc<Common>,
-    want: Option<RuleSpec>,
-}
-
-/// `...:listener-rule/app/lb/1/2/3` → `...:listener/app/lb/1/2`.
-fn listener_of_rule(rule_arn: &str) -> String {
-    let l = rule_arn.replacen(":listener-rule/", ":listener/", 1);
-    l.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or(l)
-}
-
-fn rule_conditions(w: &RuleSpec) -> Vec<aws_sdk_elasticloadbalancingv2::types::RuleCondition> {
-    use aws_sdk_elasticloadbalancingv2::types::{HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition};
-    let mut v = Vec::new();
-    if let Some(h) = &w.host_header {
-        v.push(RuleCondition::builder().field("host-header").host_header_config(HostHeaderConditionConfig::builder().values(h).build()).build());
-    }
-    if let Some(p) = &w.path_pattern {
-        v.push(RuleCondition::builder().field("path-pattern").path_pattern_config(PathPatternConditionConfig::builder().values(p).build()).build());
-    }
-    v
-}
-
-/// (host header, path pattern) of a rule as AWS reports it.
-fn conditions_of(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> (Option<String>, Option<String>) {
-    let mut host = None;
-    let mut path = None;
-    for c in rule.conditions() {
-        let vals: Vec<String> = match c.field() {
-            Some("host-header") => c.host_header_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or_else(|| c.values().to_vec()),
-            Some("path-pattern") => c.path_pattern_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or_else(|| c.values().to_vec()),
-            _ => continue,
-        };
-        match c.field() {
-            Some("host-header") => host = vals.first().cloned(),
-            _ => path = vals.first().cloned(),
-        }
-    }
-    (host, path)
-}
-
-fn forward_target(rule: &aws_sdk_elasticloadbalancingv2::types::Rule) -> Option<String> {
-    rule.actions().iter().find_map(|a| {
-        a.target_group_arn()
-            .map(str::to_string)
-            .or_else(|| a.forward_config().and_then(|f| f.target_groups().first()).and_then(|t| t.target_group_arn()).map(str::to_string))
-    })
-}
-
-fn forward(tg: &str) -> aws_sdk_elasticloadbalancingv2::types::Action {
-    use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum};
-    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg).build()
-}
-
-impl ListenerRuleNode {
-    fn spec_or_err(&self) -> Result<&RuleSpec, NodeError> {
-        self.want.as_ref().ok_or_else(|| other("internal error: listener rule not configured"))
-    }
-    async fn get(&self, aws: &Aws, arn: &str) -> Result<Option<aws_sdk_elasticloadbalancingv2::types::Rule>, NodeError> {
-        match aws.elbv2().describe_rules().rule_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e)) {
-            Ok(o) => Ok(o.rules().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-#[async_trait]
-impl Node<Aws> for ListenerRuleNode {
-    fn key(&self) -> &str {
-        "listener_rule"
-    }
-    fn deps(&self) -> Vec<&str> {
-        vec!["target_group"]
-    }
-    fn wanted(&self) -> bool {
-        self.want.is_some()
-    }
-    fn describe(&self) -> String {
-        match &self.want {
-            Some(w) => format!("listener rule with priority {}", w.priority),
-            None => "listener rule".to_string(),
-        }
-    }
-    fn spec(&self) -> serde_json::Value {
-        json!({"rule": self.want, "tags": self.c.tags})
-    }
-    /// Moving to another listener needs a new rule.
-    fn update_replaces(&self) -> bool {
-        true
-    }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let w = self.spec_or_err()?;
-        let out = aws.elbv2().describe_rules().listener_arn(&w.listener_arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
-        let rules: Vec<_> = out.rules().iter().filter(|r| r.is_default() != Some(true)).collect();
-        for chunk in rules.chunks(20) {
-            let arns: Vec<String> = chunk.iter().filter_map(|r| r.rule_arn().map(str::to_string)).collect();
-            if arns.is_empty() {
-                continue;
-            }
-            let tags = aws.elbv2().describe_tags().set_resource_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
-            for d in tags.tag_descriptions() {
-                if d.tags().iter().any(|t| t.key() == Some(engine::OWNER_TAG) && t.value() == Some(self.c.owner().tag_value())) {
-                    return Ok(Found::Owned(d.resource_arn().unwrap_or_default().to_string()));
-                }
-            }
-        }
-        if rules.iter().any(|r| r.priority() == Some(w.priority.to_string().as_str())) {
-            return Ok(Found::Foreign(format!("the listener already has a rule with priority {} that is not tagged {}", w.priority, engine::OWNER_TAG)));
-        }
-        Ok(Found::None)
-    }
-    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let w = self.spec_or_err()?;
-        let out = aws
-            .elbv2()
-            .create_rule()
-            .listener_arn(&w.listener_arn)
-            .priority(w.priority as i32)
-            .set_conditions(Some(rule_conditions(w)))
-            .actions(forward(cx.dep("target_group")?))
-            .set_tags(Some(elb_tags(&self.c.tags)))
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:CreateRule", e))?;
-        let arn = out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| other("CreateRule returned no rule"))?;
-        Ok(Made::id(arn))
-    }
-    async fn read(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let Some(rule) = self.get(aws, id).await? else { return Ok(Observed::Gone) };
-        let Some(w) = &self.want else { return Ok(Observed::InSync) };
-        let mut diffs = Vec::new();
-        if rule.priority() != Some(w.priority.to_string().as_str()) {
-            diffs.push(format!("priority is {}, configuration says {}", rule.priority().unwrap_or("none"), w.priority));
-        }
-        if conditions_of(&rule) != (w.host_header.clone(), w.path_pattern.clone()) {
-            diffs.push("conditions differ".to_string());
-        }
-        if let Some(tg) = cx.deps.get("target_group") {
-            if forward_target(&rule).as_deref() != Some(tg.as_str()) {
-                diffs.push("it no longer forwards to the service's target group".to_string());
-            }
-        }
-        Ok(if diffs.is_empty() { Observed::InSync } else { Observed::Drifted(diffs.join("; ")) })
-    }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let w = self.spec_or_err()?;
-        let Some(rule) = self.get(aws, id).await? else { return self.create(aws, cx).await };
-        if listener_of_rule(id) != w.listener_arn {
-            return self.create(aws, cx).await;
-        }
-        aws.elbv2()
-            .modify_rule()
-            .rule_arn(id)
-            .set_conditions(Some(rule_conditions(w)))
-            .actions(forward(cx.dep("target_group")?))
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:ModifyRule", e))?;
-        if rule.priority() != Some(w.priority.to_string().as_str()) {
-            use aws_sdk_elasticloadbalancingv2::types::RulePriorityPair;
-            aws.elbv2()
-                .set_rule_priorities()
-                .rule_priorities(RulePriorityPair::builder().rule_arn(id).priority(w.priority as i32).build())
-                .send()
-                .await
-                .map_err(|e| aws_err("elasticloadbalancing:SetRulePriorities", e))?;
-        }
-        reconcile_elb_tags(aws, id, &self.c.tags).await?;
-        Ok(Made::id(id))
-    }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.elbv2().delete_rule().rule_arn(id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteRule", e)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-// ------------------------------------------------------------------ child: task definition
-
-#[derive(Clone, Debug, Serialize)]
-struct TdSpec {
-    family: String,
-    cpu: i64,
-    memory: i64,
-    containers: Vec<Container>,
-    /// Roles the configuration supplies (None: the created ones).
-    execution_role: Option<String>,
-    task_role: Option<String>,
-    service_connect: bool,
-}
-
-struct TaskDefinitionNode {
-    c: Arc<Common>,
-    td: TdSpec,
-}
-
-fn ecs_tags(t: &BTreeMap<String, String>) -> Vec<aws_sdk_ecs::types::Tag> {
-    t.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build()).collect()
-}
-
-fn container_definitions(td: &TdSpec, log_group: &str, region: &str) -> Result<Vec<aws_sdk_ecs::types::ContainerDefinition>, NodeError> {
-    use aws_sdk_ecs::types::{ApplicationProtocol, ContainerDefinition, HealthCheck as EcsHealth, KeyValuePair, LogConfiguration, LogDriver, PortMapping, Secret, TransportProtocol};
-    let bad = |e: aws_sdk_ecs::error::BuildError| other(format!("internal error building the task definition: {e}"));
-    let mut out = Vec::new();
-    for c in &td.containers {
-        let mut b = ContainerDefinition::builder().name(&c.name).image(&c.image).essential(c.essential.unwrap_or(true));
-        if let Some(p) = c.port {
-            let mut pm = PortMapping::builder().container_port(p as i32).protocol(TransportProtocol::Tcp).name(&c.name);
-            if td.service_connect {
-                pm = pm.app_protocol(ApplicationProtocol::Http);
-            }
-            b = b.port_mappings(pm.build());
-        }
-        if let Some(cmd) = &c.command {
-            b = b.set_command(Some(cmd.clone()));
-        }
-        for (k, v) in c.environment.iter().flatten() {
-            b = b.environment(KeyValuePair::builder().name(k).value(v).build());
-        }
-        for (k, v) in c.secrets.iter().flatten() {
-            b = b.secrets(Secret::builder().name(k).value_from(v).build().map_err(bad)?);
-        }
-        if let Some(h) = &c.health_check {
-            b = b.health_check(
-                EcsHealth::builder()
-                    .set_command(Some(h.command.clone()))
-                    .interval(h.interval.unwrap_or(30) as i32)
-                    .timeout(h.timeout.unwrap_or(5) as i32)
-                    .retries(h.retries.unwrap_or(3) as i32)
-                    .start_period(h.start_period.unwrap_or(0) as i32)
-                    .build()
-                    .map_err(bad)?,
-            );
-        }
-        b = b.log_configuration(
-            LogConfiguration::builder()
-                .log_driver(LogDriver::Awslogs)
-                .options("awslogs-group", log_group)
-                .options("awslogs-region", region)
-                .options("awslogs-stream-prefix", &c.name)
-                .build()
-                .map_err(bad)?,
-        );
-        out.push(b.build());
-    }
-    Ok(out)
-}
-
-/// The parts of a task definition this resource sets, in a comparable form
-/// (the same function reads what AWS returns, so defaults line up).
-fn td_canon(cpu: Option<&str>, memory: Option<&str>, exec: Option<&str>, task: Option<&str>, defs: &[aws_sdk_ecs::types::ContainerDefinition]) -> serde_json::Value {
-    let containers: Vec<serde_json::Value> = defs
-        .iter()
-        .map(|d| {
-            let env: BTreeMap<&str, &str> = d.environment().iter().map(|kv| (kv.name().unwrap_or_default(), kv.value().unwrap_or_default())).collect();
-            let secrets: BTreeMap<&str, &str> = d.secrets().iter().map(|s| (s.name(), s.value_from())).collect();
-            let ports: Vec<(Option<i32>, Option<&str>, Option<&str>)> =
-                d.port_mappings().iter().map(|p| (p.container_port(), p.name(), p.app_protocol().map(|a| a.as_str()))).collect();
-            let health = d.health_check().map(|h| json!([h.command(), h.interval().unwrap_or(30), h.timeout().unwrap_or(5), h.retries().unwrap_or(3), h.start_period().unwrap_or(0)]));
-            let log: Option<BTreeMap<&String, &String>> = d.log_configuration().and_then(|l| l.options()).map(|o| o.iter().collect());
-            json!({
-                "name": d.name(), "image": d.image(), "essential": d.essential().unwrap_or(true), "command": d.command(),
-                "ports": ports, "env": env, "secrets": secrets, "health": health, "log": log,
-            })
-        })
-        .collect();
-    json!({"cpu": cpu, "memory": memory, "exec": exec, "task": task, "containers": containers})
-}
-
-/// Container blocks as a task definition describes them (for import).
-fn containers_from_td(defs: &[aws_sdk_ecs::types::ContainerDefinition]) -> Vec<Container> {
-    defs.iter()
-        .map(|d| Container {
-            name: d.name().unwrap_or_default().to_string(),
-            image: d.image().unwrap_or_default().to_string(),
-            port: d.port_mappings().first().and_then(|p| p.container_port()).map(i64::from),
-            essential: Some(d.essential().unwrap_or(true)),
-            command: (!d.command().is_empty()).then(|| d.command().to_vec()),
-            environment: Some(d.environment().iter().map(|kv| (kv.name().unwrap_or_default().to_string(), kv.value().unwrap_or_default().to_string())).collect()),
-            secrets: Some(d.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect()),
-            health_check: d.health_check().map(|h| HealthCheck {
-                command: h.command().to_vec(),
-                interval: Some(h.interval().unwrap_or(30) as i64),
-                timeout: Some(h.timeout().unwrap_or(5) as i64),
-                retries: Some(h.retries().unwrap_or(3) as i64),
-                start_period: Some(h.start_period().unwrap_or(0) as i64),
-            }),
-        })
-        .collect()
-}
-
-impl TaskDefinitionNode {
-    fn roles<'a>(&'a self, cx: &'a Cx<'_>) -> (Option<&'a str>, Option<&'a str>) {
-        let exec = self.td.execution_role.as_deref().or_else(|| cx.deps.get("execution_role").map(String::as_str));
-        let task = self.td.task_role.as_deref().or_else(|| cx.deps.get("task_role").map(String::as_str));
-        (exec, task)
-    }
-    async fn describe_td(&self, aws: &Aws, id: &str) -> Result<Option<(aws_sdk_ecs::types::TaskDefinition, Vec<aws_sdk_ecs::types::Tag>)>, NodeError> {
-        use aws_sdk_ecs::types::TaskDefinitionField;
-        match aws.ecs().describe_task_definition().task_definition(id).include(TaskDefinitionField::Tags).send().await.map_err(|e| aws_err("ecs:DescribeTaskDefinition", e)) {
-            Ok(o) => Ok(o.task_definition().cloned().map(|t| (t, o.tags().to_vec()))),
-            Err(e) if e.is_not_found() || e.is_code(&["ClientException"]) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-}
-
-fn td_active(td: &aws_sdk_ecs::types::TaskDefinition) -> bool {
-    td.status() == Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-}
-
-#[async_trait]
-impl Node<Aws> for TaskDefinitionNode {
-    fn key(&self) -> &str {
-        "task_definition"
-    }
-    fn deps(&self) -> Vec<&str> {
-        vec!["log_group", "execution_role", "task_role"]
-    }
-    fn describe(&self) -> String {
-        format!("task definition {}", self.td.family)
-    }
-    fn spec(&self) -> serde_json::Value {
-        json!({"td": self.td, "tags": self.c.tags})
-    }
-    /// Task definitions are immutable: a change registers a new revision.
-    fn update_replaces(&self) -> bool {
-        true
-    }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        // Families are shared by design (every revision is its own object), so
-        // only the latest revision carrying our tag is taken over; update then
-        // re-registers if its content differs.
-        let Some((td, tags)) = self.describe_td(aws, &self.td.family).await? else { return Ok(Found::None) };
-        let ours = self.c.owner().check(tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))) == engine::Ownership::Ours;
-        Ok(match td.task_definition_arn() {
-            Some(arn) if ours && td_active(&td) => Found::Owned(arn.to_string()),
-            _ => Found::None,
-        })
-    }
-    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        use aws_sdk_ecs::types::{Compatibility, NetworkMode};
-        let (exec, task) = self.roles(cx);
-        let out = aws
-            .ecs()
-            .register_task_definition()
-            .family(&self.td.family)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu(self.td.cpu.to_string())
-            .memory(self.td.memory.to_string())
-            .set_execution_role_arn(exec.map(str::to_string))
-            .set_task_role_arn(task.map(str::to_string))
-            .set_container_definitions(Some(container_definitions(&self.td, &self.c.names.log_group(), &self.c.region)?))
-            .set_tags(Some(ecs_tags(&self.c.tags)))
-            .send()
-            .await
-            .map_err(|e| aws_err("ecs:RegisterTaskDefinition", e))?;
-        let td = out.task_definition().ok_or_else(|| other("RegisterTaskDefinition returned no task definition"))?;
-        let arn = td.task_definition_arn().unwrap_or_default();
-        Ok(Made::id(arn).with("revision", td.revision().to_string()))
-    }
-    async fn read(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        Ok(match self.describe_td(aws, id).await? {
-            Some((td, _)) if td_active(&td) => Observed::InSync,
-            _ => Observed::Gone,
-        })
-    }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let (exec, task) = self.roles(cx);
-        if let Some((td, tags)) = self.describe_td(aws, id).await? {
-            let want = td_canon(Some(&self.td.cpu.to_string()), Some(&self.td.memory.to_string()), exec, task, &container_definitions(&self.td, &self.c.names.log_group(), &self.c.region)?);
-            let have = td_canon(td.cpu(), td.memory(), td.execution_role_arn(), td.task_role_arn(), td.container_definitions());
-            if td_active(&td) && want == have {
-                let current: BTreeMap<String, String> = tags.iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
-                let (add, remove) = tag_diff(&current, &self.c.tags);
-                if !add.is_empty() {
-                    aws.ecs().tag_resource().resource_arn(id).set_tags(Some(ecs_tags(&add))).send().await.map_err(|e| aws_err("ecs:TagResource", e))?;
-                }
-                if !remove.is_empty() {
-                    aws.ecs().untag_resource().resource_arn(id).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("ecs:UntagResource", e))?;
-                }
-                return Ok(Made::id(id).with("revision", td.revision().to_string()));
-            }
-        }
-        self.create(aws, cx).await
-    }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.ecs().deregister_task_definition().task_definition(id).send().await.map_err(|e| aws_err("ecs:DeregisterTaskDefinition", e)) {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.is_code(&["ClientException"]) => {}
-            Err(e) => return Err(e.into()),
-        }
-        // Deregistered revisions linger (INACTIVE) unless deleted; deleting is best effort.
-        if let Err(e) = aws.ecs().delete_task_definitions().task_definitions(id).send().await.map_err(|e| aws_err("ecs:DeleteTaskDefinitions", e)) {
-            tracing::warn!(target: "cxflow::resources::ecs_fargate_service", task_definition = id, error = %e, "deregistered, but could not delete the revision");
-        }
-        Ok(())
-    }
-}
-
-// ------------------------------------------------------------------ child: the ECS service
-
-#[derive(Clone, Debug, Serialize)]
-struct ScSpec {
-    namespace: String,
-    /// (port name, port) published under the service name.
-    publish: Option<(String, i64)>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-struct SvcSpec {
-    cluster: String,
-    name: String,
-    desired_count: i64,
-    subnets: Vec<String>,
-    public_ip: bool,
-    /// Supplied security groups (None: the created one).
-    security_groups: Option<Vec<String>>,
-    exec: bool,
-    circuit_breaker: (bool, bool),
-    service_connect: Option<ScSpec>,
-    /// (container name, port) behind the load balancer.
-    lb: Option<(String, i64)>,
-    #[serde(skip)]
-    wait: bool,
-}
-
-struct ServiceNode {
-    c: Arc<Common>,
-    s: SvcSpec,
-}
-
-/// The service if it exists (INACTIVE services are deleted ones).
-async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Option<aws_sdk_ecs::types::Service>, AwsError> {
-    use aws_sdk_ecs::types::ServiceField;
-    let out = aws.ecs().describe_services().cluster(cluster).services(name).include(ServiceField::Tags).send().await.map_err(|e| aws_err("ecs:DescribeServices", e))?;
-    Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
-}
-
-impl ServiceNode {
-    fn network(&self, cx: &Cx<'_>) -> Result<aws_sdk_ecs::types::NetworkConfiguration, NodeError> {
-        use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
-        let sgs = match &self.s.security_groups {
-            Some(s) => s.clone(),
-            None => vec![cx.dep("security_group")?.to_string()],
-        };
-        let vpc = AwsVpcConfiguration::builder()
-            .set_subnets(Some(self.s.subnets.clone()))
-            .set_security_groups(Some(sgs))
-            .assign_public_ip(if self.s.public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
-            .build()
-            .map_err(|e| other(format!("internal error building the network configuration: {e}")))?;
-        Ok(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
-    }
-    fn load_balancers(&self, cx: &Cx<'_>) -> Result<Vec<aws_sdk_ecs::types::LoadBalancer>, NodeError> {
-        let Some((name, port)) = &self.s.lb else { return Ok(Vec::new()) };
-        Ok(vec![aws_sdk_ecs::types::LoadBalancer::builder().target_group_arn(cx.dep("target_group")?).container_name(name).container_port(*port as i32).build()])
-    }
-    fn service_connect(&self) -> Result<Option<aws_sdk_ecs::types::ServiceConnectConfiguration>, NodeError> {
-        use aws_sdk_ecs::types::{ServiceConnectClientAlias, ServiceConnectConfiguration, ServiceConnectService};
-        let Some(sc) = &self.s.service_connect else { return Ok(None) };
-        let mut b = ServiceConnectConfiguration::builder().enabled(true).namespace(&sc.namespace);
-        if let Some((port_name, port)) = &sc.publish {
-            let alias = ServiceConnectClientAlias::builder().port(*port as i32).build().map_err(|e| other(format!("internal error: {e}")))?;
-            b = b.services(
-                ServiceConnectService::builder().port_name(port_name).discovery_name(&self.s.name).client_aliases(alias).build().map_err(|e| other(format!("internal error: {e}")))?,
-            );
-        }
-        Ok(Some(b.build()))
-    }
-    fn deployment(&self) -> aws_sdk_ecs::types::DeploymentConfiguration {
-        use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
-        let (enable, rollback) = self.s.circuit_breaker;
-        DeploymentConfiguration::builder().deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(enable).rollback(rollback).build()).build()
-    }
-
-    /// Poll DescribeServices until the deployment completes and running = desired.
-    async fn wait_steady(&self, aws: &Aws, cx: &Cx<'_>) -> Result<(), NodeError> {
-        use aws_sdk_ecs::types::DeploymentRolloutState;
-        let what = format!("ECS service {} to reach a steady state", self.s.name);
-        let events = std::sync::Mutex::new(Vec::<String>::new());
-        let res = wait::until(&what, cx.remaining(), cx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
-            let svc = describe_service(aws, &self.s.cluster, &self.s.name).await?.ok_or_else(|| other("the service disappeared while waiting for it"))?;
-            *events.lock().unwrap() = svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect();
-            let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-            let rollout = primary.and_then(|d| d.rollout_state());
-            if rollout == Some(&DeploymentRolloutState::Failed) {
-                let reason = primary.and_then(|d| d.rollout_state_reason()).unwrap_or("no reason given");
-                return Err(other(format!("the deployment failed: {reason}. Latest service events: {}", quote_events(&events.lock().unwrap()))));
-            }
-            let status = format!(
-                "{} of {} tasks running, {} pending, rollout {}",
-                svc.running_count(),
-                svc.desired_count(),
-                svc.pending_count(),
-                rollout.map(|r| r.as_str()).unwrap_or("unknown")
-            );
-            let done = svc.running_count() == svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(DeploymentRolloutState::Completed));
-            Ok::<_, NodeError>(if done { Poll::Done(()) } else { Poll::Pending(status) })
-        })
-        .await;
-        match res {
-            Ok(()) => {
-                tracing::info!(target: "cxflow::resources::ecs_fargate_service", service = self.s.name.as_str(), "service reached a steady state");
-                Ok(())
-            }
-            Err(WaitError::Timeout { waited, last }) => {
-                Err(NodeError::timeout(what, waited, format!("{last}. Latest service events: {}", quote_events(&events.lock().unwrap()))))
-            }
-            Err(WaitError::Cancelled) => Err(NodeError::cancelled()),
-            Err(WaitError::Failed(e)) => Err(e),
-        }
-    }
-
-    async fn reconcile_tags(&self, aws: &Aws, arn: &str) -> Result<(), NodeError> {
-        let out = aws.ecs().list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| aws_err("ecs:ListTagsForResource", e))?;
-        let current: BTreeMap<String, String> = out.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
-        let (add, remove) = tag_diff(&current, &self.c.tags);
-        if !add.is_empty() {
-            aws.ecs().tag_resource().resource_arn(arn).set_tags(Some(ecs_tags(&add))).send().await.map_err(|e| aws_err("ecs:TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            aws.ecs().untag_resource().resource_arn(arn).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("ecs:UntagResource", e))?;
-        }
-        Ok(())
-    }
-}
-
-fn quote_events(ev: &[String]) -> String {
-    if ev.is_empty() { "(none reported)".to_string() } else { ev.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join("; ") }
-}
-
-fn is_cluster_missing(e: &AwsError) -> bool {
-    e.is_code(&["ClusterNotFoundException"])
-}
-
-#[async_trait]
-impl Node<Aws> for ServiceNode {
-    fn key(&self) -> &str {
-        "service"
-    }
-    fn deps(&self) -> Vec<&str> {
-        vec!["task_definition", "security_group", "target_group", "listener_rule"]
-    }
-    fn describe(&self) -> String {
-        format!("ECS service {} in cluster {}", self.s.name, self.s.cluster)
-    }
-    fn spec(&self) -> serde_json::Value {
-        json!({"service": self.s, "tags": self.c.tags})
-    }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let svc = describe_service(aws, &self.s.cluster, &self.s.name).await.map_err(|e| {
-            if is_cluster_missing(&e) { other(format!("ECS cluster {:?} does not exist ({e})", self.s.cluster)) } else { NodeError::from(e) }
-        })?;
-        let Some(svc) = svc else { return Ok(Found::None) };
-        let arn = svc.service_arn().unwrap_or_default();
-        Ok(self.c.owner().check(svc.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))).into_found(arn, &self.describe()))
-    }
-    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        use aws_sdk_ecs::types::{LaunchType, PropagateTags};
-        let out = aws
-            .ecs()
-            .create_service()
-            .cluster(&self.s.cluster)
-            .service_name(&self.s.name)
-            .task_definition(cx.dep("task_definition")?)
-            .desired_count(self.s.desired_count as i32)
-            .launch_type(LaunchType::Fargate)
-            .network_configuration(self.network(cx)?)
-            .set_load_balancers(Some(self.load_balancers(cx)?).filter(|l| !l.is_empty()))
-            .set_service_connect_configuration(self.service_connect()?)
-            .enable_execute_command(self.s.exec)
-            .deployment_configuration(self.deployment())
-            .propagate_tags(PropagateTags::Service)
-            .enable_ecs_managed_tags(true)
-            .set_tags(Some(ecs_tags(&self.c.tags)))
-            .send()
-            .await
-            .map_err(|e| aws_err("ecs:CreateService", e))?;
-        let arn = out.service().and_then(|s| s.service_arn()).ok_or_else(|| other("CreateService returned no service"))?.to_string();
-        tracing::info!(target: "cxflow::resources::ecs_fargate_service", service = arn.as_str(), "service created");
-        if self.s.wait {
-            self.wait_steady(aws, cx).await.map_err(|e| e.with_id(arn.clone()))?;
-        }
-        Ok(Made::id(arn))
-    }
-    async fn read(&self, aws: &Aws, _id: &str, cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let svc = match describe_service(aws, &self.s.cluster, &self.s.name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(Observed::Gone),
-            Err(e) if is_cluster_missing(&e) => return Ok(Observed::Gone),
-            Err(e) => return Err(e.into()),
-        };
-        let mut diffs = Vec::new();
-        if i64::from(svc.desired_count()) != self.s.desired_count {
-            diffs.push(format!("desired count is {}, configuration says {}", svc.desired_count(), self.s.desired_count));
-        }
-        if let Some(td) = cx.deps.get("task_definition") {
-            if svc.task_definition() != Some(td.as_str()) {
-                diffs.push(format!("it runs task definition {}, not {td}", svc.task_definition().unwrap_or("(none)")));
-            }
-        }
-        if let Some(vpc) = svc.network_configuration().and_then(|n| n.awsvpc_configuration()) {
-            if sorted(vpc.subnets()) != self.s.subnets {
-                diffs.push("subnets differ".to_string());
-            }
-            let want_sgs = match &self.s.security_groups {
-                Some(s) => Some(s.clone()),
-                None => cx.deps.get("security_group").map(|s| vec![s.clone()]),
-            };
-            if let Some(w) = want_sgs {
-                if sorted(vpc.security_groups()) != w {
-                    diffs.push("security groups differ".to_string());
-                }
-            }
-            let public = vpc.assign_public_ip().map(|a| a.as_str() == "ENABLED");
-            if public.is_some_and(|p| p != self.s.public_ip) {
-                diffs.push("public IP assignment differs".to_string());
-            }
-        }
-        if let Some(tg) = cx.deps.get("target_group") {
-            if self.s.lb.is_some() && !svc.load_balancers().iter().any(|l| l.target_group_arn() == Some(tg.as_str())) {
-                diffs.push("it is not attached to its target group".to_string());
-            }
-        }
-        Ok(if diffs.is_empty() { Observed::InSync } else { Observed::Drifted(diffs.join("; ")) })
-    }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let out = aws
-            .ecs()
-            .update_service()
-            .cluster(&self.s.cluster)
-            .service(&self.s.name)
-            .task_definition(cx.dep("task_definition")?)
-            .desired_count(self.s.desired_count as i32)
-            .network_configuration(self.network(cx)?)
-            .set_load_balancers(Some(self.load_balancers(cx)?))
-            .set_service_connect_configuration(self.service_connect()?)
-            .enable_execute_command(self.s.exec)
-            .deployment_configuration(self.deployment())
-            .send()
-            .await
-            .map_err(|e| aws_err("ecs:UpdateService", e))?;
-        let arn = out.service().and_then(|s| s.service_arn()).unwrap_or(id).to_string();
-        self.reconcile_tags(aws, &arn).await?;
-        if self.s.wait {
-            self.wait_steady(aws, cx).await?;
-        }
-        Ok(Made::id(arn))
-    }
-    async fn delete(&self, aws: &Aws, _id: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
-        let (cluster, name) = (&self.s.cluster, &self.s.name);
-        let svc = match describe_service(aws, cluster, name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(()),
-            Err(e) if is_cluster_missing(&e) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if svc.status() == Some("ACTIVE") && svc.desired_count() > 0 {
-            match aws.ecs().update_service().cluster(cluster).service(name).desired_count(0).send().await.map_err(|e| aws_err("ecs:UpdateService", e)) {
-                Ok(_) => {}
-                Err(e) if e.is_code(&["ServiceNotActiveException", "ServiceNotFoundException"]) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match aws.ecs().delete_service().cluster(cluster).service(name).force(true).send().await.map_err(|e| aws_err("ecs:DeleteService", e)) {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() || e.is_code(&["ServiceNotActiveException"]) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let res = wait::until(&format!("ECS service {name} to drain"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(15), || async {
-            match describe_service(aws, cluster, name).await {
-                Ok(None) => Ok(Poll::Done(())),
-                Ok(Some(s)) => Ok(Poll::Pending(format!("status {}, {} tasks running", s.status().unwrap_or("?"), s.running_count()))),
-                Err(e) if is_cluster_missing(&e) => Ok(Poll::Done(())),
-                Err(e) => Err(NodeError::from(e)),
-            }
-        })
-        .await;
-        wait_result(res)
-    }
-}
-
 // ------------------------------------------------------------------ the graph
 
 fn role_is(arn: &str, name: &str) -> bool {
@@ -2151,6 +1190,10 @@ fn build_graph(cfg: &FargateService, aws: &Aws) -> Result<Graph<Aws>, Diags> {
 fn graph_for(cfg: &FargateService, region: &str, default_tags: &BTreeMap<String, String>, account: Option<String>) -> Result<Graph<Aws>, Diags> {
     let names = Names::new(&cfg.cluster, &cfg.name);
     let c = Arc::new(Common { tags: names.owner.child_tags(default_tags, &cfg.own_tags()), region: region.to_string(), account, names: names.clone() });
+    // The shared child kinds add the ownership and child-key tags themselves.
+    let mut merged = default_tags.clone();
+    merged.extend(cfg.own_tags());
+    let sc = Arc::new(children::Common { owner: names.owner.clone(), tags: merged, region: region.to_string() });
     let net = cfg.network();
     let subnet = net.subnet_ids.iter().min().cloned().unwrap_or_default();
     let supplied_exec = cfg.execution_role_arn.clone().filter(|a| !role_is(a, &names.execution_role()));
@@ -2158,52 +1201,74 @@ fn graph_for(cfg: &FargateService, region: &str, default_tags: &BTreeMap<String,
     let lb_target = cfg.lb_target();
     let lb_port = lb_target.as_ref().map(|t| t.1).unwrap_or(0);
     let lb = cfg.load_balancer.as_ref();
+    let hc = lb.and_then(|l| l.health_check.clone()).unwrap_or_default();
     let first_port = cfg.container.iter().find(|c| c.port.is_some()).map(|c| (c.name.clone(), c.port.unwrap_or(0)));
+    let role_ref = |supplied: &Option<String>, key: &str| Some(supplied.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep(key)));
+    let security_groups = match &net.security_group_ids {
+        Some(s) => sorted(s).into_iter().map(Ref::Lit).collect(),
+        None => vec![Ref::dep("security_group")],
+    };
 
     let nodes: Vec<Box<dyn Node<Aws>>> = vec![
-        Box::new(LogGroupNode { c: c.clone(), retention: cfg.log_retention_days.unwrap_or(DEFAULT_LOG_RETENTION), retain: cfg.retain_logs.unwrap_or(false) }),
+        Box::new(LogGroupNode {
+            c: sc.clone(),
+            key: "log_group".into(),
+            name: names.log_group(),
+            retention_days: cfg.log_retention_days.unwrap_or(DEFAULT_LOG_RETENTION),
+            retain: cfg.retain_logs.unwrap_or(false),
+        }),
         Box::new(RoleNode { c: c.clone(), kind: RoleKind::Execution, supplied: supplied_exec.clone(), needs: ExecNeeds::of(cfg), exec_command: false }),
         Box::new(RoleNode { c: c.clone(), kind: RoleKind::Task, supplied: supplied_task.clone(), needs: ExecNeeds::default(), exec_command: cfg.exec_enabled() }),
-        Box::new(SecurityGroupNode { c: c.clone(), supplied: net.security_group_ids.is_some(), subnet: subnet.clone(), rules: rules_of(&net) }),
+        Box::new(SecurityGroupNode { c, supplied: net.security_group_ids.is_some(), subnet: subnet.clone(), rules: rules_of(&net) }),
         Box::new(TargetGroupNode {
-            c: c.clone(),
-            want: lb.map(|l| {
-                let hc = l.health_check.clone().unwrap_or_default();
-                TgSpec { port: lb_port, path: hc.path.unwrap_or_else(|| DEFAULT_LB_HEALTH_PATH.into()), matcher: hc.matcher.unwrap_or_else(|| DEFAULT_LB_MATCHER.into()) }
-            }),
-            subnet,
+            c: sc.clone(),
+            key: "target_group".into(),
+            name: names.target_group(lb_port),
+            port: lb_port,
+            vpc: Ref::Lit(subnet),
+            health_path: hc.path.unwrap_or_else(|| DEFAULT_LB_HEALTH_PATH.into()),
+            matcher: hc.matcher.unwrap_or_else(|| DEFAULT_LB_MATCHER.into()),
+            wanted: lb.is_some(),
         }),
         Box::new(ListenerRuleNode {
-            c: c.clone(),
-            want: lb.map(|l| RuleSpec { listener_arn: l.listener_arn.clone(), priority: l.priority, host_header: l.host_header.clone(), path_pattern: l.path_pattern.clone() }),
+            c: sc.clone(),
+            key: "listener_rule".into(),
+            listener: Ref::Lit(lb.map(|l| l.listener_arn.clone()).unwrap_or_default()),
+            target_group: Ref::dep("target_group"),
+            priority: lb.map(|l| l.priority).unwrap_or(0),
+            host_header: lb.and_then(|l| l.host_header.clone()),
+            path_pattern: lb.and_then(|l| l.path_pattern.clone()),
+            wanted: lb.is_some(),
         }),
         Box::new(TaskDefinitionNode {
-            c: c.clone(),
-            td: TdSpec {
-                family: names.family(),
-                cpu: cfg.cpu,
-                memory: cfg.memory,
-                containers: cfg.container.clone(),
-                execution_role: supplied_exec,
-                task_role: supplied_task,
-                service_connect: cfg.service_connect.is_some(),
-            },
+            c: sc.clone(),
+            key: "task_definition".into(),
+            family: names.family(),
+            cpu: cfg.cpu,
+            memory: cfg.memory,
+            containers: cfg.container.clone(),
+            execution_role: role_ref(&supplied_exec, "execution_role"),
+            task_role: role_ref(&supplied_task, "task_role"),
+            log_group: Ref::dep("log_group"),
+            service_connect: cfg.service_connect.is_some(),
         }),
         Box::new(ServiceNode {
-            c,
-            s: SvcSpec {
-                cluster: cfg.cluster.clone(),
-                name: cfg.name.clone(),
-                desired_count: cfg.desired_count(),
-                subnets: sorted(&net.subnet_ids),
-                public_ip: net.assign_public_ip.unwrap_or(false),
-                security_groups: net.security_group_ids.as_ref().map(|s| sorted(s)),
-                exec: cfg.exec_enabled(),
-                circuit_breaker: cfg.circuit_breaker(),
-                service_connect: cfg.service_connect.as_ref().map(|sc| ScSpec { namespace: sc.namespace.clone(), publish: first_port }),
-                lb: lb_target,
-                wait: cfg.wait_for_steady_state.unwrap_or(true),
-            },
+            c: sc,
+            key: "service".into(),
+            cluster: Ref::Lit(cfg.cluster.clone()),
+            name: cfg.name.clone(),
+            task_definition: Ref::dep("task_definition"),
+            desired_count: cfg.desired_count(),
+            subnets: sorted(&net.subnet_ids).into_iter().map(Ref::Lit).collect(),
+            security_groups,
+            public_ip: net.assign_public_ip.unwrap_or(false),
+            exec: cfg.exec_enabled(),
+            circuit_breaker: cfg.circuit_breaker(),
+            service_connect: cfg.service_connect.as_ref().map(|sc| ServiceConnectSpec { namespace: sc.namespace.clone(), publish: first_port }),
+            load_balancer: lb_target.map(|(container, port)| LbTarget { target_group: Ref::dep("target_group"), container, port }),
+            wait: cfg.wait_for_steady_state.unwrap_or(true),
+            // A target group must be attached to a load balancer (by the rule) before a service can use it.
+            after: if lb.is_some() { vec!["listener_rule".to_string()] } else { Vec::new() },
         }),
     ];
     Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
@@ -2687,7 +1752,7 @@ async fn import_service(aws: &Aws, id: &str) -> Result<Value, Diags> {
         .tags()
         .iter()
         .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
-        .filter(|(k, v)| k != engine::OWNER_TAG && !k.starts_with("aws:") && aws.default_tags.get(k) != Some(v))
+        .filter(|(k, v)| k != engine::OWNER_TAG && k != children::CHILD_TAG && !k.starts_with("aws:") && aws.default_tags.get(k) != Some(v))
         .collect();
 
     let cfg = FargateService {
@@ -2852,7 +1917,7 @@ mod tests {
             Some(("arn:aws:ecs:eu-west-2:1:cluster/cruddur".into(), "backend".into()))
         );
         assert_eq!(parse_import_id("backend"), None);
-        assert_eq!(listener_of_rule("arn:aws:elasticloadbalancing:r:1:listener-rule/app/lb/1/2/3"), "arn:aws:elasticloadbalancing:r:1:listener/app/lb/1/2");
+        assert_eq!(crate::children::lb::listener_of_rule("arn:aws:elasticloadbalancing:r:1:listener-rule/app/lb/1/2/3"), "arn:aws:elasticloadbalancing:r:1:listener/app/lb/1/2");
         assert_eq!(percent_decode("%7B%22a%22%3A1%7D"), "{\"a\":1}");
     }
 }
