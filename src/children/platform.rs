@@ -240,8 +240,12 @@ impl Node<Aws> for ClusterNode {
         Ok(if Self::tags_of(&c) == self.c.tags_for("ecs_cluster", None) { Observed::InSync } else { Observed::Drifted("tags differ".into()) })
     }
     async fn update(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Made, NodeError> {
-        aws.ecs().update_cluster_settings().cluster(id).settings(self.setting()).send().await.map_err(|e| aws_err("ecs:UpdateClusterSettings", e))?;
         if let Some(c) = Self::describe_cluster(aws, id).await? {
+            // Only a real change calls UpdateClusterSettings (an adopted cluster usually matches).
+            let insights = c.settings().iter().find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights")).and_then(|s| s.value()).unwrap_or("disabled") == "enabled";
+            if insights != self.container_insights {
+                aws.ecs().update_cluster_settings().cluster(id).settings(self.setting()).send().await.map_err(|e| aws_err("ecs:UpdateClusterSettings", e))?;
+            }
             let (add, remove) = tag_diff(&Self::tags_of(&c), &self.c.tags_for("ecs_cluster", None));
             if !add.is_empty() {
                 aws.ecs().tag_resource().resource_arn(id).set_tags(Some(ecs_tags(&add))).send().await.map_err(|e| aws_err("ecs:TagResource", e))?;

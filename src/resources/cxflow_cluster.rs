@@ -421,7 +421,7 @@ fn execution_policy(cfg: &Cluster) -> serde_json::Value {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "ReadEnvironmentParameters", "Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": ssm},
-            {"Sid": "DecryptThroughSsm", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*",
+            {"Sid": "DecryptThroughSsm", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:{partition}:kms:{region}:{account}:key/*",
              "Condition": {"StringEquals": {"kms:ViaService": "ssm.{region}.amazonaws.com"}}},
             {"Sid": "PullCxFlowImages", "Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
              "Resource": format!("arn:{{partition}}:ecr:{{region}}:{{account}}:repository/{}", cfg.name)},
@@ -586,6 +586,7 @@ async fn build_graph(cfg: &Cluster, aws: &Aws) -> Result<Graph<Aws>, Diags> {
             vpc: vpc.clone(),
             health_path: HEALTH_PATH.into(),
             matcher: HEALTH_MATCHER.into(),
+            wanted: true,
         }));
         nodes.push(Box::new(ListenerRuleNode {
             c: c.clone(),
@@ -595,6 +596,7 @@ async fn build_graph(cfg: &Cluster, aws: &Aws) -> Result<Graph<Aws>, Diags> {
             priority: priority(env),
             host_header: Some(cfg.host(env)),
             path_pattern: None,
+            wanted: true,
         }));
         nodes.push(Box::new(TaskDefinitionNode {
             c: c.clone(),
