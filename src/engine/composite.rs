@@ -383,7 +383,7 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
         };
         let drifted: BTreeSet<String> = prior.as_ref().map(T::drift).unwrap_or_default().into_keys().collect();
         let opts = Self::opts(&desired, &req.ctx, if creating { Op::Create } else { Op::Update });
-        tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, owner = opts.owner.tag_value(), critical_path = graph.critical_path_len(), "applying");
+        tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, owner = opts.owner.tag_value(), critical_path_len = graph.critical_path_len(), "applying");
         let out = super::apply(env, &graph, prior_graph.as_ref(), record, &drifted, &opts).await;
         if creating && out.record.is_empty() {
             return ApplyResponse { new_state: Value::Null, diags: out.diags, ..Default::default() };
