@@ -169,11 +169,18 @@ impl Aws {
 
 #[test]
 fn cluster_example_lifecycle() {
+    // Every Terraform the suite has: the bundled 1.15 and a system one >= 1.11.
+    for terraform in terraform_clients() {
+        lifecycle_with(&terraform);
+    }
+}
+
+fn lifecycle_with(terraform: &std::path::Path) {
     let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
     let aws = Aws::new(&moto);
     block_on(async { aws.r53.create_hosted_zone().name("example.com").caller_reference("tests").send().await.unwrap() });
 
-    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    let mut wd = Workdir::new(terraform, Some(&moto));
     copy_dir(&repo_root().join("examples/cxflow-cluster"), wd.path());
     wd.env.insert("TF_VAR_cxflow_secrets".into(), SECRETS.into());
     wd.write("terraform.tfvars", &tfvars(TWO_ENVS));
@@ -279,7 +286,7 @@ fn cluster_example_lifecycle() {
     assert_eq!(wd.plan_code().code, 0, "in sync after the repair");
 
     // 6. Import by name into a fresh state, then an empty plan.
-    let imp = Workdir::new(&bundled_terraform(), Some(&moto));
+    let imp = Workdir::new(terraform, Some(&moto));
     let mut cfg = provider_block("  default_tags {\n    tags = { Team = \"appsec\" }\n  }");
     cfg.push_str(
         r#"
