@@ -487,3 +487,44 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
 fn server_caps() -> pb::ServerCapabilities {
     pb::ServerCapabilities { plan_destroy: true, get_provider_schema_optional: false, move_resource_state: false, generate_resource_config: false }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framework::{Attribute, Block};
+
+    /// Stand-in provider type for calling the service's associated functions.
+    struct Nothing;
+    #[tonic::async_trait]
+    impl Provider for Nothing {
+        type Client = ();
+        fn type_name(&self) -> &'static str {
+            "nothing"
+        }
+        fn schema(&self) -> Schema {
+            Schema::default()
+        }
+        async fn configure(&self, _c: Value, _v: &str, _x: Ctx) -> Result<(), Diags> {
+            Ok(())
+        }
+        fn resources(&self) -> Vec<Arc<dyn Resource<()>>> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn write_only_values_are_refused_without_client_support() {
+        let schema = Schema::new(0, Block::new(vec![Attribute::new("secrets_wo", Type::map(Type::String)).optional().write_only()]));
+        let with = Value::Object([("secrets_wo".to_string(), Value::Map([("k".to_string(), Value::string("v"))].into()))].into());
+        let without = Value::Object([("secrets_wo".to_string(), Value::Null)].into());
+        // A Terraform older than 1.11 sends no write_only_attributes_allowed capability.
+        let old = ClientCaps::default();
+        let d = ProviderService::<Nothing>::check_write_only(&schema, &with, old);
+        assert!(d.has_errors());
+        assert_eq!(d.0[0].path.as_ref().map(|p| p.to_string()).as_deref(), Some("secrets_wo"));
+        assert!(d.0[0].summary.contains("1.11"));
+        assert!(ProviderService::<Nothing>::check_write_only(&schema, &without, old).is_empty());
+        let new = ClientCaps { write_only_attributes_allowed: true, ..Default::default() };
+        assert!(ProviderService::<Nothing>::check_write_only(&schema, &with, new).is_empty());
+    }
+}
