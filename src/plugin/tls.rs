@@ -45,8 +45,10 @@ pub fn from_client_pem(client_pem: &str) -> Result<PluginTls, String> {
     let cert_der: CertificateDer<'static> = cert.der().clone();
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
 
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(PinnedClient { expected: client_der.to_vec(), provider: provider.clone() });
+    // ring does the handshake (fast start, no slow RNG seeding); Terraform's
+    // P-521 client signature is checked with aws-lc-rs, which supports it.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(PinnedClient { expected: client_der.to_vec(), provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()) });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
