@@ -14,17 +14,6 @@ const SECRETS: &str = r#"{
   "qa":         {"checkmarx_username": "bot", "checkmarx_password": "Cl-PW-QA-77",   "checkmarx_token": "Cl-TOK-QA-77",   "gitlab_token": "Cl-GL-QA-77",   "gitlab_webhook_token": "Cl-WH-QA-77"}
 }"#;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let p = e.path();
-        let name = e.file_name();
-        if name == ".terraform" || name.to_string_lossy().contains("tfstate") || name == ".terraform.lock.hcl" {
-            continue;
-        }
-        if p.is_dir() { copy_dir(&p, &to.join(&name)) } else { std::fs::copy(&p, to.join(&name)).unwrap(); }
-    }
-}
 
 fn tfvars(envs: &str) -> String {
     format!(
@@ -233,7 +222,7 @@ fn lifecycle_with(terraform: &std::path::Path) {
         // Execution role: SSM reads scoped to each environment's prefix.
         let role = first["execution_role"].rsplit('/').next().unwrap().to_string();
         let p = aws.iam.get_role_policy().role_name(&role).policy_name("cxflow-execution").send().await.unwrap();
-        let doc: Json = serde_json::from_str(p.policy_document()).or_else(|_| serde_json::from_str(&urlencoding_decode(p.policy_document()))).unwrap();
+        let doc: Json = cxflow::children::iam::parse_policy(p.policy_document()).unwrap();
         let ssm = doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "ReadEnvironmentParameters").unwrap();
         let res: Vec<&str> = ssm["Resource"].as_array().unwrap().iter().filter_map(|r| r.as_str()).collect();
         assert!(res.iter().all(|r| r.contains(":parameter/cxflow/") && r.ends_with("/*")), "{res:?}");
@@ -317,23 +306,6 @@ resource "cxflow_cluster" "this" {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-fn urlencoding_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 #[test]
 fn cluster_validation_names_attributes_without_aws_calls() {

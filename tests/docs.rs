@@ -9,26 +9,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Run, provider_binary, repo_root};
+use common::{Run, copy_dir, provider_binary, repo_root};
 
 const PAGE_DIRS: [&str; 3] = ["resources", "ephemeral-resources", "data-sources"];
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == ".terraform" {
-            continue;
-        }
-        let ty = entry.file_type().unwrap();
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &to.join(&name));
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
 
 /// The generated part of a docs/ directory: relative path -> content.
 fn generated_pages(docs: &Path) -> BTreeMap<String, String> {
@@ -58,7 +42,7 @@ fn scratch_root() -> tempfile::TempDir {
     let tmp = tempfile::Builder::new().prefix("cxflow-docs-").tempdir().unwrap();
     let examples = repo_root().join("examples");
     if examples.is_dir() {
-        copy_tree(&examples, &tmp.path().join("examples"));
+        copy_dir(&examples, &tmp.path().join("examples"));
     }
     tmp
 }

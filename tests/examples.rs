@@ -19,23 +19,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        let n = name.to_string_lossy();
-        if n == ".terraform" || n == ".terraform.lock.hcl" || n.ends_with(".tfstate") || n.contains(".tfstate.") {
-            continue;
-        }
-        let ty = entry.file_type().unwrap();
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &to.join(&name));
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
 
 fn tf_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -79,7 +62,7 @@ fn every_example_validates() {
     let mut checked = 0;
     for tf in terraform_clients() {
         let wd = Workdir::new(&tf, None);
-        copy_tree(&repo_root().join("examples"), &wd.path().join("examples"));
+        copy_dir(&repo_root().join("examples"), &wd.path().join("examples"));
         for rel in &dirs {
             let dir = wd.path().join("examples").join(rel);
             let names_provider = tf_files(&dir).iter().any(|f| std::fs::read_to_string(f).unwrap().contains("required_providers"));
@@ -129,7 +112,7 @@ fn examples_are_formatted() {
     let dirs = all_example_dirs();
     assert!(!dirs.is_empty());
     let wd = Workdir::new(&bundled_terraform(), None);
-    copy_tree(&repo_root().join("examples"), &wd.path().join("examples"));
+    copy_dir(&repo_root().join("examples"), &wd.path().join("examples"));
     let fmt = wd.tf(&["fmt", "-check", "-diff", "-recursive", "examples"]);
     assert!(fmt.ok(), "examples/ is not formatted as `terraform fmt` wants (run `.tools/bin/terraform fmt -recursive examples`):\n{}", fmt.all());
 }

@@ -165,16 +165,6 @@ fn workdir_through(proxy: &Proxy, name: &str, extra_provider: &str, m: &Moto) ->
 
 const CLUSTER_SECRETS: &str = r#"{"production": {"checkmarx_username": "bot", "checkmarx_password": "Rel-SECRET-Zq81-do-not-leak", "checkmarx_token": "t", "gitlab_token": "g", "gitlab_webhook_token": "w"}}"#;
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let (p, name) = (e.path(), e.file_name());
-        if name == ".terraform" || name.to_string_lossy().contains("tfstate") || name == ".terraform.lock.hcl" {
-            continue;
-        }
-        if p.is_dir() { copy_dir(&p, &to.join(&name)) } else { std::fs::copy(&p, to.join(&name)).unwrap(); }
-    }
-}
 
 /// examples/cxflow-cluster (one environment) pointed at `endpoint`, deployment `name`.
 fn cluster_workdir(m: &Moto, endpoint: &str, name: &str) -> Workdir {
@@ -593,27 +583,7 @@ fn generated_policies_pass_the_iam_linter() {
         for r in iam.list_roles().send().await.unwrap().roles() {
             for name in iam.list_role_policies().role_name(r.role_name()).send().await.unwrap().policy_names() {
                 let d = iam.get_role_policy().role_name(r.role_name()).policy_name(name).send().await.unwrap();
-                let doc = d.policy_document().to_string();
-                let doc = serde_json::from_str::<serde_json::Value>(&doc).map(|v| v.to_string()).unwrap_or_else(|_| {
-                    let bytes: Vec<u8> = {
-                        let b = doc.as_bytes();
-                        let mut o = Vec::new();
-                        let mut i = 0;
-                        while i < b.len() {
-                            if b[i] == b'%' && i + 2 < b.len() {
-                                if let Ok(x) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                                    o.push(x);
-                                    i += 3;
-                                    continue;
-                                }
-                            }
-                            o.push(b[i]);
-                            i += 1;
-                        }
-                        o
-                    };
-                    String::from_utf8_lossy(&bytes).into_owned()
-                });
+                let doc = cxflow::children::iam::parse_policy(d.policy_document()).map(|v| v.to_string()).unwrap_or_default();
                 out.push((format!("{}/{name}", r.role_name()), doc));
             }
         }

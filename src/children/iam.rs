@@ -23,25 +23,27 @@ pub struct RoleNode {
     pub inline: serde_json::Value,
 }
 
-/// IAM hands documents back URL-encoded.
-fn decode_doc(doc: &str) -> Option<serde_json::Value> {
-    serde_json::from_str(doc).ok().or_else(|| {
-        let b = doc.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(x) = u8::from_str_radix(&doc[i + 1..i + 3], 16) {
-                    out.push(x);
-                    i += 3;
-                    continue;
-                }
+/// IAM hands policy documents back URL-encoded; accept both forms.
+pub fn parse_policy(doc: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(doc).ok().or_else(|| serde_json::from_str(&percent_decode(doc)).ok())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(x);
+                i += 3;
+                continue;
             }
-            out.push(if b[i] == b'+' { b' ' } else { b[i] });
-            i += 1;
         }
-        serde_json::from_slice(&out).ok()
-    })
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RoleNode {
@@ -155,7 +157,7 @@ impl Node<Aws> for RoleNode {
             Ok(_) => {}
         }
         let doc = aws.iam().get_role_policy().role_name(&self.name).policy_name(&self.inline_name).send().await;
-        let have = doc.ok().and_then(|d| decode_doc(d.policy_document()));
+        let have = doc.ok().and_then(|d| parse_policy(d.policy_document()));
         let want: Option<serde_json::Value> = serde_json::from_str(&self.inline_policy(aws).await?).ok();
         if have != want {
             return Ok(Observed::Drifted("inline policy differs".into()));
@@ -201,5 +203,15 @@ impl Node<Aws> for RoleNode {
                 if e.is_not_found() { Ok(()) } else { Err(e.into()) }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn policies_parse_plain_and_url_encoded() {
+        assert_eq!(super::parse_policy("%7B%22a%22%3A1%7D"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(super::parse_policy("{\"a\": 1}"), Some(serde_json::json!({"a": 1})));
+        assert_eq!(super::parse_policy("not json"), None);
     }
 }

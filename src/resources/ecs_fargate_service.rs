@@ -24,6 +24,7 @@ use serde_json::json;
 use crate::aws::config::parse_duration;
 use crate::aws::wait::{self, Poll, WaitError};
 use crate::aws::{Aws, AwsError, aws_err};
+use crate::children::iam::parse_policy;
 use crate::children::ecs::{LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_td, describe_service};
 use crate::children::lb::{ListenerRuleNode, TargetGroupNode, conditions_of, elb_tags_of, forward_target};
 use crate::children::logs::LogGroupNode;
@@ -702,28 +703,6 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     x
 }
 
-/// IAM returns policy documents URL-encoded; accept both forms.
-fn parse_policy(doc: &str) -> Option<serde_json::Value> {
-    serde_json::from_str(doc).ok().or_else(|| serde_json::from_str(&percent_decode(doc)).ok())
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 fn other(msg: impl Into<String>) -> NodeError {
     NodeError::other(msg)
@@ -1918,6 +1897,5 @@ mod tests {
         );
         assert_eq!(parse_import_id("backend"), None);
         assert_eq!(crate::children::lb::listener_of_rule("arn:aws:elasticloadbalancing:r:1:listener-rule/app/lb/1/2/3"), "arn:aws:elasticloadbalancing:r:1:listener/app/lb/1/2");
-        assert_eq!(percent_decode("%7B%22a%22%3A1%7D"), "{\"a\":1}");
     }
 }

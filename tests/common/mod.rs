@@ -270,6 +270,24 @@ impl Workdir {
     }
 }
 
+/// Copy a configuration directory, leaving out Terraform's working files
+/// (`.terraform`, lock file, state).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (p, name) = (e.path(), e.file_name());
+        let n = name.to_string_lossy();
+        if n == ".terraform" || n == ".terraform.lock.hcl" || n.contains("tfstate") {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else if p.is_file() {
+            std::fs::copy(&p, to.join(&name)).unwrap();
+        }
+    }
+}
+
 /// The provider block every test configuration starts with.
 pub fn provider_block(extra: &str) -> String {
     format!(
