@@ -7,6 +7,7 @@
 //! (one module per resource) and `provider` (the provider block).
 
 pub mod aws;
+pub mod calls;
 pub mod children;
 pub mod engine;
 pub mod docs;

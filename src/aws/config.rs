@@ -105,6 +105,26 @@ pub struct Aws {
     sts: OnceLock<aws_sdk_sts::Client>,
 }
 
+/// Counts every request attempt (retries included: each is a round trip)
+/// against the engine's per-child scope; see [`crate::calls`].
+#[derive(Debug)]
+struct CountCalls;
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "cxflow::CountCalls"
+    }
+    fn read_before_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        crate::calls::record();
+        Ok(())
+    }
+}
+
 macro_rules! client {
     ($fn:ident, $field:ident, $krate:ident, $key:literal) => {
         pub fn $fn(&self) -> &$krate::Client {
@@ -113,7 +133,7 @@ macro_rules! client {
                 if let Some(url) = self.endpoints.get($key) {
                     b = b.endpoint_url(url);
                 }
-                $krate::Client::from_conf(b.build())
+                $krate::Client::from_conf(b.interceptor(CountCalls).build())
             })
         }
     };

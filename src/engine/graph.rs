@@ -131,6 +131,18 @@ impl<E: ?Sized + Sync> Graph<E> {
         chain
     }
 
+    /// The heaviest chain of dependent nodes when node `i` weighs
+    /// `weights[i]` (the AWS calls it made, say): the sum along the chain.
+    /// Unlike [`Graph::critical_path`] it counts every node, wanted or not.
+    pub fn longest_weighted_chain(&self, weights: &[u32]) -> u32 {
+        let mut best = vec![0u32; self.nodes.len()];
+        for &i in &self.order {
+            let before = self.deps[i].iter().map(|&d| best[d]).max().unwrap_or(0);
+            best[i] = before + weights.get(i).copied().unwrap_or(0);
+        }
+        best.into_iter().max().unwrap_or(0)
+    }
+
     /// Length in nodes of [`Graph::critical_path`].
     pub fn critical_path_len(&self) -> usize {
         self.critical_path().len()

@@ -81,6 +81,12 @@ pub struct Outcome {
     /// record them as drift so the next plan retries them.
     pub unfinished: BTreeSet<String>,
     pub diags: Diags,
+    /// AWS calls made by the creates and updates of this run (retries included).
+    pub calls: u32,
+    /// The longest chain of those calls that had to run one after another:
+    /// each child's calls in sequence, children after their dependencies.
+    /// Times a per-call latency, it is the least time the run could take.
+    pub critical_path_calls: u32,
 }
 
 impl Outcome {
@@ -170,7 +176,9 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
     let mut st = vec![St::Pending; n];
     let mut changed = vec![false; n];
     let mut stopped = false;
-    let mut futs: FuturesUnordered<Fut<'_, (usize, Action, Result<(Made, Option<String>, Action), NodeError>)>> = FuturesUnordered::new();
+    let mut calls = vec![0u32; n];
+    type Res = Result<(Made, Option<String>, Action), NodeError>;
+    let mut futs: FuturesUnordered<Fut<'_, ((usize, Action, Res), u32)>> = FuturesUnordered::new();
     for i in 0..n {
         if !graph.nodes[i].wanted() {
             st[i] = St::Done;
@@ -215,7 +223,7 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
                 st[i] = St::Running;
                 tracing::info!(target: "cxflow::engine", owner = opts.owner.tag_value(), child = key.as_str(), action = action.verb(), "starting");
                 let cx = opts.cx(dep_ids(graph, i, &out.record));
-                futs.push(Box::pin(async move {
+                futs.push(Box::pin(crate::calls::counted(async move {
                     let r = match (&action, existing) {
                         (Action::Update, Some(id)) => node.update(env, &id, &cx).await.map(|m| (m, None, Action::Update)),
                         _ => match node.adopt(env, &cx).await {
@@ -233,10 +241,11 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
                         },
                     };
                     (i, action, r)
-                }));
+                })));
             }
         }
-        let Some((i, action, res)) = futs.next().await else { break };
+        let Some(((i, action, res), made_calls)) = futs.next().await else { break };
+        calls[i] = made_calls;
         let node = graph.nodes[i].as_ref();
         let key = node.key().to_string();
         let prev = out.record.get(&key).map(str::to_string);
@@ -273,6 +282,15 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
     }
 
     out.unfinished = (0..n).filter(|&i| st[i] != St::Done).map(|i| graph.nodes[i].key().to_string()).collect();
+    out.calls = calls.iter().sum();
+    out.critical_path_calls = graph.longest_weighted_chain(&calls);
+    tracing::info!(
+        target: "cxflow::engine",
+        owner = opts.owner.tag_value(),
+        calls = out.calls,
+        critical_path_calls = out.critical_path_calls,
+        "children in place"
+    );
     if stopped || !out.unfinished.is_empty() {
         return out;
     }

@@ -66,10 +66,12 @@ struct T {
     replaces: bool,
     planned: bool,
     cancel_on_create: Option<CancellationToken>,
+    /// AWS calls a create makes (counted through `crate::calls`).
+    calls: u32,
 }
 
 fn t(key: &'static str, deps: &[&'static str]) -> T {
-    T { key, deps: deps.to_vec(), wanted: true, spec: json!({"v": 1}), ms: 20, fail_create: false, fail_after_create: false, replaces: false, planned: false, cancel_on_create: None }
+    T { key, deps: deps.to_vec(), wanted: true, spec: json!({"v": 1}), ms: 20, fail_create: false, fail_after_create: false, replaces: false, planned: false, cancel_on_create: None, calls: 1 }
 }
 
 impl T {
@@ -112,6 +114,9 @@ impl Node<World> for T {
         for d in &self.deps {
             let id = cx.dep(d)?;
             assert!(w.exists(id), "{} created before its dependency {d} exists", self.key);
+        }
+        for _ in 0..self.calls {
+            crate::calls::record();
         }
         w.busy(self.key, "create", self.ms).await;
         if let Some(tok) = &self.cancel_on_create {
@@ -200,6 +205,24 @@ async fn chains_run_in_order_and_give_the_critical_path() {
     assert!(out.ok());
     assert!(w.pos("end create a") < w.pos("start create b"));
     assert!(w.pos("end create b") < w.pos("start create c"));
+}
+
+#[tokio::test]
+async fn apply_counts_calls_along_the_heaviest_dependent_chain() {
+    let w = World::default();
+    let with = |mut n: T, calls| {
+        n.calls = calls;
+        n
+    };
+    // a -> b -> c weighs 3+2+1 = 6; a -> x weighs 3+10 = 13; y stands alone with 12.
+    let g = graph(vec![with(t("a", &[]), 3), with(t("b", &["a"]), 2), with(t("c", &["b"]), 1), with(t("x", &["a"]), 10), with(t("y", &[]), 12)]);
+    let out = apply(&w, &g, None, Record::new(), &none(), &opts()).await;
+    assert!(out.ok());
+    assert_eq!(out.calls, 28);
+    assert_eq!(out.critical_path_calls, 13);
+    // Nothing to do: no calls, no chain.
+    let again = apply(&w, &g, Some(&g), out.record, &none(), &opts()).await;
+    assert_eq!((again.calls, again.critical_path_calls), (0, 0));
 }
 
 #[tokio::test]
