@@ -27,7 +27,11 @@ fn main() {
         return;
     }
     logging::init();
+    let listening = match serve::handshake() {
+        Ok(l) => l,
+        Err(code) => std::process::exit(code),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let code = rt.block_on(serve::serve(CxflowProvider));
+    let code = rt.block_on(serve::serve(CxflowProvider, listening));
     std::process::exit(code);
 }

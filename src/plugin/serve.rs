@@ -28,42 +28,81 @@ const APP_PROTOCOL: u32 = 6;
 /// Terraform sends whole states; go-plugin lifts gRPC's 4 MiB default too.
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 
-/// Serve the provider until Terraform shuts it down. Returns the process exit code.
-pub async fn serve<P: Provider>(provider: P) -> i32 {
+/// What start-up prepared before the async runtime exists: the listening
+/// socket, its path and the AutoMTLS configuration whose certificate went out
+/// in the handshake line.
+pub struct Listening {
+    listener: std::os::unix::net::UnixListener,
+    sock: PathBuf,
+    tls: Option<tls::PluginTls>,
+}
+
+/// Everything go-plugin needs before it can talk to us, done synchronously:
+/// check the magic cookie and protocol version, bind the unix socket, set up
+/// AutoMTLS and write the handshake line to stdout. Terraform waits for that
+/// line before anything else, so it goes out before the async runtime and its
+/// worker threads are started; a connection that arrives meanwhile waits in
+/// the socket's backlog. On failure, the message is on stderr and the error is
+/// the exit code.
+pub fn handshake() -> Result<Listening, i32> {
     if std::env::var(MAGIC_COOKIE_KEY).ok().as_deref() != Some(MAGIC_COOKIE_VALUE) {
         eprintln!(
             "This binary is a plugin for Terraform and is not meant to be run directly. \
              Configure it in Terraform (source = \"cxflow/cxflow\") and run terraform commands instead."
         );
-        return 1;
+        return Err(1);
     }
     if let Ok(versions) = std::env::var("PLUGIN_PROTOCOL_VERSIONS") {
         if !versions.split(',').any(|v| v.trim() == APP_PROTOCOL.to_string()) {
             eprintln!("This provider speaks plugin protocol {APP_PROTOCOL}; this Terraform offers {versions}. Use Terraform 1.0 or later.");
-            return 1;
+            return Err(1);
         }
     }
-
-    let dir = std::env::var("PLUGIN_UNIX_SOCKET_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    let sock = dir.join(format!("plugin-cxflow-{}-{}", std::process::id(), rand_suffix()));
-    let listener = match UnixListener::bind(&sock) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("Could not listen on {}: {e}", sock.display());
-            return 1;
-        }
-    };
 
     let tls = match std::env::var("PLUGIN_CLIENT_CERT") {
         Ok(pem) if !pem.is_empty() => match tls::from_client_pem(&pem) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("AutoMTLS setup failed: {e}");
-                let _ = std::fs::remove_file(&sock);
-                return 1;
+                return Err(1);
             }
         },
         _ => None,
+    };
+
+    let dir = std::env::var("PLUGIN_UNIX_SOCKET_DIR").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
+    let sock = dir.join(format!("plugin-cxflow-{}-{}", std::process::id(), rand_suffix()));
+    let listener = match std::os::unix::net::UnixListener::bind(&sock).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Could not listen on {}: {e}", sock.display());
+            let _ = std::fs::remove_file(&sock);
+            return Err(1);
+        }
+    };
+
+    let cert = tls.as_ref().map(|t| t.cert_b64.as_str()).unwrap_or_default();
+    let line = format!("{CORE_PROTOCOL}|{APP_PROTOCOL}|unix|{}|grpc|{cert}\n", sock.display());
+    let mut out = std::io::stdout().lock();
+    if out.write_all(line.as_bytes()).and_then(|()| out.flush()).is_err() {
+        // Nobody is reading: Terraform is gone.
+        let _ = std::fs::remove_file(&sock);
+        return Err(1);
+    }
+    Ok(Listening { listener, sock, tls })
+}
+
+/// Serve the provider on the socket [`handshake`] announced until Terraform
+/// shuts it down. Returns the process exit code.
+pub async fn serve<P: Provider>(provider: P, listening: Listening) -> i32 {
+    let Listening { listener, sock, tls } = listening;
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Could not serve on {}: {e}", sock.display());
+            let _ = std::fs::remove_file(&sock);
+            return 1;
+        }
     };
 
     let shutdown = CancellationToken::new();
@@ -98,14 +137,6 @@ pub async fn serve<P: Provider>(provider: P) -> i32 {
                 stop.cancel();
             }
         });
-    }
-
-    let cert = tls.as_ref().map(|t| t.cert_b64.clone()).unwrap_or_default();
-    let line = format!("{CORE_PROTOCOL}|{APP_PROTOCOL}|unix|{}|grpc|{cert}\n", sock.display());
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.flush();
     }
 
     let stop = shutdown.clone();
