@@ -442,10 +442,24 @@ fn lifecycle() {
     assert_eq!(p.code, 2, "{}", p.all());
     assert!(p.stdout.contains("update in-place"), "{}", p.stdout);
     proxy.reset();
-    wd.apply().expect_ok("image update");
+    let log = wd.path().join("image-update.log");
+    wd.tf_env(&["apply", "-auto-approve"], &[("TF_LOG_PROVIDER", "INFO"), ("TF_LOG_PATH", log.to_str().unwrap())]).expect_ok("image update");
     for (op, n) in [("ecs:RegisterTaskDefinition", 1), ("ecs:UpdateService", 1), ("ecs:DeregisterTaskDefinition", 1), ("ecs:CreateService", 0), ("iam:PutRolePolicy", 0), ("logs:CreateLogGroup", 0)] {
         assert_eq!(proxy.count(op), n, "{op} during an image update: {}", proxy.stats());
     }
+    // The engine counts the AWS calls of the children it works on through the
+    // SDK interceptor: here the task definition and then the service, one
+    // dependent chain, so the heaviest chain is all of them.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("children in place")).unwrap_or_else(|| panic!("no `children in place` line in the provider log:\n{text}"));
+    let field = |name: &str| -> u64 {
+        let re = regex::Regex::new(&format!(r"\b{name}=(\d+)")).unwrap();
+        re.captures(line).unwrap_or_else(|| panic!("{name} missing from {line}"))[1].parse().unwrap()
+    };
+    let (calls, chain) = (field("calls"), field("critical_path_calls"));
+    assert!(calls >= 2, "RegisterTaskDefinition and UpdateService at least: {line}");
+    assert_eq!(chain, calls, "task definition then service are one chain: {line}");
+    assert!(calls < proxy.total(), "the engine's calls are a part of all calls the proxy saw ({}): {line}", proxy.total());
     let after = children(&wd);
     assert_ne!(after["task_definition"], kids["task_definition"]);
     assert_eq!(wd.state_attrs("cxflow_ecs_fargate_service", "backend")["task_definition_revision"], 2);
