@@ -139,6 +139,26 @@ fn handshake_line_carries_the_autotls_certificate() {
     assert!(der.len() > 200);
 }
 
+#[test]
+fn interrupts_from_the_first_moment_do_not_kill_the_plugin() {
+    // Terraform delivers Ctrl-C to its whole process group, providers
+    // included, and then calls StopProvider: a plugin must survive SIGINT at
+    // any moment, also between its handshake line and serving.
+    let (mut child, parts) = start_plugin(None, &[]);
+    let pid = child.id() as libc::pid_t;
+    for _ in 0..5 {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the plugin died of SIGINT");
+    let sock = parts[3].clone();
+    let schema = block_on(async move { ProviderClient::new(connect(sock).await).get_provider_schema(pb::get_provider_schema::Request {}).await });
+    assert!(schema.unwrap().into_inner().resource_schemas.contains_key("cxflow_cluster"), "still serving after the interrupts");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 async fn connect(sock: String) -> tonic::transport::Channel {
     tonic::transport::Endpoint::try_from("http://localhost")
         .unwrap()

@@ -45,6 +45,14 @@ pub struct Listening {
 /// the socket's backlog. On failure, the message is on stderr and the error is
 /// the exit code.
 pub fn handshake() -> Result<Listening, i32> {
+    // Terraform handles interrupts itself and then calls StopProvider; like
+    // any go-plugin server we must not die of the SIGINT it also delivers to
+    // our process group. Ignored from the first instruction: `serve` installs
+    // a handler that logs them once the runtime is up.
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no handler code.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
     if std::env::var(MAGIC_COOKIE_KEY).ok().as_deref() != Some(MAGIC_COOKIE_VALUE) {
         eprintln!(
             "This binary is a plugin for Terraform and is not meant to be run directly. \
@@ -76,7 +84,6 @@ pub fn handshake() -> Result<Listening, i32> {
         Ok(l) => l,
         Err(e) => {
             eprintln!("Could not listen on {}: {e}", sock.display());
-            let _ = std::fs::remove_file(&sock);
             return Err(1);
         }
     };
