@@ -6,10 +6,11 @@
 //! it, and `scripts/bench.sh` builds it with the release binaries in one
 //! `cargo build --release`, so the dependency tree is compiled once (a test
 //! harness needs unwinding, the release binaries abort on panic, and cargo
-//! would compile every dependency twice). Every row
-//! whose subject does not exist yet (a resource type the provider does not
-//! list, an example directory without configuration, an engine that does not
-//! report its critical path) is printed as skipped with the reason.
+//! would compile every dependency twice).
+//!
+//! Every row whose subject does not exist yet (a resource type the provider
+//! does not list, an example directory without configuration, an engine that
+//! does not report its critical path) is printed as skipped with the reason.
 //!
 //! Environment (set by scripts/bench.sh):
 //! - `CXFLOW_BENCH_PROVIDER`: provider binary (default: this build's)
@@ -894,7 +895,7 @@ fn engine_seconds(log: &str) -> Option<f64> {
         Some(h * 3600.0 + m * 60.0 + s)
     };
     let first = log.lines().find(|l| l.contains(": starting:")).and_then(secs)?;
-    let last = log.lines().filter(|l| l.contains(": children in place:")).last().and_then(secs)?;
+    let last = log.lines().filter(|l| l.contains(": children applied:")).last().and_then(secs)?;
     (last >= first).then_some(last - first)
 }
 

@@ -451,7 +451,7 @@ fn lifecycle() {
     // SDK interceptor: here the task definition and then the service, one
     // dependent chain, so the heaviest chain is all of them.
     let text = std::fs::read_to_string(&log).unwrap();
-    let line = text.lines().find(|l| l.contains("children in place")).unwrap_or_else(|| panic!("no `children in place` line in the provider log:\n{text}"));
+    let line = text.lines().find(|l| l.contains("children applied")).unwrap_or_else(|| panic!("no `children applied` line in the provider log:\n{text}"));
     let field = |name: &str| -> u64 {
         let re = regex::Regex::new(&format!(r"\b{name}=(\d+)")).unwrap();
         re.captures(line).unwrap_or_else(|| panic!("{name} missing from {line}"))[1].parse().unwrap()

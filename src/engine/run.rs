@@ -81,7 +81,8 @@ pub struct Outcome {
     /// record them as drift so the next plan retries them.
     pub unfinished: BTreeSet<String>,
     pub diags: Diags,
-    /// AWS calls made by the creates and updates of this run (retries included).
+    /// Outbound calls the creates and updates of this run made, as counted
+    /// by [`crate::calls`] (the AWS clients count each request attempt).
     pub calls: u32,
     /// The longest chain of those calls that had to run one after another:
     /// each child's calls in sequence, children after their dependencies.
@@ -289,7 +290,8 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
         owner = opts.owner.tag_value(),
         calls = out.calls,
         critical_path_calls = out.critical_path_calls,
-        "children in place"
+        unfinished = out.unfinished.len(),
+        "children applied"
     );
     if stopped || !out.unfinished.is_empty() {
         return out;
