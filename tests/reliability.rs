@@ -334,12 +334,28 @@ fn apply_and_kill(wd: &Workdir, after: Duration) -> (bool, String) {
     (killed, format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Kill points in milliseconds at the given fractions of an uninterrupted
+/// apply of `wd` (applied, timed, then destroyed), so that they land inside
+/// the apply however fast this machine and build are.
+fn kill_points(wd: &Workdir, fractions: &[f64]) -> Vec<u64> {
+    let start = Instant::now();
+    wd.apply().expect_ok("uninterrupted apply, to time kill points");
+    let took = start.elapsed().as_millis() as f64;
+    wd.destroy().expect_ok("destroy after the timing apply");
+    fractions.iter().map(|f| (took * f) as u64).collect()
+}
+
+/// `n` fractions evenly spread over (0, 1).
+fn spread(n: usize) -> Vec<f64> {
+    (0..n).map(|i| (i as f64 + 0.5) / n as f64).collect()
+}
+
 #[test]
 fn killed_mid_apply_the_next_apply_converges_without_orphans() {
     let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
     // Latency stretches the apply so that kill points land inside it.
     let proxy = Proxy::start(&moto, &["--delay-ms", "40"]);
-    let points: Vec<u64> = if full() { (0..24).map(|i| 300 + i * 170).collect() } else { vec![700, 1600, 2600] };
+    let points = kill_points(&workdir_through(&proxy, "timing", "", &moto), &if full() { spread(24) } else { vec![0.25, 0.5, 0.75] });
     let mut killed_count = 0;
     let mut orphans = 0;
     for (i, ms) in points.iter().enumerate() {
@@ -365,7 +381,7 @@ fn killed_mid_apply_the_next_apply_converges_without_orphans() {
         assert!(left.is_empty(), "orphans after a kill at {ms} ms: {left:?}");
     }
     // The cluster example: kill points spread over its apply.
-    let cluster_points: Vec<u64> = if full() { (0..10).map(|i| 400 + i * 450).collect() } else { vec![1500] };
+    let cluster_points = kill_points(&cluster_workdir(&moto, &proxy.endpoint(), "timing"), &if full() { spread(10) } else { vec![0.5] });
     for (i, ms) in cluster_points.iter().enumerate() {
         let name = format!("crash{i}");
         let wd = cluster_workdir(&moto, &proxy.endpoint(), &name);
