@@ -65,10 +65,10 @@ impl RoleNode {
         }
         Ok(out)
     }
-    async fn reconcile(&self, aws: &Aws) -> Result<(), NodeError> {
-        let iam = aws.iam();
-        let want = self.managed_arns(aws).await?;
-        let have: BTreeSet<String> = iam
+    /// ARNs of the managed policies attached to the role now.
+    async fn attached(&self, aws: &Aws) -> Result<BTreeSet<String>, NodeError> {
+        Ok(aws
+            .iam()
             .list_attached_role_policies()
             .role_name(&self.name)
             .send()
@@ -77,7 +77,13 @@ impl RoleNode {
             .attached_policies()
             .iter()
             .filter_map(|p| p.policy_arn().map(str::to_string))
-            .collect();
+            .collect())
+    }
+
+    async fn reconcile(&self, aws: &Aws) -> Result<(), NodeError> {
+        let iam = aws.iam();
+        let want = self.managed_arns(aws).await?;
+        let have = self.attached(aws).await?;
         for arn in want.difference(&have) {
             iam.attach_role_policy().role_name(&self.name).policy_arn(arn).send().await.map_err(|e| aws_err("iam:AttachRolePolicy", e))?;
         }
@@ -162,18 +168,7 @@ impl Node<Aws> for RoleNode {
         if have != want {
             return Ok(Observed::Drifted("inline policy differs".into()));
         }
-        let attached: BTreeSet<String> = aws
-            .iam()
-            .list_attached_role_policies()
-            .role_name(&self.name)
-            .send()
-            .await
-            .map_err(|e| aws_err("iam:ListAttachedRolePolicies", e))?
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_string))
-            .collect();
-        if attached != self.managed_arns(aws).await? {
+        if self.attached(aws).await? != self.managed_arns(aws).await? {
             return Ok(Observed::Drifted("managed policies differ".into()));
         }
         Ok(Observed::InSync)
