@@ -14,6 +14,17 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// AWS SDK configuration for `endpoint` with test credentials (the SDK's default retries).
+pub fn sdk_for(endpoint: &str) -> aws_config::SdkConfig {
+    let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "tests");
+    aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build()
+}
+
 pub fn provider_binary() -> PathBuf {
     built_binary(option_env!("CARGO_BIN_EXE_terraform-provider-cxflow"), "terraform-provider-cxflow")
 }
@@ -135,13 +146,7 @@ impl Moto {
 
     /// AWS SDK configuration pointed at this moto, for checking what exists.
     pub fn sdk(&self) -> aws_config::SdkConfig {
-        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "tests");
-        aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build()
+        sdk_for(&self.endpoint())
     }
 }
 
@@ -374,13 +379,7 @@ impl Proxy {
 
     /// AWS SDK configuration pointed at the proxy (the SDK's default retries).
     pub fn sdk(&self) -> aws_config::SdkConfig {
-        let creds = aws_credential_types::Credentials::new("testing", "testing", None, None, "tests");
-        aws_config::SdkConfig::builder()
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build()
+        sdk_for(&self.endpoint())
     }
 
     /// One control request; returns status and body. Runs on its own thread and
