@@ -17,9 +17,5 @@ fn main() {
         println!("cargo:rerun-if-changed=proto/{f}");
     }
     let fds = protox::compile(files, ["proto"]).expect("proto/ definitions compile");
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(fds)
-        .expect("generate Rust code from proto/");
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds).expect("generate Rust code from proto/");
 }

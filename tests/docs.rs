@@ -13,7 +13,6 @@ use common::{Run, copy_dir, provider_binary, repo_root};
 
 const PAGE_DIRS: [&str; 3] = ["resources", "ephemeral-resources", "data-sources"];
 
-
 /// The generated part of a docs/ directory: relative path -> content.
 fn generated_pages(docs: &Path) -> BTreeMap<String, String> {
     let mut pages = BTreeMap::new();

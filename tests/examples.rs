@@ -19,13 +19,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-
 fn tf_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tf"))
-        .collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tf")).collect();
     v.sort();
     v
 }
@@ -67,11 +62,7 @@ fn every_example_validates() {
             let dir = wd.path().join("examples").join(rel);
             let names_provider = tf_files(&dir).iter().any(|f| std::fs::read_to_string(f).unwrap().contains("required_providers"));
             if !names_provider {
-                std::fs::write(
-                    dir.join("zz_test_required_providers.tf"),
-                    "terraform {\n  required_providers {\n    cxflow = { source = \"cxflow/cxflow\" }\n  }\n}\n",
-                )
-                .unwrap();
+                std::fs::write(dir.join("zz_test_required_providers.tf"), "terraform {\n  required_providers {\n    cxflow = { source = \"cxflow/cxflow\" }\n  }\n}\n").unwrap();
             }
             let chdir = format!("-chdir=examples/{}", rel.display());
             let label = format!("examples/{} with {}", rel.display(), tf.display());

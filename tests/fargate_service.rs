@@ -58,13 +58,7 @@ fn fixture(aws: &Aws, cluster: Option<&str>) -> Fixture {
     block_on(async {
         let vpcs = aws.ec2.describe_vpcs().send().await.unwrap();
         let vpc = vpcs.vpcs().iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()).unwrap().to_string();
-        let subnets = aws
-            .ec2
-            .describe_subnets()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build())
-            .send()
-            .await
-            .unwrap();
+        let subnets = aws.ec2.describe_subnets().filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build()).send().await.unwrap();
         let mut subnets: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect();
         subnets.sort();
         subnets.truncate(2);
@@ -77,12 +71,7 @@ fn fixture(aws: &Aws, cluster: Option<&str>) -> Fixture {
             .load_balancer_arn(&lb_arn)
             .protocol(ProtocolEnum::Http)
             .port(80)
-            .default_actions(
-                Action::builder()
-                    .r#type(ActionTypeEnum::FixedResponse)
-                    .fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build())
-                    .build(),
-            )
+            .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build()).build())
             .send()
             .await
             .unwrap();
@@ -277,7 +266,8 @@ fn tagged_leftovers(aws: &Aws) -> Vec<String> {
             }
         }
         // ELBv2 target groups and listener rules.
-        let mut elb_arns: Vec<String> = aws.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)).collect();
+        let mut elb_arns: Vec<String> =
+            aws.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)).collect();
         for lb in aws.elb.describe_load_balancers().send().await.unwrap().load_balancers() {
             for l in aws.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap().listeners() {
                 for r in aws.elb.describe_rules().listener_arn(l.listener_arn().unwrap()).send().await.unwrap().rules() {
@@ -308,7 +298,14 @@ fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Option<aws_sdk_ecs:
 
 fn task_definition(aws: &Aws, arn: &str) -> Option<aws_sdk_ecs::types::TaskDefinition> {
     block_on(async {
-        aws.ecs.describe_task_definition().task_definition(arn).send().await.ok().and_then(|o| o.task_definition().cloned()).filter(|t| t.status() == Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active))
+        aws.ecs
+            .describe_task_definition()
+            .task_definition(arn)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.task_definition().cloned())
+            .filter(|t| t.status() == Some(&aws_sdk_ecs::types::TaskDefinitionStatus::Active))
     })
 }
 
@@ -375,7 +372,10 @@ fn lifecycle() {
     let secrets: BTreeMap<&str, &str> = app.secrets().iter().map(|s| (s.name(), s.value_from())).collect();
     assert_eq!(secrets, BTreeMap::from([("CONNECTION_URL", PARAM_ARN), ("ROLLBAR_ACCESS_TOKEN", SECRET_ARN)]));
     let hc = app.health_check().unwrap();
-    assert_eq!((hc.command(), hc.interval(), hc.timeout(), hc.retries(), hc.start_period()), (&["CMD-SHELL".to_string(), "python /backend-flask/bin/flask/health-check".to_string()][..], Some(30), Some(5), Some(3), Some(60)));
+    assert_eq!(
+        (hc.command(), hc.interval(), hc.timeout(), hc.retries(), hc.start_period()),
+        (&["CMD-SHELL".to_string(), "python /backend-flask/bin/flask/health-check".to_string()][..], Some(30), Some(5), Some(3), Some(60))
+    );
     let log = app.log_configuration().unwrap();
     assert_eq!(log.log_driver().as_str(), "awslogs");
     assert_eq!(log.options().unwrap().get("awslogs-group").map(String::as_str), Some("/cxflow/cruddur/backend-flask"));
@@ -397,7 +397,11 @@ fn lifecycle() {
         assert_eq!(statement(&doc, "Secrets")["Resource"], serde_json::json!([SECRET_ARN]), "exactly the referenced secret");
         assert_eq!(statement(&doc, "Logs")["Resource"], "arn:aws:logs:us-east-1:123456789012:log-group:/cxflow/cruddur/backend-flask:*");
         assert_eq!(statement(&doc, "EcrAuth")["Resource"], "*");
-        assert_eq!(statement(&doc, "EcrPull")["Resource"], serde_json::json!(["arn:aws:ecr:us-east-1:123456789012:repository/backend-flask"]), "only the referenced ECR repository");
+        assert_eq!(
+            statement(&doc, "EcrPull")["Resource"],
+            serde_json::json!(["arn:aws:ecr:us-east-1:123456789012:repository/backend-flask"]),
+            "only the referenced ECR repository"
+        );
         let kms = statement(&doc, "DecryptViaService");
         assert_eq!(kms["Action"], "kms:Decrypt");
         assert_eq!(kms["Condition"]["StringEquals"]["kms:ViaService"], serde_json::json!(["ssm.us-east-1.amazonaws.com", "secretsmanager.us-east-1.amazonaws.com"]));
@@ -444,7 +448,14 @@ fn lifecycle() {
     proxy.reset();
     let log = wd.path().join("image-update.log");
     wd.tf_env(&["apply", "-auto-approve"], &[("TF_LOG_PROVIDER", "INFO"), ("TF_LOG_PATH", log.to_str().unwrap())]).expect_ok("image update");
-    for (op, n) in [("ecs:RegisterTaskDefinition", 1), ("ecs:UpdateService", 1), ("ecs:DeregisterTaskDefinition", 1), ("ecs:CreateService", 0), ("iam:PutRolePolicy", 0), ("logs:CreateLogGroup", 0)] {
+    for (op, n) in [
+        ("ecs:RegisterTaskDefinition", 1),
+        ("ecs:UpdateService", 1),
+        ("ecs:DeregisterTaskDefinition", 1),
+        ("ecs:CreateService", 0),
+        ("iam:PutRolePolicy", 0),
+        ("logs:CreateLogGroup", 0),
+    ] {
         assert_eq!(proxy.count(op), n, "{op} during an image update: {}", proxy.stats());
     }
     // The engine counts the AWS calls of the children it works on through the
@@ -631,13 +642,7 @@ fn failures_and_adoption() {
     let names = Names::new(CLUSTER, "adopted");
     let owner = format!("cxflow_ecs_fargate_service/{CLUSTER}/adopted");
     let pre_role = block_on(async {
-        aws.logs
-            .create_log_group()
-            .log_group_name(names.log_group())
-            .tags(OWNER_TAG, &owner)
-            .send()
-            .await
-            .unwrap();
+        aws.logs.create_log_group().log_group_name(names.log_group()).tags(OWNER_TAG, &owner).send().await.unwrap();
         aws.logs.put_retention_policy().log_group_name(names.log_group()).retention_in_days(7).send().await.unwrap();
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let r = aws
@@ -696,7 +701,11 @@ fn failures_and_adoption() {
     assert!(err.contains("1 of 2 tasks running") && err.contains("rollout IN_PROGRESS"), "{err}");
     assert!(err.contains("Latest service events"), "{err}");
     let kids = children(&wd);
-    assert_eq!(describe_service(&aws, CLUSTER, "stuck").and_then(|s| s.service_arn().map(str::to_string)).as_deref(), Some(kids["service"].as_str()), "the service exists and is recorded");
+    assert_eq!(
+        describe_service(&aws, CLUSTER, "stuck").and_then(|s| s.service_arn().map(str::to_string)).as_deref(),
+        Some(kids["service"].as_str()),
+        "the service exists and is recorded"
+    );
     wd.destroy().expect_ok("destroy stuck");
     assert!(describe_service(&aws, CLUSTER, "stuck").is_none());
     assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());

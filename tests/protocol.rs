@@ -196,10 +196,7 @@ fn stop_provider_cancels_in_flight_configure_and_shutdown_exits() {
         let mut p2 = provider.clone();
         let started = Instant::now();
         let configure = tokio::spawn(async move {
-            p2.configure_provider(pb::configure_provider::Request { terraform_version: "1.15.5".into(), config: Some(dv), client_capabilities: None })
-                .await
-                .unwrap()
-                .into_inner()
+            p2.configure_provider(pb::configure_provider::Request { terraform_version: "1.15.5".into(), config: Some(dv), client_capabilities: None }).await.unwrap().into_inner()
         });
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!configure.is_finished(), "configure is waiting on the silent endpoint");

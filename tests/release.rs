@@ -51,8 +51,7 @@ impl Gpg {
 
     /// Generate an ed25519 signing key; returns its fingerprint.
     fn gen_key(&self, uid: &str, passphrase: &str) -> String {
-        self.run(&["--pinentry-mode", "loopback", "--passphrase", passphrase, "--quick-gen-key", uid, "ed25519", "sign", "never"])
-            .expect_ok("gpg --quick-gen-key");
+        self.run(&["--pinentry-mode", "loopback", "--passphrase", passphrase, "--quick-gen-key", uid, "ed25519", "sign", "never"]).expect_ok("gpg --quick-gen-key");
         let listing = self.run(&["--with-colons", "--list-secret-keys", uid]);
         listing.expect_ok("gpg --list-secret-keys");
         let fpr = listing.stdout.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).expect("fingerprint").to_string();
@@ -187,10 +186,7 @@ fn workdir(terraform: &Path, cli: &str, version: &str) -> Workdir {
 }
 
 fn filesystem_mirror_cli(mirror: &Path) -> String {
-    format!(
-        "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/cxflow/cxflow\"]\n  }}\n}}\n",
-        mirror.display()
-    )
+    format!("provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/cxflow/cxflow\"]\n  }}\n}}\n", mirror.display())
 }
 
 /// A packed-layout filesystem mirror holding one zip.
@@ -473,10 +469,6 @@ fn signed_release_installs_through_a_mirror_and_a_registry() {
         let init5 = wd5.tf(&["init", "-input=false"]);
         init5.expect_fail("terraform init of a tampered zip from the registry");
         let tampered_zh = format!("zh:{}", sha256_hex(&std::fs::read(&tampered).unwrap()));
-        assert!(
-            flat(&init5.all()).contains(&format!("archive has incorrect checksum {tampered_zh} (expected {zh})")),
-            "not a checksum failure:\n{}",
-            init5.all()
-        );
+        assert!(flat(&init5.all()).contains(&format!("archive has incorrect checksum {tampered_zh} (expected {zh})")), "not a checksum failure:\n{}", init5.all());
     }
 }

@@ -82,7 +82,15 @@ fn infrastructure(m: &Moto) -> (String, String) {
             .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
             .fixed_response_config(aws_sdk_elasticloadbalancingv2::types::FixedResponseActionConfig::builder().status_code("404").build())
             .build();
-        let l = elb.create_listener().load_balancer_arn(lb_arn).protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http).port(80).default_actions(fixed).send().await.unwrap();
+        let l = elb
+            .create_listener()
+            .load_balancer_arn(lb_arn)
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(80)
+            .default_actions(fixed)
+            .send()
+            .await
+            .unwrap();
         (a, l.listeners()[0].listener_arn().unwrap().to_string())
     })
 }
@@ -165,7 +173,6 @@ fn workdir_through(proxy: &Proxy, name: &str, extra_provider: &str, m: &Moto) ->
 
 const CLUSTER_SECRETS: &str = r#"{"production": {"checkmarx_username": "bot", "checkmarx_password": "Rel-SECRET-Zq81-do-not-leak", "checkmarx_token": "t", "gitlab_token": "g", "gitlab_webhook_token": "w"}}"#;
 
-
 /// examples/cxflow-cluster (one environment) pointed at `endpoint`, deployment `name`.
 fn cluster_workdir(m: &Moto, endpoint: &str, name: &str) -> Workdir {
     block_on(async {
@@ -200,7 +207,15 @@ fn cluster_leftovers(m: &Moto, name: &str) -> Vec<String> {
         left.extend(ec2.describe_security_groups().filters(f.clone()).send().await.unwrap().security_groups().iter().map(|v| format!("sg {}", v.group_id().unwrap_or_default())));
         left.extend(ec2.describe_addresses().filters(f.clone()).send().await.unwrap().addresses().iter().map(|v| format!("eip {}", v.allocation_id().unwrap_or_default())));
         left.extend(
-            ec2.describe_nat_gateways().filter(f.clone()).send().await.unwrap().nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) != Some("deleted")).map(|v| format!("nat {}", v.nat_gateway_id().unwrap_or_default())),
+            ec2.describe_nat_gateways()
+                .filter(f.clone())
+                .send()
+                .await
+                .unwrap()
+                .nat_gateways()
+                .iter()
+                .filter(|n| n.state().map(|s| s.as_str()) != Some("deleted"))
+                .map(|v| format!("nat {}", v.nat_gateway_id().unwrap_or_default())),
         );
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&s);
         if elb.describe_load_balancers().names(format!("{name}-alb")).send().await.is_ok_and(|o| !o.load_balancers().is_empty()) {
@@ -506,8 +521,18 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  timeouts {\n    create = \"soon\"\n  }"), "create"),
         ("svc", ok_svc("  execution_role_arn = \"not-an-arn\""), "execution_role_arn"),
         ("svc", ok_svc("  load_balancer {\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n  }"), "host_header"),
-        ("svc", ok_svc("  load_balancer {\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    host_header = \"a.example.com\"\n    priority = 0\n  }"), "priority"),
-        ("svc", ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [\"subnet-1\"]\n    ingress {\n      port = 80\n      cidr_blocks = [\"10.0.0.0/33\"]\n    }"), "cidr_blocks"),
+        (
+            "svc",
+            ok_svc(
+                "  load_balancer {\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    host_header = \"a.example.com\"\n    priority = 0\n  }",
+            ),
+            "priority",
+        ),
+        (
+            "svc",
+            ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [\"subnet-1\"]\n    ingress {\n      port = 80\n      cidr_blocks = [\"10.0.0.0/33\"]\n    }"),
+            "cidr_blocks",
+        ),
         ("svc", ok_svc("  container {\n    name = \"app\"\n    image = \"nginx\"\n  }"), "container"),
         ("svc", ok_svc("").replace("port  = 80\n  }", "port  = 80\n    secrets = { A = \"plain-text-not-an-arn\" }\n  }"), "secrets"),
         ("svc", ok_svc("  unknown_argument = 1"), "unknown_argument"),
@@ -574,7 +599,8 @@ fn bad_input_fails_before_any_aws_call() {
         if r.ok() {
             failures.push(format!("{kind}/{attr}: plan succeeded"));
         } else if !out.contains(attr) {
-            failures.push(format!("{kind}/{attr}: the diagnostic does not name {attr:?}:\n{}", out.lines().filter(|l| !l.trim().is_empty()).take(12).collect::<Vec<_>>().join("\n")));
+            failures
+                .push(format!("{kind}/{attr}: the diagnostic does not name {attr:?}:\n{}", out.lines().filter(|l| !l.trim().is_empty()).take(12).collect::<Vec<_>>().join("\n")));
         }
     }
     assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
@@ -620,7 +646,14 @@ fn generated_policies_pass_the_iam_linter() {
             };
             let star = st["Resource"] == "*" || st["Resource"].as_array().is_some_and(|a| a.iter().any(|r| r == "*"));
             for a in &actions {
-                let forbidden = a == "ssm:*" || a == "kms:Decrypt" || a == "secretsmanager:GetSecretValue" || a == "ecr:*" || a.starts_with("ecr:Put") || a.starts_with("ecr:Upload") || a.starts_with("ecr:InitiateLayer") || a.starts_with("ecr:CompleteLayer");
+                let forbidden = a == "ssm:*"
+                    || a == "kms:Decrypt"
+                    || a == "secretsmanager:GetSecretValue"
+                    || a == "ecr:*"
+                    || a.starts_with("ecr:Put")
+                    || a.starts_with("ecr:Upload")
+                    || a.starts_with("ecr:InitiateLayer")
+                    || a.starts_with("ecr:CompleteLayer");
                 assert!(!(star && forbidden), "{name} grants {a} on *: {doc}");
             }
         }

@@ -15,9 +15,7 @@ fn ssm(m: &Moto) -> aws_sdk_ssm::Client {
 
 /// Decrypted value of a parameter, None when missing.
 fn value(m: &Moto, name: &str) -> Option<String> {
-    block_on(async {
-        ssm(m).get_parameter().name(name).with_decryption(true).send().await.ok().and_then(|o| o.parameter).and_then(|p| p.value)
-    })
+    block_on(async { ssm(m).get_parameter().name(name).with_decryption(true).send().await.ok().and_then(|o| o.parameter).and_then(|p| p.value) })
 }
 
 fn names_under(m: &Moto, prefix: &str) -> Vec<String> {

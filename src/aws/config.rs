@@ -196,17 +196,12 @@ impl Aws {
             loader = loader.profile_files(pf.build());
         }
         let mut sdk = loader.load().await;
-        let region = sdk.region().map(|r| r.to_string()).ok_or_else(|| {
-            "No AWS region is set. Set `region` in the provider block, or AWS_REGION, or a region in the selected profile.".to_string()
-        })?;
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .ok_or_else(|| "No AWS region is set. Set `region` in the provider block, or AWS_REGION, or a region in the selected profile.".to_string())?;
 
-        let endpoints: BTreeMap<String, String> = s
-            .endpoints
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v)))
-            .collect();
+        let endpoints: BTreeMap<String, String> = s.endpoints.clone().unwrap_or_default().into_iter().filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (k, v))).collect();
 
         if let Some(ar) = &s.assume_role {
             let mut sts_conf = sdk.to_builder();

@@ -128,8 +128,10 @@ fn td_canon(cpu: Option<&str>, memory: Option<&str>, exec: Option<&str>, task: O
         .map(|d| {
             let env: BTreeMap<&str, &str> = d.environment().iter().map(|kv| (kv.name().unwrap_or_default(), kv.value().unwrap_or_default())).collect();
             let secrets: BTreeMap<&str, &str> = d.secrets().iter().map(|s| (s.name(), s.value_from())).collect();
-            let ports: Vec<(Option<i32>, Option<&str>, Option<&str>)> = d.port_mappings().iter().map(|p| (p.container_port(), p.name(), p.app_protocol().map(|a| a.as_str()))).collect();
-            let health = d.health_check().map(|h| json!([h.command(), h.interval().unwrap_or(30), h.timeout().unwrap_or(5), h.retries().unwrap_or(3), h.start_period().unwrap_or(0)]));
+            let ports: Vec<(Option<i32>, Option<&str>, Option<&str>)> =
+                d.port_mappings().iter().map(|p| (p.container_port(), p.name(), p.app_protocol().map(|a| a.as_str()))).collect();
+            let health =
+                d.health_check().map(|h| json!([h.command(), h.interval().unwrap_or(30), h.timeout().unwrap_or(5), h.retries().unwrap_or(3), h.start_period().unwrap_or(0)]));
             let log: Option<BTreeMap<&String, &String>> = d.log_configuration().and_then(|l| l.options()).map(|o| o.iter().collect());
             json!({
                 "name": d.name(), "image": d.image(), "essential": d.essential().unwrap_or(true), "command": d.command(),
@@ -361,7 +363,14 @@ impl ServiceNode {
         let mut b = ecs::ServiceConnectConfiguration::builder().enabled(true).namespace(&sc.namespace);
         if let Some((port_name, port)) = &sc.publish {
             let alias = ecs::ServiceConnectClientAlias::builder().port(*port as i32).build().map_err(|e| other(format!("internal error: {e}")))?;
-            b = b.services(ecs::ServiceConnectService::builder().port_name(port_name).discovery_name(&self.name).client_aliases(alias).build().map_err(|e| other(format!("internal error: {e}")))?);
+            b = b.services(
+                ecs::ServiceConnectService::builder()
+                    .port_name(port_name)
+                    .discovery_name(&self.name)
+                    .client_aliases(alias)
+                    .build()
+                    .map_err(|e| other(format!("internal error: {e}")))?,
+            );
         }
         Ok(Some(b.build()))
     }

@@ -115,7 +115,13 @@ impl Node<Aws> for LoadBalancerNode {
         until(&format!("load balancer {} to become active", self.name), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(15), || {
             let arn = arn.clone();
             async move {
-                let o = aws.elbv2().describe_load_balancers().load_balancer_arns(&arn).send().await.map_err(|e| NodeError::from(aws_err("elasticloadbalancing:DescribeLoadBalancers", e)))?;
+                let o = aws
+                    .elbv2()
+                    .describe_load_balancers()
+                    .load_balancer_arns(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| NodeError::from(aws_err("elasticloadbalancing:DescribeLoadBalancers", e)))?;
                 match o.load_balancers().first().and_then(|l| l.state()).and_then(|s| s.code()).map(|c| c.as_str().to_string()) {
                     Some(c) if c == "active" => Ok(Poll::Done(())),
                     Some(c) if c == "failed" => Err(NodeError::other("load balancer provisioning failed")),
@@ -315,12 +321,13 @@ impl CertificateNode {
     async fn validate(&self, aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
         let zone = zone_id(aws, &self.zone).await?;
         // The validation records appear shortly after the request.
-        let recs = until("certificate validation records", Duration::from_secs(120).min(cx.remaining()), cx.cancel, Duration::from_millis(500), Duration::from_secs(5), || async move {
-            let r = Self::validation_records(aws, arn).await?;
-            Ok(if r.is_empty() { Poll::Pending("waiting for ACM to publish validation records".into()) } else { Poll::Done(r) })
-        })
-        .await
-        .map_err(|e| wait_err("certificate validation records", e))?;
+        let recs =
+            until("certificate validation records", Duration::from_secs(120).min(cx.remaining()), cx.cancel, Duration::from_millis(500), Duration::from_secs(5), || async move {
+                let r = Self::validation_records(aws, arn).await?;
+                Ok(if r.is_empty() { Poll::Pending("waiting for ACM to publish validation records".into()) } else { Poll::Done(r) })
+            })
+            .await
+            .map_err(|e| wait_err("certificate validation records", e))?;
         let changes: Vec<r53::Change> = recs
             .iter()
             .map(|(name, value)| {

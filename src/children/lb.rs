@@ -200,9 +200,7 @@ pub fn conditions_of(rule: &elb::Rule) -> (Option<String>, Option<String>) {
 /// The target group a rule forwards to.
 pub fn forward_target(rule: &elb::Rule) -> Option<String> {
     rule.actions().iter().find_map(|a| {
-        a.target_group_arn()
-            .map(str::to_string)
-            .or_else(|| a.forward_config().and_then(|f| f.target_groups().first()).and_then(|t| t.target_group_arn()).map(str::to_string))
+        a.target_group_arn().map(str::to_string).or_else(|| a.forward_config().and_then(|f| f.target_groups().first()).and_then(|t| t.target_group_arn()).map(str::to_string))
     })
 }
 

@@ -36,10 +36,7 @@ fn tags_of(t: &[Tag]) -> BTreeMap<String, String> {
 
 /// Filters selecting the object that child `key` of `c`'s composite created.
 fn owned_filters(c: &Common, key: &str) -> Vec<Filter> {
-    vec![
-        Filter::builder().name(format!("tag:{OWNER_TAG}")).values(c.owner.tag_value()).build(),
-        Filter::builder().name(format!("tag:{}", super::CHILD_TAG)).values(key).build(),
-    ]
+    vec![Filter::builder().name(format!("tag:{OWNER_TAG}")).values(c.owner.tag_value()).build(), Filter::builder().name(format!("tag:{}", super::CHILD_TAG)).values(key).build()]
 }
 
 /// Bring an EC2 object's tags to `desired`.
@@ -176,13 +173,8 @@ impl Node<Aws> for InternetGatewayNode {
         json!({"tags": self.c.tags_for(self.key(), Some(&self.name))})
     }
     async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let out = aws
-            .ec2()
-            .describe_internet_gateways()
-            .set_filters(Some(owned_filters(&self.c, self.key())))
-            .send()
-            .await
-            .map_err(|e| aws_err("ec2:DescribeInternetGateways", e))?;
+        let out =
+            aws.ec2().describe_internet_gateways().set_filters(Some(owned_filters(&self.c, self.key()))).send().await.map_err(|e| aws_err("ec2:DescribeInternetGateways", e))?;
         Ok(out.internet_gateways().first().and_then(|g| g.internet_gateway_id()).map(|id| Found::Owned(id.to_string())).unwrap_or(Found::None))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
@@ -208,11 +200,7 @@ impl Node<Aws> for InternetGatewayNode {
                 None => Ok(Observed::Gone),
                 Some(g) => {
                     let vpc = cx.deps.get("vpc").cloned().unwrap_or_default();
-                    if !g.attachments().iter().any(|a| a.vpc_id() == Some(vpc.as_str())) {
-                        Ok(Observed::Drifted("not attached to the VPC".into()))
-                    } else {
-                        Ok(Observed::InSync)
-                    }
+                    if !g.attachments().iter().any(|a| a.vpc_id() == Some(vpc.as_str())) { Ok(Observed::Drifted("not attached to the VPC".into())) } else { Ok(Observed::InSync) }
                 }
             },
         }
@@ -534,7 +522,13 @@ impl RouteTableNode {
         for k in &self.subnet_keys {
             let subnet = cx.dep(k)?.to_string();
             if !associated.contains(&subnet) {
-                aws.ec2().associate_route_table().route_table_id(rt).subnet_id(&subnet).send().await.map_err(|e| NodeError::from(aws_err("ec2:AssociateRouteTable", e)).with_id(rt))?;
+                aws.ec2()
+                    .associate_route_table()
+                    .route_table_id(rt)
+                    .subnet_id(&subnet)
+                    .send()
+                    .await
+                    .map_err(|e| NodeError::from(aws_err("ec2:AssociateRouteTable", e)).with_id(rt))?;
             }
         }
         Ok(())
@@ -585,7 +579,8 @@ impl Node<Aws> for RouteTableNode {
         };
         let Some(t) = out.route_tables().first() else { return Ok(Observed::Gone) };
         let target = cx.deps.get(&self.target_key).map(|s| s.split('|').next().unwrap_or_default().to_string()).unwrap_or_default();
-        let routed = t.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0") && (r.gateway_id() == Some(target.as_str()) || r.nat_gateway_id() == Some(target.as_str())));
+        let routed =
+            t.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0") && (r.gateway_id() == Some(target.as_str()) || r.nat_gateway_id() == Some(target.as_str())));
         if !routed {
             return Ok(Observed::Drifted("default route missing".into()));
         }
@@ -782,8 +777,7 @@ impl Node<Aws> for SecurityGroupNode {
         format!("security group {}", self.name)
     }
     fn spec(&self) -> serde_json::Value {
-        let rules: Vec<serde_json::Value> =
-            self.ingress.iter().map(|r| json!({"port": r.port, "cidrs": r.cidrs, "source": r.source.as_ref().map(Ref::spec)})).collect();
+        let rules: Vec<serde_json::Value> = self.ingress.iter().map(|r| json!({"port": r.port, "cidrs": r.cidrs, "source": r.source.as_ref().map(Ref::spec)})).collect();
         json!({"name": self.name, "vpc": self.vpc.spec(), "ingress": rules, "tags": self.c.tags_for(&self.key, Some(&self.name))})
     }
     async fn adopt(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {

@@ -118,8 +118,11 @@ impl Node<Aws> for RepositoryNode {
     }
     async fn create(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         let s = &self.spec;
-        let mut enc = aws_sdk_ecr::types::EncryptionConfiguration::builder()
-            .encryption_type(if s.encryption == "KMS" { aws_sdk_ecr::types::EncryptionType::Kms } else { aws_sdk_ecr::types::EncryptionType::Aes256 });
+        let mut enc = aws_sdk_ecr::types::EncryptionConfiguration::builder().encryption_type(if s.encryption == "KMS" {
+            aws_sdk_ecr::types::EncryptionType::Kms
+        } else {
+            aws_sdk_ecr::types::EncryptionType::Aes256
+        });
         if let Some(k) = &s.kms_key {
             enc = enc.kms_key(k);
         }

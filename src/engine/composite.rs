@@ -388,8 +388,7 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
         if creating && out.record.is_empty() {
             return ApplyResponse { new_state: Value::Null, diags: out.diags, ..Default::default() };
         }
-        let drift: BTreeMap<String, String> =
-            out.unfinished.iter().filter(|k| out.record.get(k).is_some()).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
+        let drift: BTreeMap<String, String> = out.unfinished.iter().filter(|k| out.record.get(k).is_some()).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
         let st = Self::finish(env, known_or_null(&req.planned), &desired, &out.record, drift).await;
         if out.ok() { ApplyResponse::ok(st) } else { ApplyResponse::partial(st, out.diags) }
     }

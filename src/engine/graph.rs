@@ -157,7 +157,14 @@ fn topo<E: ?Sized + Sync>(nodes: &[Box<dyn Node<E>>], deps: &[Vec<usize>]) -> Re
         Active,
         Done,
     }
-    fn visit<E: ?Sized + Sync>(i: usize, nodes: &[Box<dyn Node<E>>], deps: &[Vec<usize>], marks: &mut [Mark], path: &mut Vec<usize>, out: &mut Vec<usize>) -> Result<(), GraphError> {
+    fn visit<E: ?Sized + Sync>(
+        i: usize,
+        nodes: &[Box<dyn Node<E>>],
+        deps: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), GraphError> {
         match marks[i] {
             Mark::Done => return Ok(()),
             Mark::Active => {

@@ -154,7 +154,11 @@ pub enum NodeErrorKind {
     Aws(AwsError),
     /// An object under our name that we do not own.
     Conflict(String),
-    Timeout { what: String, waited: Duration, last: String },
+    Timeout {
+        what: String,
+        waited: Duration,
+        last: String,
+    },
     Cancelled,
     /// Anything else, already phrased for a person.
     Other(String),

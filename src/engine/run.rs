@@ -112,7 +112,10 @@ type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 fn stop_reason(opts: &RunOpts) -> Option<Diagnostic> {
     if opts.cancel.is_cancelled() {
-        return Some(Diagnostic::error("Operation cancelled", "Terraform asked the provider to stop. Children created so far are recorded in state; the next apply continues from there."));
+        return Some(Diagnostic::error(
+            "Operation cancelled",
+            "Terraform asked the provider to stop. Children created so far are recorded in state; the next apply continues from there.",
+        ));
     }
     if Instant::now() >= opts.deadline {
         return Some(Diagnostic::error(
@@ -297,12 +300,8 @@ pub async fn apply<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, prior: Option<&G
         return out;
     }
     // Everything wanted is in place: delete what is superseded or no longer wanted.
-    let doomed: Vec<String> = out
-        .record
-        .entries()
-        .filter(|(entry, key, _)| graph.idx(key).is_some_and(|i| *entry != *key || !graph.nodes[i].wanted()))
-        .map(|(e, _, _)| e.to_string())
-        .collect();
+    let doomed: Vec<String> =
+        out.record.entries().filter(|(entry, key, _)| graph.idx(key).is_some_and(|i| *entry != *key || !graph.nodes[i].wanted())).map(|(e, _, _)| e.to_string()).collect();
     if !doomed.is_empty() {
         delete_entries(env, graph, &mut out, doomed, opts).await;
     }
@@ -393,8 +392,7 @@ pub struct Refreshed {
 /// Read every recorded child (in parallel).
 pub async fn refresh<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, record: Record, opts: &RunOpts) -> Refreshed {
     let mut out = Refreshed { record: record.clone(), ..Default::default() };
-    let todo: Vec<(String, usize, String)> =
-        record.entries().filter_map(|(e, k, id)| graph.idx(k).map(|i| (e.to_string(), i, id.to_string()))).collect();
+    let todo: Vec<(String, usize, String)> = record.entries().filter_map(|(e, k, id)| graph.idx(k).map(|i| (e.to_string(), i, id.to_string()))).collect();
     let mut results = Vec::new();
     {
         let mut futs: FuturesUnordered<Fut<'_, (usize, Result<Observed, NodeError>)>> = FuturesUnordered::new();

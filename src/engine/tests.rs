@@ -71,7 +71,19 @@ struct T {
 }
 
 fn t(key: &'static str, deps: &[&'static str]) -> T {
-    T { key, deps: deps.to_vec(), wanted: true, spec: json!({"v": 1}), ms: 20, fail_create: false, fail_after_create: false, replaces: false, planned: false, cancel_on_create: None, calls: 1 }
+    T {
+        key,
+        deps: deps.to_vec(),
+        wanted: true,
+        spec: json!({"v": 1}),
+        ms: 20,
+        fail_create: false,
+        fail_after_create: false,
+        replaces: false,
+        planned: false,
+        cancel_on_create: None,
+        calls: 1,
+    }
 }
 
 impl T {

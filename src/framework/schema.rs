@@ -170,8 +170,7 @@ impl Block {
     }
 
     pub fn value_type(&self) -> Type {
-        let mut attrs: BTreeMap<String, Type> =
-            self.attributes.iter().map(|a| (a.name.clone(), a.value_type())).collect();
+        let mut attrs: BTreeMap<String, Type> = self.attributes.iter().map(|a| (a.name.clone(), a.value_type())).collect();
         for b in &self.blocks {
             attrs.insert(b.name.clone(), wrap(b.nesting, b.block.value_type()));
         }
@@ -332,15 +331,14 @@ mod tests {
             Attribute::new("size", Type::Number).defaulted(),
             Attribute::new("secret_wo", Type::String).optional().write_only().sensitive(),
         ])
-        .with_blocks(vec![NestedBlock::new(
-            "container",
-            Nesting::List,
-            Block::new(vec![
-                Attribute::new("image", Type::String).required(),
-                Attribute::new("name", Type::String).required().force_new(),
-            ]),
-        )
-        .min(1)])
+        .with_blocks(vec![
+            NestedBlock::new(
+                "container",
+                Nesting::List,
+                Block::new(vec![Attribute::new("image", Type::String).required(), Attribute::new("name", Type::String).required().force_new()]),
+            )
+            .min(1),
+        ])
     }
 
     fn obj(pairs: &[(&str, Value)]) -> Value {

@@ -6,20 +6,12 @@ use super::value::Value;
 
 /// Known string entries of a map attribute, with their paths.
 pub fn map_entries<'a>(config: &'a Value, attr: &str) -> Vec<(Path, &'a str, &'a Value)> {
-    config
-        .get(attr)
-        .entries()
-        .map(|m| m.iter().map(|(k, v)| (Path::attr(attr).key(k.clone()), k.as_str(), v)).collect())
-        .unwrap_or_default()
+    config.get(attr).entries().map(|m| m.iter().map(|(k, v)| (Path::attr(attr).key(k.clone()), k.as_str(), v)).collect()).unwrap_or_default()
 }
 
 /// Known strings of a list/set attribute with their paths.
 pub fn list_strings<'a>(config: &'a Value, attr: &str) -> Vec<(Path, &'a str)> {
-    config
-        .get(attr)
-        .elements()
-        .map(|items| items.iter().enumerate().filter_map(|(i, v)| v.as_str().map(|s| (Path::attr(attr).index(i), s))).collect())
-        .unwrap_or_default()
+    config.get(attr).elements().map(|items| items.iter().enumerate().filter_map(|(i, v)| v.as_str().map(|s| (Path::attr(attr).index(i), s))).collect()).unwrap_or_default()
 }
 
 /// Error unless `n` (when known) lies in `lo..=hi`.

@@ -47,14 +47,10 @@ impl Type {
             Type::Set(t) => Json::Array(vec!["set".into(), t.to_json()]),
             Type::Map(t) => Json::Array(vec!["map".into(), t.to_json()]),
             Type::Object(attrs) => {
-                let m: serde_json::Map<String, Json> =
-                    attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+                let m: serde_json::Map<String, Json> = attrs.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
                 Json::Array(vec!["object".into(), Json::Object(m)])
             }
-            Type::Tuple(elems) => Json::Array(vec![
-                "tuple".into(),
-                Json::Array(elems.iter().map(Type::to_json).collect()),
-            ]),
+            Type::Tuple(elems) => Json::Array(vec!["tuple".into(), Json::Array(elems.iter().map(Type::to_json).collect())]),
         }
     }
 
@@ -515,11 +511,7 @@ fn read_ext(rd: &mut &[u8], marker: rmp::Marker) -> Result<Option<Value>, CodecE
     };
     let code = take(rd, 1)?[0] as i8;
     take(rd, len)?;
-    if code == EXT_UNKNOWN || code == EXT_UNKNOWN_REFINED {
-        Ok(Some(Value::Unknown))
-    } else {
-        Err(CodecError::new(format!("msgpack read: unsupported extension type {code}")))
-    }
+    if code == EXT_UNKNOWN || code == EXT_UNKNOWN_REFINED { Ok(Some(Value::Unknown)) } else { Err(CodecError::new(format!("msgpack read: unsupported extension type {code}"))) }
 }
 
 fn decode_mp(rd: &mut &[u8], ty: &Type) -> Result<Value, CodecError> {
@@ -582,9 +574,7 @@ fn decode_mp(rd: &mut &[u8], ty: &Type) -> Result<Value, CodecError> {
             for _ in 0..n {
                 let km = rmp::decode::read_marker(rd).map_err(rerr)?;
                 let k = read_string(rd, km)?;
-                let at = attrs
-                    .get(&k)
-                    .ok_or_else(|| CodecError::new(format!("msgpack read: unexpected attribute {k:?}")))?;
+                let at = attrs.get(&k).ok_or_else(|| CodecError::new(format!("msgpack read: unexpected attribute {k:?}")))?;
                 m.insert(k, decode_mp(rd, at)?);
             }
             Ok(Value::Object(m))

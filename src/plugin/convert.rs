@@ -82,13 +82,7 @@ fn nested_block(b: &NestedBlock) -> pb::schema::NestedBlock {
         Nesting::Map => M::Map,
         Nesting::Group => M::Group,
     };
-    pb::schema::NestedBlock {
-        type_name: b.name.clone(),
-        block: Some(block(&b.block, 0)),
-        nesting: nesting as i32,
-        min_items: b.min_items,
-        max_items: b.max_items,
-    }
+    pb::schema::NestedBlock { type_name: b.name.clone(), block: Some(block(&b.block, 0)), nesting: nesting as i32, min_items: b.min_items, max_items: b.max_items }
 }
 
 fn block(b: &Block, version: i64) -> pb::schema::Block {
@@ -113,9 +107,7 @@ pub fn decode(v: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, Diags> {
     let res = if !v.msgpack.is_empty() {
         Value::from_msgpack(&v.msgpack, ty)
     } else if !v.json.is_empty() {
-        serde_json::from_slice::<serde_json::Value>(&v.json)
-            .map_err(|e| crate::framework::value::CodecError(e.to_string()))
-            .and_then(|j| Value::from_json(&j, ty))
+        serde_json::from_slice::<serde_json::Value>(&v.json).map_err(|e| crate::framework::value::CodecError(e.to_string())).and_then(|j| Value::from_json(&j, ty))
     } else {
         Ok(Value::Null)
     };

@@ -23,9 +23,7 @@ const OWN_TARGET: &str = "cxflow";
 /// Level chosen from `TF_LOG_PROVIDER_CXFLOW`, `TF_LOG_PROVIDER`, then `TF_LOG`;
 /// warnings and errors otherwise. `None` means off.
 pub fn level_from_env(get: impl Fn(&str) -> Option<String>) -> Option<Level> {
-    let raw = ["TF_LOG_PROVIDER_CXFLOW", "TF_LOG_PROVIDER", "TF_LOG"]
-        .iter()
-        .find_map(|k| get(k).filter(|v| !v.trim().is_empty()));
+    let raw = ["TF_LOG_PROVIDER_CXFLOW", "TF_LOG_PROVIDER", "TF_LOG"].iter().find_map(|k| get(k).filter(|v| !v.trim().is_empty()));
     match raw.map(|s| s.trim().to_ascii_uppercase()).as_deref() {
         None => Some(Level::WARN),
         Some("TRACE") | Some("JSON") => Some(Level::TRACE),

@@ -116,9 +116,7 @@ pub async fn serve<P: Provider>(provider: P, listening: Listening) -> i32 {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_service_status("plugin", tonic_health::ServingStatus::Serving).await;
 
-    let provider_svc = ProviderServer::new(ProviderService::new(provider))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let provider_svc = ProviderServer::new(ProviderService::new(provider)).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     let router = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(goplugin::grpc_controller_server::GrpcControllerServer::new(Controller { shutdown: shutdown.clone() }))
@@ -291,9 +289,7 @@ impl goplugin::grpc_broker_server::GrpcBroker for Broker {
     async fn start_stream(&self, r: Request<Streaming<goplugin::ConnInfo>>) -> Result<Response<Self::StartStreamStream>, Status> {
         let mut inbound = r.into_inner();
         let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(_)) = inbound.message().await {}
-        });
+        tokio::spawn(async move { while let Ok(Some(_)) = inbound.message().await {} });
         let s = futures::stream::once(async move {
             stop.cancelled().await;
             Err(Status::unavailable("plugin shutting down"))

@@ -46,8 +46,7 @@ fn unknown_type(kind: &str, name: &str) -> Vec<pb::Diagnostic> {
 }
 
 fn caps(c: Option<&pb::ClientCapabilities>) -> ClientCaps {
-    c.map(|c| ClientCaps { deferral_allowed: c.deferral_allowed, write_only_attributes_allowed: c.write_only_attributes_allowed })
-        .unwrap_or_default()
+    c.map(|c| ClientCaps { deferral_allowed: c.deferral_allowed, write_only_attributes_allowed: c.write_only_attributes_allowed }).unwrap_or_default()
 }
 
 impl<P: Provider> ProviderService<P> {
@@ -71,14 +70,7 @@ impl<P: Provider> ProviderService<P> {
                 (r.type_name().to_string(), Entry { imp: r, schema, ty })
             })
             .collect();
-        ProviderService {
-            provider: Arc::new(provider),
-            provider_schema,
-            resources,
-            ephemerals,
-            client: RwLock::new(None),
-            stop: Mutex::new(CancellationToken::new()),
-        }
+        ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
     }
 
     fn ctx(&self) -> Ctx {
@@ -86,9 +78,11 @@ impl<P: Provider> ProviderService<P> {
     }
 
     async fn client(&self) -> Result<Arc<P::Client>, Diags> {
-        self.client.read().await.clone().ok_or_else(|| {
-            Diagnostic::error("Provider not configured", "Terraform called the provider before ConfigureProvider; this is a bug.").into()
-        })
+        self.client
+            .read()
+            .await
+            .clone()
+            .ok_or_else(|| Diagnostic::error("Provider not configured", "Terraform called the provider before ConfigureProvider; this is a bug.").into())
     }
 
     fn resource(&self, name: &str) -> Result<&Entry<dyn Resource<P::Client>>, Vec<pb::Diagnostic>> {
@@ -200,7 +194,10 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         }))
     }
 
-    async fn get_resource_identity_schemas(&self, _r: Request<pb::get_resource_identity_schemas::Request>) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
+    async fn get_resource_identity_schemas(
+        &self,
+        _r: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
         Ok(Response::new(Default::default()))
     }
 
@@ -348,11 +345,17 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         let name = r.into_inner().type_name;
         Ok(Response::new(pb::generate_resource_config::Response {
             config: None,
-            diagnostics: vec![convert::diag(&Diagnostic::error("Config generation not supported", format!("{name} does not generate configuration; Terraform's own generation applies.")))],
+            diagnostics: vec![convert::diag(&Diagnostic::error(
+                "Config generation not supported",
+                format!("{name} does not generate configuration; Terraform's own generation applies."),
+            ))],
         }))
     }
 
-    async fn validate_ephemeral_resource_config(&self, r: Request<pb::validate_ephemeral_resource_config::Request>) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
+    async fn validate_ephemeral_resource_config(
+        &self,
+        r: Request<pb::validate_ephemeral_resource_config::Request>,
+    ) -> Result<Response<pb::validate_ephemeral_resource_config::Response>, Status> {
         let r = r.into_inner();
         let d = match self.ephemerals.get(&r.type_name) {
             None => return Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics: unknown_type("ephemeral resource", &r.type_name) })),

@@ -163,21 +163,22 @@ fn priority(env: &str) -> i64 {
 
 fn schema_def() -> Schema {
     let env_attrs = vec![
-        Attribute::new("image_tag", Type::String).required().describe("Tag of the CxFlow image in the cluster's ECR repository to run. Changing it rolls only this environment's tasks."),
+        Attribute::new("image_tag", Type::String)
+            .required()
+            .describe("Tag of the CxFlow image in the cluster's ECR repository to run. Changing it rolls only this environment's tasks."),
         Attribute::new("desired_count", Type::Number).defaulted().describe("Number of tasks (default 1)."),
         Attribute::new("cpu", Type::Number).defaulted().describe("Fargate CPU units (default 512)."),
         Attribute::new("memory", Type::Number).defaulted().describe("Fargate memory in MiB (default 2048)."),
-        Attribute::new("extra_secrets", Type::list(Type::String))
-            .optional()
-            .describe("More SSM keys under the environment's prefix to pass to CxFlow, e.g. `bitbucket/token` or `auth0/client-secret` (variable `BITBUCKET_TOKEN`, `AUTH0_CLIENT_SECRET`)."),
+        Attribute::new("extra_secrets", Type::list(Type::String)).optional().describe(
+            "More SSM keys under the environment's prefix to pass to CxFlow, e.g. `bitbucket/token` or `auth0/client-secret` (variable `BITBUCKET_TOKEN`, `AUTH0_CLIENT_SECRET`).",
+        ),
         Attribute::new("environment", Type::map(Type::String)).optional().describe("Extra plain environment variables for the container."),
     ];
     let mut attrs = vec![
         Attribute::new("id", Type::String).computed().describe("The deployment's name."),
-        Attribute::new("name", Type::String)
-            .required()
-            .force_new()
-            .describe("Name of the deployment (lowercase letters, digits, hyphens; at most 20 characters). Prefixes every AWS object and the SSM paths `/<name>/<environment>/...`."),
+        Attribute::new("name", Type::String).required().force_new().describe(
+            "Name of the deployment (lowercase letters, digits, hyphens; at most 20 characters). Prefixes every AWS object and the SSM paths `/<name>/<environment>/...`.",
+        ),
         Attribute::new("dns_zone", Type::String).required().force_new().describe("An existing public Route53 hosted zone, e.g. `example.com`."),
         Attribute::new("domain", Type::String)
             .required()
@@ -205,7 +206,10 @@ fn schema_def() -> Schema {
     ];
     attrs.extend(standard_attributes());
     let vpc = Block::new(vec![
-        Attribute::new("cidr_block", Type::String).optional().describe("VPC CIDR (default `10.0.0.0/16`). Public and private /20-or-smaller subnets are carved from it.").force_new(),
+        Attribute::new("cidr_block", Type::String)
+            .optional()
+            .describe("VPC CIDR (default `10.0.0.0/16`). Public and private /20-or-smaller subnets are carved from it.")
+            .force_new(),
         Attribute::new("az_count", Type::Number).optional().describe("Availability zones to spread subnets over (default 2).").force_new(),
         Attribute::new("nat_gateways", Type::String).optional().describe("`single` (default), `per_az` or `none` (private subnets without internet access)."),
         Attribute::new("flow_log_bucket_arn", Type::String).optional().describe("S3 bucket ARN for VPC flow logs; none when unset."),
@@ -223,7 +227,10 @@ fn schema_def() -> Schema {
         Attribute::new("keep_images", Type::Number).optional().describe("Images kept by the lifecycle policy besides `latest` (default 5)."),
     ]);
     let timeouts = Block::new(
-        ["create", "update", "delete", "certificate"].iter().map(|t| Attribute::new(t, Type::String).optional().describe(&format!("Limit for {t} (a duration such as `30m`)."))).collect(),
+        ["create", "update", "delete", "certificate"]
+            .iter()
+            .map(|t| Attribute::new(t, Type::String).optional().describe(&format!("Limit for {t} (a duration such as `30m`).")))
+            .collect(),
     );
     Schema::new(
         0,
@@ -250,11 +257,17 @@ fn name_ok(s: &str) -> bool {
 }
 
 fn env_name_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 11 && s.chars().next().is_some_and(|c| c.is_ascii_lowercase()) && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') && !s.ends_with('-')
+    !s.is_empty()
+        && s.len() <= 11
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.ends_with('-')
 }
 
 fn dns_name_ok(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').count() >= 2 && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
+    s.len() <= 253
+        && s.split('.').count() >= 2
+        && s.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-'))
 }
 
 fn fargate_memory_ok(cpu: i64, mem: i64) -> bool {
@@ -275,7 +288,11 @@ fn validate_config(c: &Value) -> Diags {
     let name = c.get("name").as_str();
     if let Some(n) = name {
         if !name_ok(n) {
-            d.attr_error(Path::attr("name"), "Invalid name", "name must be 1-20 lowercase letters, digits or hyphens, not starting or ending with a hyphen (it prefixes ALB and target group names, limited to 32 characters).");
+            d.attr_error(
+                Path::attr("name"),
+                "Invalid name",
+                "name must be 1-20 lowercase letters, digits or hyphens, not starting or ending with a hyphen (it prefixes ALB and target group names, limited to 32 characters).",
+            );
         }
     }
     let zone = c.get("dns_zone").as_str().map(|z| z.trim_end_matches('.').to_ascii_lowercase());
@@ -290,7 +307,11 @@ fn validate_config(c: &Value) -> Diags {
             d.attr_error(Path::attr("domain"), "Invalid domain", "domain must be a DNS name such as cxflow.example.com.");
         } else if let Some(z) = &zone {
             if dom != z && !dom.ends_with(&format!(".{z}")) {
-                d.attr_error(Path::attr("domain"), "Domain outside the hosted zone", format!("{dom} is not inside the hosted zone {z}; the certificate and alias records must live in that zone."));
+                d.attr_error(
+                    Path::attr("domain"),
+                    "Domain outside the hosted zone",
+                    format!("{dom} is not inside the hosted zone {z}; the certificate and alias records must live in that zone."),
+                );
             }
         }
     }
@@ -306,7 +327,11 @@ fn validate_config(c: &Value) -> Diags {
             } else if let Some(n) = name.filter(|n| name_ok(n)) {
                 let tg = format!("{n}-{env}");
                 if tg.len() > 32 {
-                    d.attr_error(p.clone(), "Name too long", format!("The target group name {tg:?} would be {} characters; AWS allows 32. Shorten name or the environment.", tg.len()));
+                    d.attr_error(
+                        p.clone(),
+                        "Name too long",
+                        format!("The target group name {tg:?} would be {} characters; AWS allows 32. Shorten name or the environment.", tg.len()),
+                    );
                 }
             }
             if let Some(other) = prios.insert(priority(env), env) {
@@ -322,7 +347,11 @@ fn validate_config(c: &Value) -> Diags {
             let mem = e.get("memory").as_i64().or(if e.get("memory").is_null() { Some(DEFAULT_MEMORY) } else { None });
             if let (Some(cpu), Some(mem)) = (cpu, mem) {
                 if !fargate_memory_ok(cpu, mem) {
-                    d.attr_error(p.then_attr("memory"), "Invalid Fargate size", format!("Fargate does not offer {cpu} CPU units with {mem} MiB. With 512 CPU, memory is 1024-4096 MiB in 1024 steps; see the ECS task size table."));
+                    d.attr_error(
+                        p.then_attr("memory"),
+                        "Invalid Fargate size",
+                        format!("Fargate does not offer {cpu} CPU units with {mem} MiB. With 512 CPU, memory is 1024-4096 MiB in 1024 steps; see the ECS task size table."),
+                    );
                 }
             }
             for (i, k) in e.get("extra_secrets").elements().unwrap_or_default().iter().enumerate() {
@@ -499,7 +528,13 @@ async fn build_graph(cfg: &Cluster, aws: &Aws) -> Result<Graph<Aws>, Diags> {
             if nats > 0 {
                 for t in 0..nats {
                     let subnets = (0..azs).filter(|i| nats == 1 || *i == t).map(|i| format!("subnet_private_{i}")).collect();
-                    nodes.push(Box::new(RouteTableNode { c: c.clone(), key: format!("route_private_{t}"), name: format!("{}-private-{t}", cfg.name), target_key: format!("nat_{t}"), subnet_keys: subnets }));
+                    nodes.push(Box::new(RouteTableNode {
+                        c: c.clone(),
+                        key: format!("route_private_{t}"),
+                        name: format!("{}-private-{t}", cfg.name),
+                        target_key: format!("nat_{t}"),
+                        subnet_keys: subnets,
+                    }));
                 }
             }
             if let Some(b) = v.flow_log_bucket_arn.clone() {
@@ -734,7 +769,14 @@ impl Composite<Aws> for CxflowCluster {
     fn planned_outputs(p: &mut Value, pc: &PlannedChildren<'_, Aws>) {
         p.set_attr("cluster_arn", pc.identity("ecs_cluster"));
         p.set_attr("execution_role_arn", pc.identity("execution_role"));
-        p.set_attr("vpc_id", if pc.graph.node("vpc").is_some() { pc.identity("vpc") } else { p.get("network").elements().and_then(|n| n.first()).map(|n| n.get("vpc_id").clone()).unwrap_or(Value::Unknown) });
+        p.set_attr(
+            "vpc_id",
+            if pc.graph.node("vpc").is_some() {
+                pc.identity("vpc")
+            } else {
+                p.get("network").elements().and_then(|n| n.first()).map(|n| n.get("vpc_id").clone()).unwrap_or(Value::Unknown)
+            },
+        );
         let lb = pc.identity("load_balancer");
         let keep = |attr: &str, p: &Value| if lb.is_unknown() || p.get(attr).is_null() { Value::Unknown } else { p.get(attr).clone() };
         let dns = keep("load_balancer_dns_name", p);
@@ -825,7 +867,13 @@ async fn read_config(aws: &Aws, name: &str) -> Result<Cluster, Diags> {
                 private_subnets = v.subnets().to_vec();
                 private_subnets.sort();
             }
-            let td = aws.ecs().describe_task_definition().task_definition(svc.task_definition().unwrap_or_default()).send().await.map_err(|e| import_err(aws_err("ecs:DescribeTaskDefinition", e)))?;
+            let td = aws
+                .ecs()
+                .describe_task_definition()
+                .task_definition(svc.task_definition().unwrap_or_default())
+                .send()
+                .await
+                .map_err(|e| import_err(aws_err("ecs:DescribeTaskDefinition", e)))?;
             let td = td.task_definition().cloned().unwrap_or_else(|| aws_sdk_ecs::types::TaskDefinition::builder().build());
             let container = td.container_definitions().iter().find(|c| c.name() == Some(CONTAINER));
             let image_tag = container.and_then(|c| c.image()).and_then(|i| i.rsplit_once(':')).map(|(_, t)| t.to_string()).unwrap_or_default();
@@ -855,7 +903,13 @@ async fn read_config(aws: &Aws, name: &str) -> Result<Cluster, Diags> {
     // The edge: listener (certificate, TLS policy, hosts) and the ALB's security group.
     let lbs = aws.elbv2().describe_load_balancers().names(format!("{name}-alb")).send().await.map_err(|e| import_err(aws_err("elasticloadbalancing:DescribeLoadBalancers", e)))?;
     let lb = lbs.load_balancers().first().cloned().ok_or_else(|| import_err(format!("load balancer {name}-alb not found")))?;
-    let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap_or_default()).send().await.map_err(|e| import_err(aws_err("elasticloadbalancing:DescribeListeners", e)))?;
+    let listeners = aws
+        .elbv2()
+        .describe_listeners()
+        .load_balancer_arn(lb.load_balancer_arn().unwrap_or_default())
+        .send()
+        .await
+        .map_err(|e| import_err(aws_err("elasticloadbalancing:DescribeListeners", e)))?;
     if let Some(l) = listeners.listeners().iter().find(|l| l.port() == Some(443)) {
         cfg.tls_policy = l.ssl_policy().filter(|p| *p != DEFAULT_TLS_POLICY).map(str::to_string);
         let cert = l.certificates().first().and_then(|c| c.certificate_arn()).unwrap_or_default().to_string();
@@ -917,7 +971,14 @@ async fn read_config(aws: &Aws, name: &str) -> Result<Cluster, Diags> {
             .await
             .map(|o| o.nat_gateways().iter().filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted") | Some("deleting"))).count())
             .unwrap_or(0);
-        let flow = aws.ec2().describe_flow_logs().set_filter(Some(owned("flow_log"))).send().await.ok().and_then(|o| o.flow_logs().first().and_then(|f| f.log_destination()).map(str::to_string));
+        let flow = aws
+            .ec2()
+            .describe_flow_logs()
+            .set_filter(Some(owned("flow_log")))
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.flow_logs().first().and_then(|f| f.log_destination()).map(str::to_string));
         cfg.vpc = vec![Vpc {
             cidr_block: vpc.cidr_block().map(str::to_string),
             az_count: (azs != 2).then_some(azs as i64),

@@ -24,8 +24,8 @@ use serde_json::json;
 use crate::aws::config::parse_duration;
 use crate::aws::wait::{self, Poll, WaitError};
 use crate::aws::{Aws, AwsError, aws_err};
-use crate::children::iam::parse_policy;
 use crate::children::ecs::{LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_td, describe_service};
+use crate::children::iam::parse_policy;
 use crate::children::lb::{ListenerRuleNode, TargetGroupNode, conditions_of, elb_tags_of, forward_target};
 use crate::children::logs::LogGroupNode;
 use crate::children::network::{ec2_tags, vpc_of_subnet};
@@ -33,8 +33,7 @@ use crate::children::{self, Ref, account_id, tag_diff};
 use crate::engine::{self, Cx, Found, Graph, Made, Node, NodeError, Observed, Owner, Record, RunOpts, names};
 use crate::framework::schema::{self, Schema};
 use crate::framework::{
-    ApplyRequest, ApplyResponse, Attribute, Block, Ctx, Diagnostic, Diags, NestedBlock, Nesting, Path, PlanRequest, PlanResponse, ReadResponse, Resource, Type, Value,
-    typed,
+    ApplyRequest, ApplyResponse, Attribute, Block, Ctx, Diagnostic, Diags, NestedBlock, Nesting, Path, PlanRequest, PlanResponse, ReadResponse, Resource, Type, Value, typed,
 };
 
 pub const TYPE_NAME: &str = "cxflow_ecs_fargate_service";
@@ -188,7 +187,8 @@ fn attr(name: &str, ty: Type, doc: &str) -> Attribute {
 
 fn schema_def() -> Schema {
     let health_check = Block::new(vec![
-        attr("command", Type::list(Type::String), "The check, as ECS runs it: `[\"CMD-SHELL\", \"curl -f http://localhost/health || exit 1\"]` or `[\"CMD\", \"/bin/check\"]`.").required(),
+        attr("command", Type::list(Type::String), "The check, as ECS runs it: `[\"CMD-SHELL\", \"curl -f http://localhost/health || exit 1\"]` or `[\"CMD\", \"/bin/check\"]`.")
+            .required(),
         attr("interval", Type::Number, "Seconds between checks (5–300). Default `30`.").defaulted(),
         attr("timeout", Type::Number, "Seconds a check may take (2–60). Default `5`.").defaulted(),
         attr("retries", Type::Number, "Consecutive failures before the container is unhealthy (1–10). Default `3`.").defaulted(),
@@ -198,7 +198,12 @@ fn schema_def() -> Schema {
 
     let container = Block::new(vec![
         attr("name", Type::String, "Container name, unique within the service. Letters, digits, `-` and `_`.").required(),
-        attr("image", Type::String, "Image to run, e.g. `123456789012.dkr.ecr.eu-west-2.amazonaws.com/backend-flask:latest`. For ECR images the execution role may pull from exactly these repositories.").required(),
+        attr(
+            "image",
+            Type::String,
+            "Image to run, e.g. `123456789012.dkr.ecr.eu-west-2.amazonaws.com/backend-flask:latest`. For ECR images the execution role may pull from exactly these repositories.",
+        )
+        .required(),
         attr("port", Type::Number, "TCP port the container listens on (1–65535). Needed for a load balancer or Service Connect.").optional(),
         attr("essential", Type::Bool, "Whether the task stops when this container stops. Default `true`.").defaulted(),
         attr("command", Type::list(Type::String), "Overrides the image's command.").optional(),
@@ -225,12 +230,7 @@ fn schema_def() -> Schema {
     let network = Block::new(vec![
         attr("subnet_ids", Type::set(Type::String), "Subnets the tasks run in (all in one VPC).").required(),
         attr("assign_public_ip", Type::Bool, "Give tasks public IPs (needed in public subnets without a NAT gateway to pull images). Default `false`.").defaulted(),
-        attr(
-            "security_group_ids",
-            Type::set(Type::String),
-            "Use these security groups instead of creating one. When set, `ingress` must be empty.",
-        )
-        .optional(),
+        attr("security_group_ids", Type::set(Type::String), "Use these security groups instead of creating one. When set, `ingress` must be empty.").optional(),
     ])
     .with_blocks(vec![NestedBlock::new("ingress", Nesting::Set, ingress)])
     .describe("Where tasks run (`awsvpc` networking).");
@@ -251,13 +251,9 @@ fn schema_def() -> Schema {
     .with_blocks(vec![NestedBlock::new("health_check", Nesting::Single, lb_health)])
     .describe("Put the service behind an existing load balancer: creates a target group (type `ip`) and a listener rule. Needs `host_header` or `path_pattern`.");
 
-    let service_connect = Block::new(vec![attr(
-        "namespace",
-        Type::String,
-        "Cloud Map namespace (name or ARN). The first container with a port is published under the service name.",
-    )
-    .required()])
-    .describe("Join ECS Service Connect.");
+    let service_connect =
+        Block::new(vec![attr("namespace", Type::String, "Cloud Map namespace (name or ARN). The first container with a port is published under the service name.").required()])
+            .describe("Join ECS Service Connect.");
 
     let circuit_breaker = Block::new(vec![
         attr("enable", Type::Bool, "Stop a deployment whose tasks keep failing. Default `true`.").defaulted(),
@@ -280,7 +276,12 @@ fn schema_def() -> Schema {
             attr("cpu", Type::Number, "Task CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384. Each allows certain `memory` sizes (Fargate rules).").required(),
             attr("memory", Type::Number, "Task memory in MiB, valid for `cpu` (e.g. 256 → 512–2048; 1024 → 2048–8192).").required(),
             attr("desired_count", Type::Number, "Number of tasks to keep running. Default `1`.").defaulted(),
-            attr("enable_execute_command", Type::Bool, "Allow `aws ecs execute-command` into tasks; adds the `ssmmessages` channel permissions to the created task role. Default `false`.").defaulted(),
+            attr(
+                "enable_execute_command",
+                Type::Bool,
+                "Allow `aws ecs execute-command` into tasks; adds the `ssmmessages` channel permissions to the created task role. Default `false`.",
+            )
+            .defaulted(),
             attr("wait_for_steady_state", Type::Bool, "Wait until the deployment completes (running tasks = desired) before finishing. Default `true`.").defaulted(),
             attr("execution_role_arn", Type::String, "Task execution role. When unset, a least-privilege role is created (its ARN appears here).").defaulted(),
             attr("task_role_arn", Type::String, "Role the application runs as. When unset, a role is created (its ARN appears here).").defaulted(),
@@ -294,8 +295,18 @@ fn schema_def() -> Schema {
             attr("security_group_id", Type::String, "ID of the created security group (null when `network.security_group_ids` is set).").computed(),
             attr("log_group_name", Type::String, "Name of the CloudWatch log group, `/cxflow/<cluster>/<service>`.").computed(),
             attr("target_group_arn", Type::String, "ARN of the created target group (null without `load_balancer`).").computed(),
-            attr("children", Type::map(Type::String), "Every AWS object this resource owns: child key → identity (ARN, ID or name). Destroy and later applies work from this record.").computed(),
-            attr("drift", Type::map(Type::String), "Children found deleted or changed outside Terraform at the last refresh: child key → what differs. Apply repairs exactly these.").computed(),
+            attr(
+                "children",
+                Type::map(Type::String),
+                "Every AWS object this resource owns: child key → identity (ARN, ID or name). Destroy and later applies work from this record.",
+            )
+            .computed(),
+            attr(
+                "drift",
+                Type::map(Type::String),
+                "Children found deleted or changed outside Terraform at the last refresh: child key → what differs. Apply repairs exactly these.",
+            )
+            .computed(),
         ])
         .with_blocks(vec![
             NestedBlock::new("container", Nesting::List, container).min(1),
@@ -428,7 +439,11 @@ fn validate_config(c: &Value) -> Diags {
     if let Some(tags) = c.get("tags").entries() {
         for k in tags.keys() {
             if k == engine::OWNER_TAG || k.starts_with("aws:") {
-                d.attr_error(Path::attr("tags").key(k), "Reserved tag key", format!("The tag key {k:?} is reserved (the provider sets {} itself; `aws:` belongs to AWS).", engine::OWNER_TAG));
+                d.attr_error(
+                    Path::attr("tags").key(k),
+                    "Reserved tag key",
+                    format!("The tag key {k:?} is reserved (the provider sets {} itself; `aws:` belongs to AWS).", engine::OWNER_TAG),
+                );
             }
         }
     }
@@ -448,7 +463,11 @@ fn validate_config(c: &Value) -> Diags {
                     d.attr_error(p.then_attr("name"), "Invalid container name", "A container name is 1 to 255 letters, digits, hyphens and underscores.");
                 }
                 if let Some(first) = seen.insert(n.to_string(), i) {
-                    d.attr_error(p.then_attr("name"), "Duplicate container name", format!("container[{i}] has the same name as container[{first}]; container names must be unique."));
+                    d.attr_error(
+                        p.then_attr("name"),
+                        "Duplicate container name",
+                        format!("container[{i}] has the same name as container[{first}]; container names must be unique."),
+                    );
                 }
                 if !ct.get("port").is_null() {
                     ported.push(n.to_string());
@@ -461,7 +480,11 @@ fn validate_config(c: &Value) -> Diags {
             let env = ct.get("environment").entries();
             for (k, _) in env.into_iter().flatten() {
                 if !env_name_ok(k) {
-                    d.attr_error(p.then_attr("environment").key(k), "Invalid variable name", "Environment variable names are letters, digits and underscores, not starting with a digit.");
+                    d.attr_error(
+                        p.then_attr("environment").key(k),
+                        "Invalid variable name",
+                        "Environment variable names are letters, digits and underscores, not starting with a digit.",
+                    );
                 }
             }
             for (k, v) in ct.get("secrets").entries().into_iter().flatten() {
@@ -527,7 +550,11 @@ fn validate_config(c: &Value) -> Diags {
         }
         let ingress = net.get("ingress").elements().unwrap_or_default();
         if !ingress.is_empty() && !net.get("security_group_ids").is_null() {
-            d.attr_error(np.then_attr("ingress"), "Ingress with your own security groups", "ingress rules apply to the security group this resource creates; with security_group_ids set, manage rules on those groups instead.");
+            d.attr_error(
+                np.then_attr("ingress"),
+                "Ingress with your own security groups",
+                "ingress rules apply to the security group this resource creates; with security_group_ids set, manage rules on those groups instead.",
+            );
         }
         for (i, r) in ingress.iter().enumerate() {
             let rp = np.then_attr("ingress").index(i);
@@ -557,20 +584,26 @@ fn validate_config(c: &Value) -> Diags {
         let lp = Path::attr("load_balancer");
         if let Some(l) = lb.get("listener_arn").as_str() {
             if !(l.starts_with("arn:") && l.contains(":elasticloadbalancing:") && l.contains(":listener/")) {
-                d.attr_error(lp.then_attr("listener_arn"), "Invalid listener ARN", "listener_arn must be an ELBv2 listener ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/...).");
+                d.attr_error(
+                    lp.then_attr("listener_arn"),
+                    "Invalid listener ARN",
+                    "listener_arn must be an ELBv2 listener ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/...).",
+                );
             }
         }
         if lb.get("host_header").is_null() && lb.get("path_pattern").is_null() {
-            d.attr_error(lp.clone(), "Listener rule needs a condition", "Set host_header or path_pattern (or both) so the listener rule knows which requests to send to this service.");
+            d.attr_error(
+                lp.clone(),
+                "Listener rule needs a condition",
+                "Set host_header or path_pattern (or both) so the listener rule knows which requests to send to this service.",
+            );
         }
         check_range(lb.get("priority"), lp.then_attr("priority"), 1, 50000, &mut d);
         if containers.is_wholly_known() {
             match lb.get("container_name").as_str() {
-                Some(cn) if !ported.iter().any(|p| p == cn) => d.attr_error(
-                    lp.then_attr("container_name"),
-                    "Unknown load balancer container",
-                    format!("container_name must name a container with a port; {cn:?} is not one."),
-                ),
+                Some(cn) if !ported.iter().any(|p| p == cn) => {
+                    d.attr_error(lp.then_attr("container_name"), "Unknown load balancer container", format!("container_name must name a container with a port; {cn:?} is not one."))
+                }
                 None if lb.get("container_name").is_null() && ported.is_empty() => {
                     d.attr_error(lp.clone(), "No container to send traffic to", "A load balancer needs a container with a port.")
                 }
@@ -593,7 +626,11 @@ fn validate_config(c: &Value) -> Diags {
         if let (Some(n), Some(cl)) = (name, c.get("cluster").as_str()) {
             let tg = Names::new(cl, n).target_group(lb_port_hint(c));
             if !target_group_name_ok(&tg) {
-                d.attr_error(Path::attr("name"), "Cannot derive a target group name", format!("The derived target group name {tg:?} is not valid (1–32 letters, digits and hyphens)."));
+                d.attr_error(
+                    Path::attr("name"),
+                    "Cannot derive a target group name",
+                    format!("The derived target group name {tg:?} is not valid (1–32 letters, digits and hyphens)."),
+                );
             }
         }
     }
@@ -628,7 +665,13 @@ fn lb_port_hint(c: &Value) -> i64 {
 }
 
 fn target_group_name_ok(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 32 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !n.starts_with('-') && !n.ends_with('-') && !n.contains("--") && !n.starts_with("internal-")
+    !n.is_empty()
+        && n.len() <= 32
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !n.starts_with('-')
+        && !n.ends_with('-')
+        && !n.contains("--")
+        && !n.starts_with("internal-")
 }
 
 // ------------------------------------------------------------------ derived names
@@ -702,7 +745,6 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     x.dedup();
     x
 }
-
 
 fn other(msg: impl Into<String>) -> NodeError {
     NodeError::other(msg)
@@ -897,8 +939,7 @@ impl Node<Aws> for RoleNode {
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let account = account_id(aws).await?;
-        let tags: Vec<aws_sdk_iam::types::Tag> =
-            self.c.tags.iter().filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()).collect();
+        let tags: Vec<aws_sdk_iam::types::Tag> = self.c.tags.iter().filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()).collect();
         let out = aws
             .iam()
             .create_role()
@@ -930,10 +971,23 @@ impl Node<Aws> for RoleNode {
     async fn update(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         let account = account_id(aws).await?;
         let name = self.name();
-        aws.iam().update_assume_role_policy().role_name(&name).policy_document(self.trust(&account).to_string()).send().await.map_err(|e| aws_err("iam:UpdateAssumeRolePolicy", e))?;
+        aws.iam()
+            .update_assume_role_policy()
+            .role_name(&name)
+            .policy_document(self.trust(&account).to_string())
+            .send()
+            .await
+            .map_err(|e| aws_err("iam:UpdateAssumeRolePolicy", e))?;
         match self.policy(&account) {
             Some(doc) => {
-                aws.iam().put_role_policy().role_name(&name).policy_name(self.policy_name()).policy_document(doc.to_string()).send().await.map_err(|e| aws_err("iam:PutRolePolicy", e))?;
+                aws.iam()
+                    .put_role_policy()
+                    .role_name(&name)
+                    .policy_name(self.policy_name())
+                    .policy_document(doc.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("iam:PutRolePolicy", e))?;
             }
             None => match aws.iam().delete_role_policy().role_name(&name).policy_name(self.policy_name()).send().await.map_err(|e| aws_err("iam:DeleteRolePolicy", e)) {
                 Ok(_) => {}
@@ -1118,7 +1172,13 @@ impl Node<Aws> for SecurityGroupNode {
             aws.ec2().revoke_security_group_ingress().group_id(id).set_ip_permissions(Some(extra)).send().await.map_err(|e| aws_err("ec2:RevokeSecurityGroupIngress", e))?;
         }
         if !missing.is_empty() {
-            aws.ec2().authorize_security_group_ingress().group_id(id).set_ip_permissions(Some(missing)).send().await.map_err(|e| aws_err("ec2:AuthorizeSecurityGroupIngress", e))?;
+            aws.ec2()
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(missing))
+                .send()
+                .await
+                .map_err(|e| aws_err("ec2:AuthorizeSecurityGroupIngress", e))?;
         }
         let current: BTreeMap<String, String> = g.tags().iter().map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string())).collect();
         let (add, remove) = tag_diff(&current, &self.c.tags);
@@ -1263,17 +1323,7 @@ pub fn critical_path(cfg: &FargateService) -> Vec<String> {
 // ------------------------------------------------------------------ plan / apply / read / import
 
 /// Attributes only the provider sets.
-const COMPUTED: &[&str] = &[
-    "id",
-    "service_arn",
-    "task_definition_arn",
-    "task_definition_revision",
-    "security_group_id",
-    "log_group_name",
-    "target_group_arn",
-    "children",
-    "drift",
-];
+const COMPUTED: &[&str] = &["id", "service_arn", "task_definition_arn", "task_definition_revision", "security_group_id", "log_group_name", "target_group_arn", "children", "drift"];
 
 /// Why a child is listed in `drift` after an apply that stopped early.
 const UNFINISHED: &str = "the last apply stopped before this child was brought up to date";
@@ -1489,8 +1539,7 @@ fn fill_state(st: &mut Value, cfg: &FargateService, record: &Record, drift: BTre
 
 fn opts_for(cfg: &FargateService, ctx: &Ctx, op: &str) -> RunOpts {
     let names = Names::new(&cfg.cluster, &cfg.name);
-    RunOpts::new(names.owner.clone(), ctx.cancel.clone(), cfg.timeout(op))
-        .import_hint(format!("terraform import {TYPE_NAME}.<name> {}", names.id()))
+    RunOpts::new(names.owner.clone(), ctx.cancel.clone(), cfg.timeout(op)).import_hint(format!("terraform import {TYPE_NAME}.<name> {}", names.id()))
 }
 
 async fn apply_change(aws: &Aws, req: ApplyRequest) -> ApplyResponse {
@@ -1524,8 +1573,7 @@ async fn apply_change(aws: &Aws, req: ApplyRequest) -> ApplyResponse {
         // Nothing exists: nothing to record.
         return ApplyResponse { new_state: Value::Null, diags: out.diags, ..Default::default() };
     }
-    let drift: BTreeMap<String, String> =
-        out.unfinished.iter().filter(|k| out.record.get(k).is_some()).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
+    let drift: BTreeMap<String, String> = out.unfinished.iter().filter(|k| out.record.get(k).is_some()).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
     let mut st = known_or_null(&req.planned);
     fill_state(&mut st, &desired, &out.record, drift);
     if out.ok() { ApplyResponse::ok(st) } else { ApplyResponse::partial(st, out.diags) }
@@ -1572,8 +1620,7 @@ async fn read_state(aws: &Aws, state: Value, private: Vec<u8>, ctx: Ctx) -> Read
         return ReadResponse { new_state: Value::Null, private, diags: r.diags };
     }
     // Unfinished children stay marked until an apply completes them.
-    let mut drift: BTreeMap<String, String> =
-        cur.drift.clone().unwrap_or_default().into_iter().filter(|(k, v)| v == UNFINISHED && r.record.get(k).is_some()).collect();
+    let mut drift: BTreeMap<String, String> = cur.drift.clone().unwrap_or_default().into_iter().filter(|(k, v)| v == UNFINISHED && r.record.get(k).is_some()).collect();
     drift.extend(r.drift);
     let mut st = state;
     fill_state(&mut st, &cur, &r.record, drift);
@@ -1688,7 +1735,8 @@ async fn import_service(aws: &Aws, id: &str) -> Result<Value, Diags> {
             let health_check = (path != DEFAULT_LB_HEALTH_PATH || matcher != DEFAULT_LB_MATCHER).then(|| LbHealthCheck { path: Some(path), matcher: Some(matcher) });
             let mut lb = LoadBalancer { container_name: l.container_name().map(str::to_string), health_check, ..Default::default() };
             'found: for lb_arn in tg.load_balancer_arns() {
-                let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(|e| aws_fail(aws_err("elasticloadbalancing:DescribeListeners", e)))?;
+                let listeners =
+                    aws.elbv2().describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(|e| aws_fail(aws_err("elasticloadbalancing:DescribeListeners", e)))?;
                 for listener in listeners.listeners() {
                     let Some(la) = listener.listener_arn() else { continue };
                     let rules = aws.elbv2().describe_rules().listener_arn(la).send().await.map_err(|e| aws_fail(aws_err("elasticloadbalancing:DescribeRules", e)))?;
@@ -1891,10 +1939,7 @@ mod tests {
     #[test]
     fn import_ids_take_names_or_arns() {
         assert_eq!(parse_import_id("cruddur/backend"), Some(("cruddur".into(), "backend".into())));
-        assert_eq!(
-            parse_import_id("arn:aws:ecs:eu-west-2:1:cluster/cruddur/backend"),
-            Some(("arn:aws:ecs:eu-west-2:1:cluster/cruddur".into(), "backend".into()))
-        );
+        assert_eq!(parse_import_id("arn:aws:ecs:eu-west-2:1:cluster/cruddur/backend"), Some(("arn:aws:ecs:eu-west-2:1:cluster/cruddur".into(), "backend".into())));
         assert_eq!(parse_import_id("backend"), None);
         assert_eq!(crate::children::lb::listener_of_rule("arn:aws:elasticloadbalancing:r:1:listener-rule/app/lb/1/2/3"), "arn:aws:elasticloadbalancing:r:1:listener/app/lb/1/2");
     }

@@ -111,17 +111,11 @@ impl SecretSync {
             Attribute::new("kms_key_id", Type::String)
                 .optional()
                 .describe("KMS key (ID, ARN or `alias/...`) that encrypts the SecureStrings. Defaults to the account's `alias/aws/ssm`."),
-            Attribute::new("secrets_wo", Type::map(Type::String))
-                .optional()
-                .sensitive()
-                .write_only()
-                .describe(
-                    "Write-only map of key (relative to `path_prefix`, e.g. `checkmarx/password`) to secret value, written as SecureString parameters. \
+            Attribute::new("secrets_wo", Type::map(Type::String)).optional().sensitive().write_only().describe(
+                "Write-only map of key (relative to `path_prefix`, e.g. `checkmarx/password`) to secret value, written as SecureString parameters. \
                      Never stored in plan or state; accepts ephemeral values. Requires Terraform 1.11 or later.",
-                ),
-            Attribute::new("secrets_wo_version", Type::Number)
-                .optional()
-                .describe("Change this number to push every secret again even when SSM already holds the same values."),
+            ),
+            Attribute::new("secrets_wo_version", Type::Number).optional().describe("Change this number to push every secret again even when SSM already holds the same values."),
             Attribute::new("parameters", Type::map(Type::String))
                 .optional()
                 .describe("Plain (non-secret) values written as String parameters, kept in state, e.g. `checkmarx/url`."),
@@ -224,13 +218,7 @@ async fn read_current(aws: &Aws, names: &[String], decrypt: bool) -> Result<BTre
     let batches: Vec<Vec<String>> = names.chunks(SSM_BATCH).map(|c| c.to_vec()).collect();
     let results: Vec<Vec<(String, Current)>> = futures::stream::iter(batches)
         .map(|batch| async move {
-            let out = ssm
-                .get_parameters()
-                .set_names(Some(batch))
-                .with_decryption(decrypt)
-                .send()
-                .await
-                .map_err(|e| aws_err("ssm:GetParameters", e))?;
+            let out = ssm.get_parameters().set_names(Some(batch)).with_decryption(decrypt).send().await.map_err(|e| aws_err("ssm:GetParameters", e))?;
             Ok::<_, AwsError>(
                 out.parameters()
                     .iter()
@@ -259,23 +247,13 @@ async fn delete_names(aws: &Aws, names: Vec<String>) -> Result<(), AwsError> {
 
 /// Keys whose SSM value differs from `want` (or is missing).
 fn differing(cfg: &Config, want: &BTreeMap<String, String>, current: &BTreeMap<String, Current>) -> BTreeSet<String> {
-    want.iter()
-        .filter(|(k, v)| current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str()))
-        .map(|(k, _)| k.clone())
-        .collect()
+    want.iter().filter(|(k, v)| current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str())).map(|(k, _)| k.clone()).collect()
 }
 
 async fn redeploy(aws: &Aws, services: &[String]) -> (Vec<String>, Vec<String>) {
     let results = futures::future::join_all(services.iter().map(|s| async move {
         let (cluster, svc) = parse_service_ref(s).ok_or_else(|| format!("{s}: not an ECS service ARN or cluster/service"))?;
-        aws.ecs()
-            .update_service()
-            .cluster(&cluster)
-            .service(&svc)
-            .force_new_deployment(true)
-            .send()
-            .await
-            .map_err(|e| format!("{s}: {}", aws_err("ecs:UpdateService", e)))?;
+        aws.ecs().update_service().cluster(&cluster).service(&svc).force_new_deployment(true).send().await.map_err(|e| format!("{s}: {}", aws_err("ecs:UpdateService", e)))?;
         info!(target: "cxflow::secret_sync", service = s.as_str(), "forced a new deployment");
         Ok::<_, String>(s.clone())
     }))
@@ -344,7 +322,11 @@ impl Resource<Aws> for SecretSync {
         }
         for (path, s) in list_strings(config, "redeploy_services") {
             if parse_service_ref(s).is_none() {
-                d.attr_error(path, "Invalid service reference", format!("{s:?} is not an ECS service ARN (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE) or CLUSTER/SERVICE."));
+                d.attr_error(
+                    path,
+                    "Invalid service reference",
+                    format!("{s:?} is not an ECS service ARN (arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/SERVICE) or CLUSTER/SERVICE."),
+                );
             }
         }
         d
@@ -564,13 +546,8 @@ async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
             to_write.push((k.clone(), v.clone(), false));
         }
     }
-    let removed: Vec<String> = prior
-        .secret_versions
-        .keys()
-        .filter(|k| !secrets.contains_key(*k))
-        .chain(prior.parameter_versions.keys().filter(|k| !params.contains_key(*k)))
-        .cloned()
-        .collect();
+    let removed: Vec<String> =
+        prior.secret_versions.keys().filter(|k| !secrets.contains_key(*k)).chain(prior.parameter_versions.keys().filter(|k| !params.contains_key(*k))).cloned().collect();
 
     // 2. Writes, a few at a time. Values really changed only where SSM differed.
     let value_changed = to_write.iter().any(|(k, v, _)| current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str())) || !removed.is_empty();

@@ -202,11 +202,7 @@ impl Workdir {
         let dir = tempfile::Builder::new().prefix("cxflow-e2e-").tempdir().unwrap();
         let cli = dir.path().join("cli.tfrc");
         let provider_dir = provider_binary().parent().unwrap().to_path_buf();
-        std::fs::write(
-            &cli,
-            format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", provider_dir.display()),
-        )
-        .unwrap();
+        std::fs::write(&cli, format!("provider_installation {{\n  dev_overrides {{\n    \"cxflow/cxflow\" = \"{}\"\n  }}\n  direct {{}}\n}}\n", provider_dir.display())).unwrap();
         let mut env = BTreeMap::new();
         env.insert("TF_CLI_CONFIG_FILE".into(), cli.display().to_string());
         env.insert("TF_IN_AUTOMATION".into(), "1".into());
@@ -310,9 +306,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// The provider block every test configuration starts with.
 pub fn provider_block(extra: &str) -> String {
-    format!(
-        "terraform {{\n  required_providers {{\n    cxflow = {{ source = \"cxflow/cxflow\" }}\n  }}\n}}\n\nprovider \"cxflow\" {{\n  region = \"us-east-1\"\n{extra}\n}}\n"
-    )
+    format!("terraform {{\n  required_providers {{\n    cxflow = {{ source = \"cxflow/cxflow\" }}\n  }}\n}}\n\nprovider \"cxflow\" {{\n  region = \"us-east-1\"\n{extra}\n}}\n")
 }
 
 /// Run a future on a fresh runtime (tests are synchronous; the SDK is async).
