@@ -240,3 +240,28 @@ fn refuses_a_non_loopback_upstream() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("non-loopback"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout.is_empty(), "never started listening");
 }
+
+#[test]
+fn a_lost_answer_means_the_call_happened_and_the_retry_sees_it() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    proxy.set_faults(json!(["op=iam:CreateRole,kind=lost,count=1"]));
+    let err = block_on(async {
+        let iam = iam(&proxy, fast_retries(3));
+        let doc = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        iam.create_role().role_name("lost-answer").assume_role_policy_document(doc).send().await.unwrap_err()
+    });
+    // The first attempt created the role; the SDK retried and was told it exists.
+    assert_eq!(err.code(), Some("EntityAlreadyExists"), "{err:?}");
+    assert_eq!(proxy.count("iam:CreateRole"), 2, "one lost answer, one retry: {}", proxy.stats());
+    assert_eq!(proxy.stats()["faults"]["by_kind"]["lost"], 1);
+    let exists = block_on(async { aws_sdk_iam::Client::new(&moto.sdk()).get_role().role_name("lost-answer").send().await.is_ok() });
+    assert!(exists, "the request reached moto before the connection was dropped");
+
+    // Every request body is kept, and can be read back per operation.
+    let bodies = proxy.requests("iam:CreateRole");
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies.iter().all(|b| b.contains("RoleName=lost-answer")), "{bodies:?}");
+    proxy.reset();
+    assert!(proxy.requests("iam:CreateRole").is_empty(), "reset forgets the bodies");
+}

@@ -21,6 +21,13 @@
 //! | `GET`/`POST /__proxy/faults` | read / replace the rules: a JSON list of rule objects (`{"op":"*","kind":"throttle","rate":0.1,"count":5,"ms":100}`) or rule strings, or `{"rules":[...],"seed":n}`; the generator is re-seeded |
 //! | `GET`/`POST /__proxy/delay` | read / set the added latency: `{"ms":50}` or `50` |
 //! | `GET /__proxy/calls` | the calls since the last reset, in arrival order: `[{"op":"ssm:PutParameter","start_us":n,"end_us":n,"status":200,"fault":null}]` (at most 100,000 kept) |
+//! | `GET /__proxy/requests[?op=service:Operation]` | the request bodies since the last reset, in arrival order: `[{"op":"ecs:CreateService","body":"..."}]` (at most 32 MiB kept) |
+//!
+//! Fault kinds: `throttle`, `500`, `503` (protocol-correct error answers),
+//! `reset` (the connection closes before the request reaches the upstream),
+//! `lost` (the request reaches the upstream and takes effect, then the
+//! connection closes instead of the answer: the client retries a call that
+//! already happened) and `slow` (extra delay).
 //!
 //! Only loopback upstreams are accepted, and the proxy listens on 127.0.0.1 only.
 
@@ -45,13 +52,15 @@ use ops::{FaultKind, Rule, Stats};
 
 /// Calls kept for `GET /__proxy/calls` between resets.
 const MAX_TIMELINE: usize = 100_000;
+/// Request body bytes kept for `GET /__proxy/requests` between resets.
+const MAX_RECORDED: usize = 32 * 1024 * 1024;
 /// Largest request or response body the proxy buffers.
 const MAX_BODY: usize = 256 * 1024 * 1024;
 /// Headers that belong to one hop and are not forwarded.
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
 
 const USAGE: &str = "usage: cxflow-awsproxy --upstream http://127.0.0.1:<port> [--port N] [--delay-ms N] [--fault SPEC]... [--seed N]\n\
-  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|slow>[,rate=0..1][,count=N][,ms=N]";
+  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|lost|slow>[,rate=0..1][,count=N][,ms=N]";
 
 #[derive(Debug)]
 struct Args {
@@ -121,6 +130,23 @@ struct Shared {
     /// When the proxy started: call times are microseconds since then.
     epoch: std::time::Instant,
     timeline: Mutex<Vec<Call>>,
+    requests: Mutex<Recorded>,
+}
+
+/// Request bodies as they arrived, for tests that check what a client sent.
+#[derive(Default)]
+struct Recorded {
+    bytes: usize,
+    list: Vec<(String, Bytes)>,
+}
+
+impl Recorded {
+    fn push(&mut self, op: &str, body: &Bytes) {
+        if self.bytes + body.len() <= MAX_RECORDED {
+            self.bytes += body.len();
+            self.list.push((op.to_string(), body.clone()));
+        }
+    }
 }
 
 /// One call as `GET /__proxy/calls` reports it.
@@ -185,6 +211,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
     let key = op.key();
     let start_us = shared.now_us();
     shared.stats.lock().unwrap().call(&key);
+    shared.requests.lock().unwrap().push(&key, &body);
 
     let delay = shared.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
@@ -205,6 +232,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
         match kind {
             FaultKind::Reset => {
                 shared.record(key, start_us, 0, Some(kind));
+                return Err(ResetConnection);
+            }
+            FaultKind::Lost => {
+                let answered = forward(&shared, parts, body).await;
+                shared.record(key, start_us, 0, Some(kind));
+                drop(answered);
                 return Err(ResetConnection);
             }
             FaultKind::Slow => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -274,6 +307,7 @@ async fn forward(shared: &Shared, parts: hyper::http::request::Parts, body: Byte
 async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().trim_start_matches("/__proxy/").trim_end_matches('/').to_string();
+    let query = req.uri().query().map(str::to_string);
     let body = match Limited::new(req.into_body(), 1024 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": format!("could not read the body: {e}")})),
@@ -290,15 +324,25 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         }
         (Method::GET, "calls") => {
             let t = shared.timeline.lock().unwrap();
-            let list: Vec<serde_json::Value> = t
+            let list: Vec<serde_json::Value> =
+                t.iter().map(|c| serde_json::json!({"op": c.op, "start_us": c.start_us, "end_us": c.end_us, "status": c.status, "fault": c.fault.map(|f| f.as_str())})).collect();
+            json(StatusCode::OK, &serde_json::Value::Array(list))
+        }
+        (Method::GET, "requests") => {
+            let want = query.as_deref().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("op="))).map(ops::percent_decode);
+            let r = shared.requests.lock().unwrap();
+            let list: Vec<serde_json::Value> = r
+                .list
                 .iter()
-                .map(|c| serde_json::json!({"op": c.op, "start_us": c.start_us, "end_us": c.end_us, "status": c.status, "fault": c.fault.map(|f| f.as_str())}))
+                .filter(|(op, _)| want.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(op)))
+                .map(|(op, b)| serde_json::json!({"op": op, "body": String::from_utf8_lossy(b)}))
                 .collect();
             json(StatusCode::OK, &serde_json::Value::Array(list))
         }
         (Method::POST, "reset") => {
             *shared.stats.lock().unwrap() = Stats::default();
             shared.timeline.lock().unwrap().clear();
+            *shared.requests.lock().unwrap() = Recorded::default();
             json(StatusCode::OK, &serde_json::json!({"reset": true}))
         }
         (Method::GET, "faults") => json(StatusCode::OK, &serde_json::Value::Array(shared.rules.lock().unwrap().iter().map(Rule::to_json).collect())),
@@ -340,7 +384,10 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             shared.delay_ms.store(ms, Ordering::Relaxed);
             json(StatusCode::OK, &serde_json::json!({"ms": ms}))
         }
-        (m, p) => json(StatusCode::NOT_FOUND, &serde_json::json!({"error": format!("no control endpoint {m} /__proxy/{p}; try GET stats, GET calls, POST reset, GET/POST faults, GET/POST delay")})),
+        (m, p) => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": format!("no control endpoint {m} /__proxy/{p}; try GET stats, GET calls, GET requests, POST reset, GET/POST faults, GET/POST delay")}),
+        ),
     }
 }
 
@@ -380,6 +427,7 @@ async fn run(args: Args) -> i32 {
         next_id: AtomicU64::new(1),
         epoch: std::time::Instant::now(),
         timeline: Mutex::new(Vec::new()),
+        requests: Mutex::new(Recorded::default()),
     });
     {
         use std::io::Write;
@@ -421,7 +469,9 @@ mod tests {
         assert_eq!(loopback_upstream("http://127.1.2.3:5000/").unwrap(), "http://127.1.2.3:5000");
         assert_eq!(loopback_upstream("http://localhost:80").unwrap(), "http://localhost:80");
         assert_eq!(loopback_upstream("http://[::1]:5000").unwrap(), "http://[::1]:5000");
-        for bad in ["http://10.0.0.1:5000", "http://192.168.1.1:80", "http://example.com:80", "https://127.0.0.1:443", "http://127.0.0.1", "http://127.0.0.1:5000/x", "127.0.0.1:5000"] {
+        for bad in
+            ["http://10.0.0.1:5000", "http://192.168.1.1:80", "http://example.com:80", "https://127.0.0.1:443", "http://127.0.0.1", "http://127.0.0.1:5000/x", "127.0.0.1:5000"]
+        {
             assert!(loopback_upstream(bad).is_err(), "{bad} refused");
         }
         assert!(loopback_upstream("http://8.8.8.8:53").unwrap_err().contains("non-loopback"));
@@ -429,7 +479,19 @@ mod tests {
 
     #[test]
     fn arguments_parse() {
-        let a = args(&["--upstream", "http://127.0.0.1:5000", "--port=0", "--delay-ms", "50", "--fault", "op=*,kind=throttle,rate=0.1", "--fault=op=ecs:CreateService,kind=500", "--seed", "9"]).unwrap();
+        let a = args(&[
+            "--upstream",
+            "http://127.0.0.1:5000",
+            "--port=0",
+            "--delay-ms",
+            "50",
+            "--fault",
+            "op=*,kind=throttle,rate=0.1",
+            "--fault=op=ecs:CreateService,kind=500",
+            "--seed",
+            "9",
+        ])
+        .unwrap();
         assert_eq!((a.port, a.delay_ms, a.seed, a.faults.len()), (0, 50, 9, 2));
         assert_eq!(a.faults[1].kind, FaultKind::Internal);
         assert!(args(&["--port", "1"]).unwrap_err().contains("--upstream is required"));

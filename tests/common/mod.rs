@@ -430,6 +430,12 @@ impl Proxy {
         self.control_ok("GET", "/__proxy/calls", "").as_array().cloned().unwrap_or_default()
     }
 
+    /// Bodies of the requests for one operation (`service:Operation`) since the last reset, in arrival order.
+    pub fn requests(&self, op: &str) -> Vec<String> {
+        let v = self.control_ok("GET", &format!("/__proxy/requests?op={op}"), "");
+        v.as_array().into_iter().flatten().filter_map(|r| r["body"].as_str().map(str::to_string)).collect()
+    }
+
     /// Zero the counters and forget the calls.
     pub fn reset(&self) {
         self.control_ok("POST", "/__proxy/reset", "");

@@ -64,22 +64,20 @@ pub fn form_value(form: &str, name: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
+            b'%' if i + 2 < b.len() => match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(v) => {
+                    out.push(v);
+                    i += 2;
                 }
-            }
+                None => out.push(b'%'),
+            },
             c => out.push(c),
         }
         i += 1;
@@ -117,15 +115,13 @@ pub fn classify(req: &RequestView<'_>) -> Operation {
         }
     }
     let form = (req.header)("content-type").is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    let action = if form { form_value(&String::from_utf8_lossy(req.body), "Action") } else { None }
-        .or_else(|| req.query.and_then(|q| form_value(q, "Action")));
+    let action = if form { form_value(&String::from_utf8_lossy(req.body), "Action") } else { None }.or_else(|| req.query.and_then(|q| form_value(q, "Action")));
     if let Some(name) = action {
         let protocol = if service == "ec2" { Protocol::Ec2 } else { Protocol::Query };
         return Operation { service, name, protocol };
     }
     let protocol = if service == "route53" || service == "s3" { Protocol::RestXml } else { Protocol::RestJson };
-    let name = if service == "route53" { route53_operation(req.method, req.path) } else { None }
-        .unwrap_or_else(|| format!("{} {}", req.method, normalize_path(req.path)));
+    let name = if service == "route53" { route53_operation(req.method, req.path) } else { None }.unwrap_or_else(|| format!("{} {}", req.method, normalize_path(req.path)));
     Operation { service, name, protocol }
 }
 
@@ -195,6 +191,9 @@ pub enum FaultKind {
     Unavailable,
     /// Close the connection without answering.
     Reset,
+    /// Forward the request, then close the connection instead of relaying
+    /// the answer: the call took effect but the client never learns it did.
+    Lost,
     /// Answer normally after an extra delay.
     Slow,
 }
@@ -206,8 +205,9 @@ impl FaultKind {
             "500" | "internal" => FaultKind::Internal,
             "503" | "unavailable" => FaultKind::Unavailable,
             "reset" => FaultKind::Reset,
+            "lost" => FaultKind::Lost,
             "slow" => FaultKind::Slow,
-            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, slow)")),
+            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, lost, slow)")),
         })
     }
     pub fn as_str(self) -> &'static str {
@@ -216,6 +216,7 @@ impl FaultKind {
             FaultKind::Internal => "500",
             FaultKind::Unavailable => "503",
             FaultKind::Reset => "reset",
+            FaultKind::Lost => "lost",
             FaultKind::Slow => "slow",
         }
     }
@@ -361,7 +362,7 @@ pub struct ErrorAnswer {
     pub body: String,
 }
 
-/// The answer for `kind` (not `reset` or `slow`, which do not answer with an error).
+/// The answer for `kind` (not `reset`, `lost` or `slow`, which do not answer with an error).
 pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str) -> Option<ErrorAnswer> {
     let (status, code, message, sender) = match (kind, op.protocol) {
         (FaultKind::Throttle, Protocol::Ec2) => (503, "RequestLimitExceeded", "Request limit exceeded.", true),
@@ -371,7 +372,7 @@ pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str) -> Option
         (FaultKind::Internal, _) => (500, "InternalFailure", "The request processing has failed because of an unknown error (injected by cxflow-awsproxy)", false),
         (FaultKind::Unavailable, Protocol::Ec2) => (503, "Unavailable", "The server is overloaded and can't handle the request", false),
         (FaultKind::Unavailable, _) => (503, "ServiceUnavailable", "Service is unavailable (injected by cxflow-awsproxy)", false),
-        (FaultKind::Reset | FaultKind::Slow, _) => return None,
+        (FaultKind::Reset | FaultKind::Lost | FaultKind::Slow, _) => return None,
     };
     let rid = request_id.to_string();
     let ans = match op.protocol {
@@ -387,7 +388,9 @@ pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str) -> Option
         Protocol::Ec2 => ErrorAnswer {
             status,
             headers: vec![("content-type", "text/xml;charset=UTF-8".to_string())],
-            body: format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{rid}</RequestID></Response>"),
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>{rid}</RequestID></Response>"
+            ),
         },
         Protocol::Query | Protocol::RestXml => {
             let ty = if sender { "Sender" } else { "Receiver" };
@@ -457,7 +460,10 @@ mod tests {
     fn service_comes_from_the_credential_scope() {
         assert_eq!(service_from_authorization(&auth("ssm")).as_deref(), Some("ssm"));
         assert_eq!(service_from_authorization(&auth("elasticloadbalancing")).as_deref(), Some("elasticloadbalancing"));
-        assert_eq!(service_from_authorization("AWS4-HMAC-SHA256 Credential=AK/20250101/eu-west-2/servicediscovery/aws4_request,SignedHeaders=host,Signature=x").as_deref(), Some("servicediscovery"));
+        assert_eq!(
+            service_from_authorization("AWS4-HMAC-SHA256 Credential=AK/20250101/eu-west-2/servicediscovery/aws4_request,SignedHeaders=host,Signature=x").as_deref(),
+            Some("servicediscovery")
+        );
         assert_eq!(service_from_authorization("Bearer abc"), None);
         assert_eq!(service_from_authorization("AWS4-HMAC-SHA256 Credential=AK/20250101/ssm"), None);
     }
@@ -482,10 +488,17 @@ mod tests {
     #[test]
     fn query_protocols_use_the_action_field() {
         let a = auth("ec2");
-        let op = classify_with("POST", "/", None, &[("Authorization", &a), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], "Action=DescribeVpcs&Version=2016-11-15");
+        let op = classify_with(
+            "POST",
+            "/",
+            None,
+            &[("Authorization", &a), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
+            "Action=DescribeVpcs&Version=2016-11-15",
+        );
         assert_eq!(op, Operation { service: "ec2".into(), name: "DescribeVpcs".into(), protocol: Protocol::Ec2 });
         let a = auth("iam");
-        let op = classify_with("POST", "/", None, &[("Authorization", &a), ("Content-Type", "application/x-www-form-urlencoded")], "Version=2010-05-08&Action=ListRoles&MaxItems=10");
+        let op =
+            classify_with("POST", "/", None, &[("Authorization", &a), ("Content-Type", "application/x-www-form-urlencoded")], "Version=2010-05-08&Action=ListRoles&MaxItems=10");
         assert_eq!(op.key(), "iam:ListRoles");
         assert_eq!(op.protocol, Protocol::Query);
         let a = auth("sts");
