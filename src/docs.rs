@@ -381,6 +381,19 @@ fn with_sentence(description: &str, extra: &str) -> String {
     }
 }
 
+/// A value as it would be written in HCL, for "Default: ..." notes.
+fn hcl_literal(v: &crate::framework::Value) -> String {
+    use crate::framework::Value;
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::List(x) | Value::Set(x) | Value::Tuple(x) => format!("[{}]", x.iter().map(hcl_literal).collect::<Vec<_>>().join(", ")),
+        Value::Map(m) | Value::Object(m) => format!("{{{}}}", m.iter().map(|(k, x)| format!("{k} = {}", hcl_literal(x))).collect::<Vec<_>>().join(", ")),
+        _ => "null".to_string(),
+    }
+}
+
 /// "String", "List of Number", "Map of Object", ...
 pub fn type_label(t: &Type) -> String {
     match t {
@@ -432,6 +445,12 @@ impl<'a> SchemaWriter<'a> {
             extra_flags.push("Deprecated".to_string());
         }
         let mut description = a.description.clone();
+        for c in &a.checks {
+            description = with_sentence(&description, &c.describe());
+        }
+        if let Some(d) = &a.default {
+            description = with_sentence(&description, &format!("Default: `{}`.", hcl_literal(d)));
+        }
         // Unless the description already says so ("Changing it replaces the service.").
         if self.replaces && a.force_new && !description.to_lowercase().contains("replace") {
             description = with_sentence(&description, "Changing this replaces the resource.");

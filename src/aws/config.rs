@@ -59,31 +59,8 @@ pub const SERVICES: &[(&str, &str)] = &[
 
 pub const DEFAULT_MAX_RETRIES: i64 = 8;
 
-/// Parse a Go-style duration ("1h", "15m", "900s", "1h30m").
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let mut total = 0u64;
-    let mut num = String::new();
-    let mut seen = false;
-    for ch in s.trim().chars() {
-        if ch.is_ascii_digit() {
-            num.push(ch);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        total += match ch {
-            'h' => n * 3600,
-            'm' => n * 60,
-            's' => n,
-            _ => return None,
-        };
-        seen = true;
-    }
-    if !num.is_empty() || !seen {
-        return None;
-    }
-    Some(Duration::from_secs(total))
-}
+/// Go-style durations ("1h", "15m", "1h30m"), parsed without overflow.
+pub use crate::framework::check::parse_duration;
 
 /// Configured AWS access: the shared SDK configuration and one lazily built client per service.
 pub struct Aws {

@@ -1,6 +1,7 @@
 //! The framework layer: values, schemas, diagnostics, the typed bridge and the
 //! traits a provider implements. Nothing here knows about gRPC or AWS.
 
+pub mod check;
 pub mod diag;
 pub mod provider;
 pub mod schema;
@@ -8,6 +9,7 @@ pub mod typed;
 pub mod validate;
 pub mod value;
 
+pub use check::Check;
 pub use diag::{Diagnostic, Diags, Path};
 pub use provider::*;
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

@@ -106,7 +106,7 @@ pub trait Resource<C: Send + Sync + 'static>: Send + Sync {
         if let (Some(obj), super::value::Type::Object(attrs)) = (cleaned.as_object_mut(), &ty) {
             obj.retain(|k, _| attrs.contains_key(k));
         }
-        Value::from_json(&cleaned, &ty).map_err(|e| Diagnostic::error("Could not read stored state", super::typed::redact_quoted(&e.0)).into())
+        Value::from_json(&cleaned, &ty).map_err(|e| Diagnostic::error("Could not read stored state", super::typed::redact_quoted(&e.to_string())).into())
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use super::check::Check;
 use super::diag::{Path, Step};
 use super::value::{Type, Value};
 
@@ -38,6 +39,10 @@ pub struct Attribute {
     pub force_new: bool,
     /// A computed value that stays as it was unless the resource is replaced.
     pub stable: bool,
+    /// The value plan fills in when the configuration leaves the attribute unset.
+    pub default: Option<Value>,
+    /// Rules a configured value must follow (checked at validate time, written in the docs).
+    pub checks: Vec<Check>,
 }
 
 impl Attribute {
@@ -54,6 +59,8 @@ impl Attribute {
             deprecated: None,
             force_new: false,
             stable: false,
+            default: None,
+            checks: Vec::new(),
         }
     }
     pub fn nested(name: &str, nesting: Nesting, attrs: Vec<Attribute>) -> Attribute {
@@ -94,6 +101,18 @@ impl Attribute {
     /// Computed, and kept from prior state on updates (ids, ARNs).
     pub fn stable(mut self) -> Self {
         self.stable = true;
+        self
+    }
+    /// Optional, with `v` planned when unset (the docs say so).
+    pub fn default(mut self, v: Value) -> Self {
+        self.optional = true;
+        self.computed = true;
+        self.default = Some(v);
+        self
+    }
+    /// A rule the value must follow.
+    pub fn check(mut self, c: Check) -> Self {
+        self.checks.push(c);
         self
     }
     pub fn deprecated(mut self, msg: &str) -> Self {
@@ -233,6 +252,32 @@ fn for_each_block_object(v: &mut Value, mut f: impl FnMut(&mut Value)) {
         Value::List(items) | Value::Set(items) => items.iter_mut().for_each(&mut f),
         Value::Map(m) => m.values_mut().for_each(&mut f),
         _ => {}
+    }
+}
+
+/// Set every attribute the configuration left null to its declared default,
+/// in nested attributes and blocks too.
+pub fn fill_defaults(block: &Block, v: &mut Value) {
+    let Value::Object(m) = v else { return };
+    for a in &block.attributes {
+        let slot = m.entry(a.name.clone()).or_insert(Value::Null);
+        if slot.is_null() {
+            if let Some(d) = &a.default {
+                *slot = d.clone();
+            }
+        }
+        if let AttrType::Nested(n, attrs) = &a.ty {
+            let inner = Block::new(attrs.clone());
+            match n {
+                Nesting::Single | Nesting::Group => fill_defaults(&inner, slot),
+                _ => for_each_block_object(slot, |o| fill_defaults(&inner, o)),
+            }
+        }
+    }
+    for b in &block.blocks {
+        if let Some(child) = m.get_mut(&b.name) {
+            for_each_block_object(child, |o| fill_defaults(&b.block, o));
+        }
     }
 }
 

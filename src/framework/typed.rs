@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::diag::{Diagnostic, Diags};
+use super::diag::{Diagnostic, Diags, Path};
 use super::value::{Type, Value};
 
 /// Decode a wholly known value into `T`.
@@ -17,16 +17,42 @@ pub fn from_value<T: DeserializeOwned>(v: &Value) -> Result<T, Diags> {
         )
         .into());
     }
-    serde_json::from_value(v.to_plain_json()).map_err(|e| {
+    let json = v.to_plain_json();
+    serde_path_to_error::deserialize(&json).map_err(|e| {
         // serde's message may quote the offending input; keep only its shape.
-        Diagnostic::error("Provider could not read the value", redact_quoted(&e.to_string())).into()
+        let path = path_in(v, e.path());
+        let msg = redact_quoted(&e.inner().to_string());
+        let d = Diagnostic::error("Invalid value", if path.0.is_empty() { msg } else { format!("{path}: {msg}") });
+        if path.0.is_empty() { d.into() } else { d.at(path).into() }
     })
+}
+
+/// The attribute path of a serde error path: objects have attributes, maps
+/// have keys, lists and sets have indices.
+fn path_in(root: &Value, p: &serde_path_to_error::Path) -> Path {
+    use serde_path_to_error::Segment;
+    let mut out = Path::root();
+    let mut cur = Some(root);
+    for seg in p.iter() {
+        match seg {
+            Segment::Seq { index } => {
+                out = out.index(*index);
+                cur = cur.and_then(|c| c.elements()).and_then(|e| e.get(*index));
+            }
+            Segment::Map { key } => {
+                out = if matches!(cur, Some(Value::Object(_))) { out.then_attr(key.clone()) } else { out.key(key.clone()) };
+                cur = cur.and_then(|c| c.entries()).and_then(|m| m.get(key));
+            }
+            Segment::Enum { .. } | Segment::Unknown => break,
+        }
+    }
+    out
 }
 
 /// Encode `t` as a value of type `ty`.
 pub fn to_value<T: Serialize>(t: &T, ty: &Type) -> Result<Value, Diags> {
     let j = serde_json::to_value(t).map_err(|e| Diags::from(Diagnostic::error("Provider could not encode state", redact_quoted(&e.to_string()))))?;
-    Value::from_plain_json(&j, ty).map_err(|e| Diagnostic::error("Provider could not encode state", redact_quoted(&e.0)).into())
+    Value::from_plain_json(&j, ty).map_err(|e| Diagnostic::error("Provider could not encode state", redact_quoted(&e.to_string())).into())
 }
 
 /// Replace every double-quoted run in a message with `"…"`, so that input
@@ -84,7 +110,8 @@ mod tests {
         v.set_attr("cpu", Value::Unknown);
         assert!(from_value::<Svc>(&v).is_err());
         v.set_attr("cpu", Value::string("hunter2-secret"));
-        let err = from_value::<Svc>(&v).unwrap_err().to_string();
-        assert!(!err.contains("hunter2"), "{err}");
+        let err = from_value::<Svc>(&v).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(err.0[0].path.as_ref().map(|p| p.to_string()).as_deref(), Some("cpu"), "the error names the attribute");
     }
 }

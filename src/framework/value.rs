@@ -7,6 +7,8 @@ use std::fmt;
 
 use serde_json::Value as Json;
 
+use super::diag::{Path, Step};
+
 /// A cty type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Type {
@@ -125,15 +127,31 @@ pub enum Value {
     Dynamic(Type, Box<Value>),
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CodecError(pub String);
+#[derive(Debug, Clone)]
+pub struct CodecError {
+    pub msg: String,
+    /// Where in the value it happened (attribute names, map keys, indices).
+    pub path: Path,
+}
 
 impl CodecError {
     pub fn new(s: impl Into<String>) -> Self {
-        CodecError(s.into())
+        CodecError { msg: s.into(), path: Path::root() }
+    }
+    /// The same error one level further out: `step` leads to where it was.
+    fn within(mut self, step: Step) -> Self {
+        self.path.0.insert(0, step);
+        self
     }
 }
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.0.is_empty() { f.write_str(&self.msg) } else { write!(f, "{}: {}", self.path, self.msg) }
+    }
+}
+
+impl std::error::Error for CodecError {}
 
 impl Value {
     pub fn string(s: impl Into<String>) -> Value {
@@ -546,8 +564,8 @@ fn decode_mp(rd: &mut &[u8], ty: &Type) -> Result<Value, CodecError> {
         Type::List(et) | Type::Set(et) => {
             let n = read_len(rd, marker)?;
             let mut items = Vec::with_capacity(n);
-            for _ in 0..n {
-                items.push(decode_mp(rd, et)?);
+            for i in 0..n {
+                items.push(decode_mp(rd, et).map_err(|e| e.within(Step::Index(i as i64)))?);
             }
             Ok(if matches!(ty, Type::Set(_)) { Value::Set(items) } else { Value::List(items) })
         }
@@ -564,7 +582,8 @@ fn decode_mp(rd: &mut &[u8], ty: &Type) -> Result<Value, CodecError> {
             for _ in 0..n {
                 let km = rmp::decode::read_marker(rd).map_err(rerr)?;
                 let k = read_string(rd, km)?;
-                m.insert(k, decode_mp(rd, et)?);
+                let v = decode_mp(rd, et).map_err(|e| e.within(Step::Key(k.clone())))?;
+                m.insert(k, v);
             }
             Ok(Value::Map(m))
         }
@@ -575,7 +594,8 @@ fn decode_mp(rd: &mut &[u8], ty: &Type) -> Result<Value, CodecError> {
                 let km = rmp::decode::read_marker(rd).map_err(rerr)?;
                 let k = read_string(rd, km)?;
                 let at = attrs.get(&k).ok_or_else(|| CodecError::new(format!("msgpack read: unexpected attribute {k:?}")))?;
-                m.insert(k, decode_mp(rd, at)?);
+                let v = decode_mp(rd, at).map_err(|e| e.within(Step::Attr(k.clone())))?;
+                m.insert(k, v);
             }
             Ok(Value::Object(m))
         }
@@ -603,7 +623,7 @@ fn read_number(rd: &mut &[u8], marker: rmp::Marker) -> Result<serde_json::Number
         M::F64 => num_from_f64(f64::from_bits(be(rd, 8)?))?,
         m @ (M::FixStr(_) | M::Str8 | M::Str16 | M::Str32) => {
             let s = read_string(rd, m)?;
-            parse_number(&s).ok_or_else(|| CodecError::new(format!("msgpack read: bad number {s:?}")))?
+            parse_number(&s).ok_or_else(|| CodecError::new(format!("the number {s} is out of range (at most about 1.8e308)")))?
         }
         m => return Err(CodecError::new(format!("msgpack read: {m:?} is not a number"))),
     })

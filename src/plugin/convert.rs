@@ -107,17 +107,22 @@ pub fn decode(v: Option<&pb::DynamicValue>, ty: &Type) -> Result<Value, Diags> {
     let res = if !v.msgpack.is_empty() {
         Value::from_msgpack(&v.msgpack, ty)
     } else if !v.json.is_empty() {
-        serde_json::from_slice::<serde_json::Value>(&v.json).map_err(|e| crate::framework::value::CodecError(e.to_string())).and_then(|j| Value::from_json(&j, ty))
+        serde_json::from_slice::<serde_json::Value>(&v.json).map_err(|e| crate::framework::value::CodecError::new(e.to_string())).and_then(|j| Value::from_json(&j, ty))
     } else {
         Ok(Value::Null)
     };
-    res.map_err(|e| Diagnostic::error("Could not decode value from Terraform", crate::framework::typed::redact_quoted(&e.0)).into())
+    res.map_err(|e| {
+        // A value that has no place in the provider's types (a number beyond
+        // any range): name the attribute, like a validation error would.
+        let d = Diagnostic::error("Invalid value", format!("{}: {}", e.path, crate::framework::typed::redact_quoted(&e.msg)));
+        if e.path.0.is_empty() { d.into() } else { d.at(e.path).into() }
+    })
 }
 
 pub fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diags> {
     v.to_msgpack(ty)
         .map(|msgpack| pb::DynamicValue { msgpack, json: Vec::new() })
-        .map_err(|e| Diagnostic::error("Could not encode value for Terraform", crate::framework::typed::redact_quoted(&e.0)).into())
+        .map_err(|e| Diagnostic::error("Could not encode value for Terraform", crate::framework::typed::redact_quoted(&e.to_string())).into())
 }
 
 #[cfg(test)]

@@ -143,7 +143,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     async fn validate_provider_config(&self, r: Request<pb::validate_provider_config::Request>) -> Result<Response<pb::validate_provider_config::Response>, Status> {
         let r = r.into_inner();
         let d = match decode(r.config.as_ref(), &self.provider_schema.value_type()) {
-            Ok(cfg) => self.provider.validate(&cfg),
+            Ok(cfg) => {
+                let mut d = crate::framework::check::validate(&self.provider_schema.block, &cfg);
+                d.extend(self.provider.validate(&cfg));
+                d
+            }
             Err(d) => d,
         };
         Ok(Response::new(pb::validate_provider_config::Response { diagnostics: diags(&d) }))
@@ -158,6 +162,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         let d = match decode(r.config.as_ref(), &e.ty) {
             Ok(cfg) => {
                 let mut d = Self::check_write_only(&e.schema, &cfg, caps(r.client_capabilities.as_ref()));
+                d.extend(crate::framework::check::validate(&e.schema.block, &cfg));
                 d.extend(e.imp.validate(&cfg));
                 d
             }
@@ -360,7 +365,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         let d = match self.ephemerals.get(&r.type_name) {
             None => return Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics: unknown_type("ephemeral resource", &r.type_name) })),
             Some(e) => match decode(r.config.as_ref(), &e.ty) {
-                Ok(cfg) => e.imp.validate(&cfg),
+                Ok(cfg) => {
+                    let mut d = crate::framework::check::validate(&e.schema.block, &cfg);
+                    d.extend(e.imp.validate(&cfg));
+                    d
+                }
                 Err(d) => d,
             },
         };
