@@ -23,10 +23,13 @@ pub fn record() {
 }
 
 /// Run `fut`, returning its output and the number of calls it recorded.
+/// The calls count towards the enclosing scope too.
 pub async fn counted<F: Future>(fut: F) -> (F::Output, u32) {
     let counter = Arc::new(AtomicU32::new(0));
     let out = CALLS.scope(counter.clone(), fut).await;
-    (out, counter.load(Ordering::Relaxed))
+    let n = counter.load(Ordering::Relaxed);
+    let _ = CALLS.try_with(|outer| outer.fetch_add(n, Ordering::Relaxed));
+    (out, n)
 }
 
 #[cfg(test)]
@@ -34,7 +37,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn scopes_count_their_own_calls_only() {
+    async fn inner_scopes_count_towards_outer_ones() {
         record(); // outside any scope: ignored
         let ((inner, n_inner), n_outer) = counted(async {
             record();
@@ -49,7 +52,7 @@ mod tests {
         .await;
         assert_eq!(inner, ());
         assert_eq!(n_inner, 2);
-        assert_eq!(n_outer, 2, "the inner scope's calls belong to the inner scope");
+        assert_eq!(n_outer, 4, "the inner scope's calls count in the outer one too");
     }
 
     #[tokio::test]

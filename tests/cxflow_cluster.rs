@@ -354,7 +354,7 @@ resource "cxflow_cluster" "bad" {
     wd.write("main.tf", &cfg);
     let r = wd.tf(&["validate"]);
     r.expect_fail("validate of a bad cluster");
-    for needle in ["Invalid name", "Domain outside the hosted zone", "Invalid Fargate size", "Invalid CIDR", "Unsuitable VPC CIDR"] {
+    for needle in ["1-20 lowercase letters", "Domain outside the hosted zone", "Invalid Fargate size", "Invalid CIDR block", "Unsuitable VPC CIDR"] {
         assert!(r.all().contains(needle), "missing {needle:?}:\n{}", r.all());
     }
 }

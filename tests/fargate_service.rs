@@ -21,6 +21,7 @@ use cxflow::resources::ecs_fargate_service::Names;
 use serde_json::Value as Json;
 
 const OWNER_TAG: &str = "cxflow:owner";
+const LEASE_TAG: &str = "cxflow:lease";
 const CLUSTER: &str = "cruddur";
 const IMAGE_V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/backend-flask:v1";
 const IMAGE_V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/backend-flask:v2";
@@ -540,7 +541,7 @@ fn lifecycle() {
     block_on(async { aws.ecs.update_service().cluster(CLUSTER).service("backend-flask").desired_count(5).send().await.unwrap() });
     let p = wd.plan_code();
     assert_eq!(p.code, 2, "{}", p.all());
-    assert!(p.stdout.contains("desired count is 5"), "{}", p.stdout);
+    assert!(p.stdout.contains("service.desired_count = 5 outside Terraform (configuration: 2)"), "drift names the child and the field: {}", p.stdout);
     wd.apply().expect_ok("repair drift");
     assert_eq!(describe_service(&aws, CLUSTER, "backend-flask").unwrap().desired_count(), 2);
     assert_eq!(wd.plan_code().code, 0);
@@ -638,11 +639,13 @@ fn failures_and_adoption() {
     assert_eq!(tagged_leftovers(&aws), Vec::<String>::new(), "destroy removes every child the failed apply made");
     assert!(!log_group_exists(&aws, &ghost.log_group()));
 
-    // ---- adoption after a crash: tagged leftovers under our names are taken over, not duplicated
+    // ---- adoption after a crash: leftovers under our names that carry the
+    // creation lease of an apply that is gone (here: one that lapsed) are taken over, not duplicated
     let names = Names::new(CLUSTER, "adopted");
     let owner = format!("cxflow_ecs_fargate_service/{CLUSTER}/adopted");
+    let lapsed = "0123456789abcdef/elsewhere/1/0/1";
     let pre_role = block_on(async {
-        aws.logs.create_log_group().log_group_name(names.log_group()).tags(OWNER_TAG, &owner).send().await.unwrap();
+        aws.logs.create_log_group().log_group_name(names.log_group()).tags(OWNER_TAG, &owner).tags(LEASE_TAG, lapsed).send().await.unwrap();
         aws.logs.put_retention_policy().log_group_name(names.log_group()).retention_in_days(7).send().await.unwrap();
         let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
         let r = aws
@@ -651,6 +654,7 @@ fn failures_and_adoption() {
             .role_name(names.execution_role())
             .assume_role_policy_document(trust)
             .tags(aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(&owner).build().unwrap())
+            .tags(aws_sdk_iam::types::Tag::builder().key(LEASE_TAG).value(lapsed).build().unwrap())
             .send()
             .await
             .unwrap();
@@ -820,11 +824,12 @@ resource "cxflow_ecs_fargate_service" "secrets" {{
     let expect = [
         ("Invalid Fargate CPU/memory combination", "memory  = 4096"),
         ("With cpu = 256, Fargate allows memory from 512 to 2048 MiB", "memory  = 4096"),
-        ("Invalid service name", "name    = \"xxxx"),
+        ("name: 1 to 255 letters", "name    = \"xxxx"),
+        ("Name too long", "name    = \"xxxx"),
         ("Value out of range", "port  = 70000"),
         ("Invalid CIDR block", "cidr_blocks = [\"10.0.0.0/33\"]"),
         ("Invalid duration", "create = \"soon\""),
-        ("Invalid secret ARN", "DB_URL = "),
+        ("Invalid secret reference", "DB_URL = "),
         ("Duplicate container name", "name  = \"app\""),
         ("Listener rule needs a condition", "cxflow_ecs_fargate_service.secrets"),
     ];

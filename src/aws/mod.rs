@@ -7,4 +7,4 @@ pub mod error;
 pub mod wait;
 
 pub use config::{Aws, AwsSettings};
-pub use error::{AwsError, aws_err};
+pub use error::{AwsError, aws_err, aws_err_hiding};

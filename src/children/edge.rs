@@ -1,8 +1,8 @@
 //! The edge: application load balancer, its HTTPS listener, the ACM
-//! certificate (validated through DNS records in the hosted zone) and Route53
-//! alias records.
+//! certificate, the DNS records that validate it, and Route53 alias records.
+//! Route53 records cannot carry tags: they are owned through the record and
+//! their names, and deleted by exactly that name, type and value.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,31 +11,11 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_route53::types as r53;
 use serde_json::json;
 
-use super::{Common, Ref, tag_diff, wait_err};
+use super::lb::{elb_release, elb_retag, elb_tags, elb_tags_of};
+use super::{Common, Ref, ref_specs, spec_tags, tags_json, user_visible, wait_err};
 use crate::aws::wait::{Poll, until};
 use crate::aws::{Aws, AwsError, aws_err};
-use crate::engine::{Cx, Found, Made, Node, NodeError, Observed};
-
-fn elb_tags(t: &BTreeMap<String, String>) -> Vec<elb::Tag> {
-    t.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
-}
-
-async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
-    let out = aws.elbv2().describe_tags().resource_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
-    Ok(out.tag_descriptions().iter().flat_map(|d| d.tags()).filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect())
-}
-
-async fn elb_retag(aws: &Aws, arn: &str, desired: &BTreeMap<String, String>) -> Result<(), NodeError> {
-    let current = elb_tags_of(aws, arn).await?;
-    let (add, remove) = tag_diff(&current, desired);
-    if !add.is_empty() {
-        aws.elbv2().add_tags().resource_arns(arn).set_tags(Some(elb_tags(&add))).send().await.map_err(|e| aws_err("elasticloadbalancing:AddTags", e))?;
-    }
-    if !remove.is_empty() {
-        aws.elbv2().remove_tags().resource_arns(arn).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("elasticloadbalancing:RemoveTags", e))?;
-    }
-    Ok(())
-}
+use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 /// The hosted zone's ID for a zone name (public zones first).
 pub async fn zone_id(aws: &Aws, zone: &str) -> Result<String, NodeError> {
@@ -47,6 +27,48 @@ pub async fn zone_id(aws: &Aws, zone: &str) -> Result<String, NodeError> {
         .first()
         .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
         .ok_or_else(|| NodeError::other(format!("no Route53 hosted zone named {zone} exists in this account; create it (or delegate it) first")))
+}
+
+fn dotted(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+/// The record set `name`/`ty` in a zone, if any.
+async fn record_set(aws: &Aws, zone: &str, name: &str, ty: r53::RrType) -> Result<Option<r53::ResourceRecordSet>, NodeError> {
+    let out = match aws.route53().list_resource_record_sets().hosted_zone_id(zone).start_record_name(dotted(name)).start_record_type(ty.clone()).max_items(1).send().await {
+        Ok(o) => o,
+        Err(e) => {
+            let e = aws_err("route53:ListResourceRecordSets", e);
+            return if e.is_not_found() { Ok(None) } else { Err(e.into()) };
+        }
+    };
+    Ok(out.resource_record_sets().iter().find(|r| r.name().eq_ignore_ascii_case(&dotted(name)) && *r.r#type() == ty).cloned())
+}
+
+async fn change(aws: &Aws, zone: &str, changes: Vec<(r53::ChangeAction, r53::ResourceRecordSet)>) -> Result<(), NodeError> {
+    let changes: Vec<r53::Change> = changes.into_iter().map(|(a, r)| r53::Change::builder().action(a).resource_record_set(r).build().expect("action and record set")).collect();
+    aws.route53()
+        .change_resource_record_sets()
+        .hosted_zone_id(zone)
+        .change_batch(r53::ChangeBatch::builder().set_changes(Some(changes)).build().expect("changes set"))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| aws_err("route53:ChangeResourceRecordSets", e).into())
+}
+
+/// Delete a record set as it is now (Route53 wants the exact record); gone counts as done.
+async fn delete_record(aws: &Aws, zone: &str, name: &str, ty: r53::RrType) -> Result<(), NodeError> {
+    match record_set(aws, zone, name, ty).await {
+        Ok(Some(rec)) => match change(aws, zone, vec![(r53::ChangeAction::Delete, rec)]).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() || matches!(&e.kind, crate::engine::NodeErrorKind::Aws(a) if a.is_code(&["InvalidChangeBatch"])) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Ok(None) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 // ------------------------------------------------------------------ load balancer
@@ -61,14 +83,15 @@ pub struct LoadBalancerNode {
 }
 
 impl LoadBalancerNode {
-    async fn find(aws: &Aws, name: &str) -> Result<Option<elb::LoadBalancer>, AwsError> {
-        match aws.elbv2().describe_load_balancers().names(name).send().await {
+    async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::LoadBalancer>, AwsError> {
+        match aws.elbv2().describe_load_balancers().load_balancer_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e)) {
             Ok(o) => Ok(o.load_balancers().first().cloned()),
-            Err(e) => {
-                let e = aws_err("elasticloadbalancing:DescribeLoadBalancers", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
+    }
+    fn tags(&self) -> Tags {
+        self.c.tags_for("load_balancer", None)
     }
 }
 
@@ -86,18 +109,24 @@ impl Node<Aws> for LoadBalancerNode {
     fn describe(&self) -> String {
         format!("application load balancer {}", self.name)
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"name": self.name, "subnets": self.subnets.iter().map(Ref::spec).collect::<Vec<_>>(), "sg": self.security_group.spec(), "tags": self.c.tags_for("load_balancer", None)})
+    fn spec(&self) -> Spec {
+        spec(json!({"name": self.name, "subnets": ref_specs(&self.subnets), "security_groups": [self.security_group.spec()], "tags": tags_json(&self.tags())}))
     }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let Some(lb) = Self::find(aws, &self.name).await? else { return Ok(Found::None) };
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        let lb = match aws.elbv2().describe_load_balancers().names(&self.name).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e)) {
+            Ok(o) => o.load_balancers().first().cloned(),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(arn) = lb.and_then(|l| l.load_balancer_arn().map(str::to_string)) else { return Ok(Found::None) };
         let tags = elb_tags_of(aws, &arn).await?;
-        Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &format!("load balancer {}", self.name)))
+        Ok(Found::Tagged(Identity::new(arn), tags))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let subnets = self.subnets.iter().map(|r| r.resolve(cx)).collect::<Result<Vec<_>, _>>()?;
-        let sg = self.security_group.resolve(cx)?;
         let out = aws
             .elbv2()
             .create_load_balancer()
@@ -105,72 +134,76 @@ impl Node<Aws> for LoadBalancerNode {
             .r#type(elb::LoadBalancerTypeEnum::Application)
             .scheme(elb::LoadBalancerSchemeEnum::InternetFacing)
             .set_subnets(Some(subnets))
-            .security_groups(sg)
-            .set_tags(Some(elb_tags(&self.c.tags_for("load_balancer", None))))
+            .security_groups(self.security_group.resolve(cx)?)
+            .set_tags(Some(elb_tags(&self.c.create_tags("load_balancer", None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("elasticloadbalancing:CreateLoadBalancer", e))?;
-        let lb = out.load_balancers().first().cloned().unwrap_or_else(|| elb::LoadBalancer::builder().build());
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        until(&format!("load balancer {} to become active", self.name), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(15), || {
-            let arn = arn.clone();
-            async move {
-                let o = aws
-                    .elbv2()
-                    .describe_load_balancers()
-                    .load_balancer_arns(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| NodeError::from(aws_err("elasticloadbalancing:DescribeLoadBalancers", e)))?;
-                match o.load_balancers().first().and_then(|l| l.state()).and_then(|s| s.code()).map(|c| c.as_str().to_string()) {
-                    Some(c) if c == "active" => Ok(Poll::Done(())),
-                    Some(c) if c == "failed" => Err(NodeError::other("load balancer provisioning failed")),
-                    c => Ok(Poll::Pending(c.unwrap_or_else(|| "provisioning".into()))),
-                }
+        let lb = out.load_balancers().first().cloned().ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateLoadBalancer"))?;
+        let arn = lb.load_balancer_arn().filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateLoadBalancer"))?.to_string();
+        until(&format!("load balancer {} to become active", self.name), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(15), || async {
+            let l = Self::get(aws, &arn).await.map_err(NodeError::from)?;
+            match l.as_ref().and_then(|l| l.state()).and_then(|s| s.code()).map(|c| c.as_str().to_string()) {
+                Some(c) if c == "active" => Ok(Poll::Done(())),
+                Some(c) if c == "failed" => Err(NodeError::other("load balancer provisioning failed")),
+                c => Ok(Poll::Pending(c.unwrap_or_else(|| "provisioning".into()))),
             }
         })
         .await
         .map_err(|e| wait_err("load balancer", e).with_id(&arn))?;
-        Ok(Made::id(arn))
+        Ok(Made::id(&arn).with("dns_name", lb.dns_name().unwrap_or_default()).with("zone_id", lb.canonical_hosted_zone_id().unwrap_or_default()))
     }
-    async fn read(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        match aws.elbv2().describe_load_balancers().load_balancer_arns(id).send().await {
-            Err(e) => {
-                let e = aws_err("elasticloadbalancing:DescribeLoadBalancers", e);
-                if e.is_not_found() { Ok(Observed::Gone) } else { Err(e.into()) }
-            }
-            Ok(o) if o.load_balancers().is_empty() => Ok(Observed::Gone),
-            Ok(_) => {
-                let tags = elb_tags_of(aws, id).await?;
-                Ok(if tags == self.c.tags_for("load_balancer", None) { Observed::InSync } else { Observed::Drifted("tags differ".into()) })
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(lb) = Self::get(aws, &id.id).await? else { return Ok(None) };
+        let subnets: Vec<String> = lb.availability_zones().iter().filter_map(|z| z.subnet_id().map(str::to_string)).collect();
+        let sgs: Vec<String> = lb.security_groups().iter().map(|g| self.security_group.observed(g, cx)).collect();
+        Ok(Some(spec(json!({
+            "name": lb.load_balancer_name(), "subnets": super::observed_refs(&subnets, &self.subnets, cx), "security_groups": sgs,
+            "dns_name": lb.dns_name(), "zone_id": lb.canonical_hosted_zone_id(),
+        }))))
+    }
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let s = self.spec();
+        if base.get("security_groups") != s.get("security_groups") {
+            aws.elbv2()
+                .set_security_groups()
+                .load_balancer_arn(&id.id)
+                .security_groups(self.security_group.resolve(cx)?)
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:SetSecurityGroups", e))?;
+        }
+        if base.get("subnets") != s.get("subnets") {
+            let subnets = self.subnets.iter().map(|r| r.resolve(cx)).collect::<Result<Vec<_>, _>>()?;
+            aws.elbv2().set_subnets().load_balancer_arn(&id.id).set_subnets(Some(subnets)).send().await.map_err(|e| aws_err("elasticloadbalancing:SetSubnets", e))?;
+        }
+        elb_retag(aws, &id.id, spec_tags(base), &self.tags()).await?;
+        let mut m = Made::identity(id.clone());
+        for f in ["dns_name", "zone_id"] {
+            if let Some(v) = super::spec_str(base, f) {
+                m = m.with(f, v);
             }
         }
+        Ok(m)
     }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let sg = self.security_group.resolve(cx)?;
-        aws.elbv2().set_security_groups().load_balancer_arn(id).security_groups(sg).send().await.map_err(|e| aws_err("elasticloadbalancing:SetSecurityGroups", e))?;
-        elb_retag(aws, id, &self.c.tags_for("load_balancer", None)).await?;
-        Ok(Made::id(id))
-    }
-    async fn delete(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
-        if let Err(e) = aws.elbv2().delete_load_balancer().load_balancer_arn(id).send().await {
-            let e = aws_err("elasticloadbalancing:DeleteLoadBalancer", e);
-            if !e.is_not_found() {
-                return Err(e.into());
-            }
+    async fn delete(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let arn = id.id.as_str();
+        match aws.elbv2().delete_load_balancer().load_balancer_arn(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteLoadBalancer", e)) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
         }
         until(&format!("load balancer {} to be deleted", self.name), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async move {
-            match aws.elbv2().describe_load_balancers().load_balancer_arns(id).send().await {
-                Err(e) => {
-                    let e = aws_err("elasticloadbalancing:DescribeLoadBalancers", e);
-                    if e.is_not_found() { Ok(Poll::Done(())) } else { Err(NodeError::from(e)) }
-                }
-                Ok(o) if o.load_balancers().is_empty() => Ok(Poll::Done(())),
-                Ok(_) => Ok(Poll::Pending("deleting".into())),
-            }
+            Ok(match Self::get(aws, arn).await.map_err(NodeError::from)? {
+                None => Poll::Done(()),
+                Some(_) => Poll::Pending("deleting".into()),
+            })
         })
         .await
         .map_err(|e| wait_err("load balancer deletion", e))
+    }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        elb_release(aws, &id.id, cx).await
     }
 }
 
@@ -183,6 +216,8 @@ pub struct HttpsListenerNode {
     pub c: Arc<Common>,
     pub certificate: Ref,
     pub tls_policy: String,
+    /// Children that must exist first although not referenced (the certificate's validation).
+    pub after: Vec<String>,
 }
 
 impl HttpsListenerNode {
@@ -191,6 +226,9 @@ impl HttpsListenerNode {
             .r#type(elb::ActionTypeEnum::FixedResponse)
             .fixed_response_config(elb::FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").message_body(MISSING_ENVIRONMENT).build())
             .build()
+    }
+    fn tags(&self) -> Tags {
+        self.c.tags_for("https_listener", None)
     }
 }
 
@@ -202,167 +240,119 @@ impl Node<Aws> for HttpsListenerNode {
     fn deps(&self) -> Vec<&str> {
         let mut d = vec!["load_balancer"];
         d.extend(self.certificate.key());
+        d.extend(self.after.iter().map(String::as_str));
         d
     }
     fn describe(&self) -> String {
         "HTTPS listener (443)".to_string()
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"certificate": self.certificate.spec(), "policy": self.tls_policy})
+    fn spec(&self) -> Spec {
+        spec(json!({"port": 443, "certificate": self.certificate.spec(), "ssl_policy": self.tls_policy, "tags": tags_json(&self.tags())}))
     }
-    async fn adopt(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
+    fn find_deps(&self) -> Vec<&str> {
+        vec!["load_balancer"]
+    }
+    async fn find(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
         let lb = cx.dep("load_balancer")?;
         let out = aws.elbv2().describe_listeners().load_balancer_arn(lb).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e))?;
         // The load balancer is ours (an owned dependency), so its 443 listener is too.
-        Ok(out.listeners().iter().find(|l| l.port() == Some(443)).and_then(|l| l.listener_arn()).map(|a| Found::Owned(a.to_string())).unwrap_or(Found::None))
+        Ok(out.listeners().iter().find(|l| l.port() == Some(443)).and_then(|l| l.listener_arn()).map(|a| Found::Derived(Identity::new(a))).unwrap_or(Found::None))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let lb = cx.dep("load_balancer")?.to_string();
-        let cert = self.certificate.resolve(cx)?;
         let out = aws
             .elbv2()
             .create_listener()
-            .load_balancer_arn(&lb)
+            .load_balancer_arn(cx.dep("load_balancer")?)
             .protocol(elb::ProtocolEnum::Https)
             .port(443)
             .ssl_policy(&self.tls_policy)
-            .certificates(elb::Certificate::builder().certificate_arn(cert).build())
+            .certificates(elb::Certificate::builder().certificate_arn(self.certificate.resolve(cx)?).build())
             .default_actions(Self::default_action())
-            .set_tags(Some(elb_tags(&self.c.tags_for("https_listener", None))))
+            .set_tags(Some(elb_tags(&self.c.create_tags("https_listener", None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("elasticloadbalancing:CreateListener", e))?;
-        Ok(Made::id(out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default()))
+        Ok(Made::id(out.listeners().first().and_then(|l| l.listener_arn()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateListener"))?))
     }
-    async fn read(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let out = match aws.elbv2().describe_listeners().listener_arns(id).send().await {
-            Err(e) => {
-                let e = aws_err("elasticloadbalancing:DescribeListeners", e);
-                return if e.is_not_found() { Ok(Observed::Gone) } else { Err(e.into()) };
-            }
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let out = match aws.elbv2().describe_listeners().listener_arns(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e)) {
             Ok(o) => o,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        let Some(l) = out.listeners().first() else { return Ok(Observed::Gone) };
-        if l.ssl_policy() != Some(self.tls_policy.as_str()) {
-            return Ok(Observed::Drifted(format!("TLS policy is {}", l.ssl_policy().unwrap_or("?"))));
-        }
-        let want = self.certificate.resolve(cx).unwrap_or_default();
-        if !l.certificates().iter().any(|c| c.certificate_arn() == Some(want.as_str())) {
-            return Ok(Observed::Drifted("certificate differs".into()));
-        }
-        Ok(Observed::InSync)
+        Ok(out.listeners().first().map(|l| {
+            let cert = l.certificates().first().and_then(|c| c.certificate_arn()).map(|c| self.certificate.observed(c, cx));
+            spec(json!({"port": l.port(), "certificate": cert, "ssl_policy": l.ssl_policy()}))
+        }))
     }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let cert = self.certificate.resolve(cx)?;
-        aws.elbv2()
-            .modify_listener()
-            .listener_arn(id)
-            .protocol(elb::ProtocolEnum::Https)
-            .port(443)
-            .ssl_policy(&self.tls_policy)
-            .certificates(elb::Certificate::builder().certificate_arn(cert).build())
-            .default_actions(Self::default_action())
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:ModifyListener", e))?;
-        Ok(Made::id(id))
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let s = self.spec();
+        if base.get("certificate") != s.get("certificate") || base.get("ssl_policy") != s.get("ssl_policy") || base.get("port") != s.get("port") {
+            aws.elbv2()
+                .modify_listener()
+                .listener_arn(&id.id)
+                .protocol(elb::ProtocolEnum::Https)
+                .port(443)
+                .ssl_policy(&self.tls_policy)
+                .certificates(elb::Certificate::builder().certificate_arn(self.certificate.resolve(cx)?).build())
+                .default_actions(Self::default_action())
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:ModifyListener", e))?;
+        }
+        elb_retag(aws, &id.id, spec_tags(base), &self.tags()).await?;
+        Ok(Made::identity(id.clone()))
     }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.elbv2().delete_listener().listener_arn(id).send().await {
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        match aws.elbv2().delete_listener().listener_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let e = aws_err("elasticloadbalancing:DeleteListener", e);
-                if e.is_not_found() { Ok(()) } else { Err(e.into()) }
-            }
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
         }
+    }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        elb_release(aws, &id.id, cx).await
     }
 }
 
-// ------------------------------------------------------------------ ACM certificate with DNS validation
+// ------------------------------------------------------------------ ACM certificate
 
-/// A certificate for `domain` and `*.domain`, validated by CNAME records in
-/// the hosted zone; create waits (with progress logs) until it is issued.
+fn acm_tags(t: &Tags) -> Vec<aws_sdk_acm::types::Tag> {
+    t.iter().filter_map(|(k, v)| aws_sdk_acm::types::Tag::builder().key(k).value(v).build().ok()).collect()
+}
+
+async fn acm_tags_of(aws: &Aws, arn: &str) -> Result<Tags, NodeError> {
+    let out = aws.acm().list_tags_for_certificate().certificate_arn(arn).send().await.map_err(|e| aws_err("acm:ListTagsForCertificate", e))?;
+    Ok(user_visible(out.tags().iter().map(|t| (t.key().to_string(), t.value().unwrap_or_default().to_string()))))
+}
+
+async fn describe_cert(aws: &Aws, arn: &str) -> Result<Option<aws_sdk_acm::types::CertificateDetail>, NodeError> {
+    match aws.acm().describe_certificate().certificate_arn(arn).send().await.map_err(|e| aws_err("acm:DescribeCertificate", e)) {
+        Ok(o) => Ok(o.certificate().cloned()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A certificate requested for `domain` and the alternative `names`, validated
+/// through DNS by [`CertificateValidationNode`].
 pub struct CertificateNode {
     pub c: Arc<Common>,
     pub domain: String,
-    pub zone: String,
-    pub validation_timeout: Duration,
+    /// Subject alternative names besides the domain (e.g. `*.domain`).
+    pub names: Vec<String>,
 }
 
 impl CertificateNode {
-    fn names(&self) -> Vec<String> {
-        vec![self.domain.clone(), format!("*.{}", self.domain)]
+    fn all_names(&self) -> Vec<String> {
+        let mut v = vec![self.domain.clone()];
+        v.extend(self.names.iter().cloned());
+        v.sort();
+        v.dedup();
+        v
     }
-
-    async fn validation_records(aws: &Aws, arn: &str) -> Result<Vec<(String, String)>, NodeError> {
-        let out = aws.acm().describe_certificate().certificate_arn(arn).send().await.map_err(|e| aws_err("acm:DescribeCertificate", e))?;
-        let mut recs: Vec<(String, String)> = out
-            .certificate()
-            .map(|c| c.domain_validation_options())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|o| o.resource_record().map(|r| (r.name().to_string(), r.value().to_string())))
-            .collect();
-        recs.sort();
-        recs.dedup();
-        Ok(recs)
-    }
-
-    async fn status(aws: &Aws, arn: &str) -> Result<Option<String>, AwsError> {
-        match aws.acm().describe_certificate().certificate_arn(arn).send().await {
-            Ok(o) => Ok(o.certificate().and_then(|c| c.status()).map(|s| s.as_str().to_string())),
-            Err(e) => {
-                let e = aws_err("acm:DescribeCertificate", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
-    }
-
-    async fn validate(&self, aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
-        let zone = zone_id(aws, &self.zone).await?;
-        // The validation records appear shortly after the request.
-        let recs =
-            until("certificate validation records", Duration::from_secs(120).min(cx.remaining()), cx.cancel, Duration::from_millis(500), Duration::from_secs(5), || async move {
-                let r = Self::validation_records(aws, arn).await?;
-                Ok(if r.is_empty() { Poll::Pending("waiting for ACM to publish validation records".into()) } else { Poll::Done(r) })
-            })
-            .await
-            .map_err(|e| wait_err("certificate validation records", e))?;
-        let changes: Vec<r53::Change> = recs
-            .iter()
-            .map(|(name, value)| {
-                r53::Change::builder()
-                    .action(r53::ChangeAction::Upsert)
-                    .resource_record_set(
-                        r53::ResourceRecordSet::builder()
-                            .name(name)
-                            .r#type(r53::RrType::Cname)
-                            .ttl(300)
-                            .resource_records(r53::ResourceRecord::builder().value(value).build().expect("value set"))
-                            .build()
-                            .expect("name and type set"),
-                    )
-                    .build()
-                    .expect("action and record set")
-            })
-            .collect();
-        aws.route53()
-            .change_resource_record_sets()
-            .hosted_zone_id(&zone)
-            .change_batch(r53::ChangeBatch::builder().set_changes(Some(changes)).comment("ACM validation for cxflow").build().expect("changes set"))
-            .send()
-            .await
-            .map_err(|e| aws_err("route53:ChangeResourceRecordSets", e))?;
-        let timeout = self.validation_timeout.min(cx.remaining());
-        until(&format!("certificate for {} to be issued", self.domain), timeout, cx.cancel, Duration::from_secs(2), Duration::from_secs(20), || async move {
-            match Self::status(aws, arn).await? {
-                Some(s) if s == "ISSUED" => Ok(Poll::Done(())),
-                Some(s) if s == "FAILED" || s == "VALIDATION_TIMED_OUT" || s == "REVOKED" => Err(NodeError::other(format!("certificate validation ended with status {s}"))),
-                s => Ok(Poll::Pending(s.unwrap_or_else(|| "unknown".into()))),
-            }
-        })
-        .await
-        .map_err(|e| wait_err("certificate validation", e))
+    fn tags(&self) -> Tags {
+        self.c.tags_for("certificate", None)
     }
 }
 
@@ -372,97 +362,217 @@ impl Node<Aws> for CertificateNode {
         "certificate"
     }
     fn describe(&self) -> String {
-        format!("ACM certificate for {} and *.{}", self.domain, self.domain)
+        format!("ACM certificate for {}", self.all_names().join(", "))
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"names": self.names(), "zone": self.zone})
+    fn spec(&self) -> Spec {
+        spec(json!({"domain": self.domain, "names": self.all_names(), "tags": tags_json(&self.tags())}))
     }
-    fn update_replaces(&self) -> bool {
-        true
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["domain", "names"]
     }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
         let out = aws.acm().list_certificates().send().await.map_err(|e| aws_err("acm:ListCertificates", e))?;
-        for s in out.certificate_summary_list() {
-            if s.domain_name() != Some(self.domain.as_str()) {
-                continue;
-            }
+        for s in out.certificate_summary_list().iter().filter(|s| s.domain_name() == Some(self.domain.as_str())) {
             let arn = s.certificate_arn().unwrap_or_default();
-            let tags = aws.acm().list_tags_for_certificate().certificate_arn(arn).send().await.map_err(|e| aws_err("acm:ListTagsForCertificate", e))?;
-            let owned = tags.tags().iter().any(|t| t.key() == crate::engine::OWNER_TAG && t.value() == Some(self.c.owner.tag_value()));
-            if owned {
-                return Ok(Found::Owned(arn.to_string()));
+            let tags = acm_tags_of(aws, arn).await?;
+            if tags.get(crate::engine::OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) {
+                return Ok(Found::Tagged(Identity::new(arn), tags));
             }
         }
-        // A certificate someone else requested for the same name is no conflict: ACM allows several.
+        // Certificates others requested for the same name are no conflict: ACM allows several.
         Ok(Found::None)
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let tags: Vec<aws_sdk_acm::types::Tag> =
-            self.c.tags_for("certificate", None).iter().map(|(k, v)| aws_sdk_acm::types::Tag::builder().key(k).value(v).build().expect("key set")).collect();
         let out = aws
             .acm()
             .request_certificate()
             .domain_name(&self.domain)
-            .subject_alternative_names(format!("*.{}", self.domain))
+            .set_subject_alternative_names(Some(self.all_names()))
             .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-            .set_tags(Some(tags))
+            // A retried request whose first answer was lost gets the same certificate.
+            .idempotency_token(crate::engine::names::short_hash(&format!("{}/certificate", cx.lease.token)))
+            .set_tags(Some(acm_tags(&self.c.create_tags("certificate", None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("acm:RequestCertificate", e))?;
-        let arn = out.certificate_arn().unwrap_or_default().to_string();
-        tracing::info!(target: "cxflow::children", certificate = arn.as_str(), "requested certificate; validating through DNS");
-        self.validate(aws, &arn, cx).await.map_err(|e| e.with_id(&arn))?;
-        Ok(Made::id(arn))
+        Ok(Made::id(out.certificate_arn().ok_or_else(|| NodeError::no_identity("acm:RequestCertificate"))?))
     }
-    async fn read(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        Ok(match Self::status(aws, id).await? {
-            None => Observed::Gone,
-            Some(s) if s == "ISSUED" => Observed::InSync,
-            Some(s) => Observed::Drifted(format!("status {s}")),
-        })
+    async fn observe(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(c) = describe_cert(aws, &id.id).await? else { return Ok(None) };
+        let mut names = c.subject_alternative_names().to_vec();
+        names.sort();
+        Ok(Some(spec(json!({"domain": c.domain_name(), "names": names}))))
     }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        match Self::status(aws, id).await? {
-            Some(s) if s == "ISSUED" => {
-                let out = aws.acm().describe_certificate().certificate_arn(id).send().await.map_err(|e| aws_err("acm:DescribeCertificate", e))?;
-                let mut have: Vec<String> = out.certificate().map(|c| c.subject_alternative_names().to_vec()).unwrap_or_default();
-                have.sort();
-                let mut want = self.names();
-                want.sort();
-                if have == want { Ok(Made::id(id)) } else { self.create(aws, cx).await }
-            }
-            Some(s) if s == "PENDING_VALIDATION" => {
-                self.validate(aws, id, cx).await?;
-                Ok(Made::id(id))
-            }
-            _ => self.create(aws, cx).await,
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let current = match spec_tags(base) {
+            Some(t) => t,
+            None => acm_tags_of(aws, &id.id).await?,
+        };
+        let (add, remove) = super::tag_diff(&current, &self.tags());
+        if !add.is_empty() {
+            aws.acm().add_tags_to_certificate().certificate_arn(&id.id).set_tags(Some(acm_tags(&add))).send().await.map_err(|e| aws_err("acm:AddTagsToCertificate", e))?;
         }
+        if !remove.is_empty() {
+            let tags = remove.iter().filter_map(|k| aws_sdk_acm::types::Tag::builder().key(k).build().ok()).collect();
+            aws.acm().remove_tags_from_certificate().certificate_arn(&id.id).set_tags(Some(tags)).send().await.map_err(|e| aws_err("acm:RemoveTagsFromCertificate", e))?;
+        }
+        Ok(Made::identity(id.clone()))
     }
-    async fn delete(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+    async fn delete(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let arn = id.id.as_str();
         // ACM refuses while a listener still uses the certificate: retry briefly.
-        until(&format!("certificate {id} deletion"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async move {
-            match aws.acm().delete_certificate().certificate_arn(id).send().await {
+        until(&format!("certificate {arn} deletion"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async move {
+            match aws.acm().delete_certificate().certificate_arn(arn).send().await.map_err(|e| aws_err("acm:DeleteCertificate", e)) {
                 Ok(_) => Ok(Poll::Done(())),
-                Err(e) => {
-                    let e = aws_err("acm:DeleteCertificate", e);
-                    if e.is_not_found() {
-                        Ok(Poll::Done(()))
-                    } else if e.is_code(&["ResourceInUseException"]) {
-                        Ok(Poll::Pending("still in use by a listener".into()))
-                    } else {
-                        Err(NodeError::from(e))
-                    }
-                }
+                Err(e) if e.is_not_found() => Ok(Poll::Done(())),
+                Err(e) if e.is_code(&["ResourceInUseException"]) => Ok(Poll::Pending("still in use by a listener".into())),
+                Err(e) => Err(NodeError::from(e)),
             }
         })
         .await
         .map_err(|e| wait_err("certificate deletion", e))
     }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let (k, v) = cx.recorded_tag();
+        aws.acm().add_tags_to_certificate().certificate_arn(&id.id).set_tags(Some(acm_tags(&[(k, v)].into()))).send().await.map_err(|e| aws_err("acm:AddTagsToCertificate", e))?;
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ certificate validation
+
+/// The DNS records that validate the certificate, in the user's hosted zone,
+/// and the wait until ACM has issued it. Identity: the first record's name,
+/// with parts `zone` and `record_<n>` / `value_<n>` for every record made,
+/// so destroy deletes exactly those.
+pub struct CertificateValidationNode {
+    pub c: Arc<Common>,
+    pub zone: String,
+    pub timeout: Duration,
+}
+
+impl CertificateValidationNode {
+    /// (name, value) of the CNAMEs ACM asks for.
+    async fn wanted_records(aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<Vec<(String, String)>, NodeError> {
+        // The records appear shortly after the request.
+        until("certificate validation records", Duration::from_secs(120).min(cx.remaining()), cx.cancel, Duration::from_millis(500), Duration::from_secs(5), || async move {
+            let c = describe_cert(aws, arn).await?.ok_or_else(|| NodeError::other(format!("certificate {arn} vanished")))?;
+            let mut recs: Vec<(String, String)> =
+                c.domain_validation_options().iter().filter_map(|o| o.resource_record().map(|r| (r.name().to_string(), r.value().to_string()))).collect();
+            recs.sort();
+            recs.dedup();
+            Ok(if recs.is_empty() { Poll::Pending("waiting for ACM to publish validation records".into()) } else { Poll::Done(recs) })
+        })
+        .await
+        .map_err(|e| wait_err("certificate validation records", e))
+    }
+    fn identity(zone: &str, recs: &[(String, String)]) -> Identity {
+        let mut id = Identity::new(recs.first().map(|r| r.0.clone()).unwrap_or_default()).with("zone", zone);
+        for (i, (n, v)) in recs.iter().enumerate() {
+            id = id.with(&format!("record_{i}"), n).with(&format!("value_{i}"), v);
+        }
+        id
+    }
+    fn recorded(id: &Identity) -> Vec<String> {
+        (0..).map_while(|i| id.part(&format!("record_{i}")).map(str::to_string)).collect()
+    }
+    async fn issued(&self, aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let timeout = self.timeout.min(cx.remaining());
+        until("the certificate to be issued", timeout, cx.cancel, Duration::from_secs(2), Duration::from_secs(20), || async move {
+            match describe_cert(aws, arn).await?.and_then(|c| c.status().map(|s| s.as_str().to_string())) {
+                Some(s) if s == "ISSUED" => Ok(Poll::Done(())),
+                Some(s) if s == "FAILED" || s == "VALIDATION_TIMED_OUT" || s == "REVOKED" => Err(NodeError::other(format!("certificate validation ended with status {s}"))),
+                s => Ok(Poll::Pending(s.unwrap_or_else(|| "unknown".into()))),
+            }
+        })
+        .await
+        .map_err(|e| wait_err("certificate validation", e))
+    }
+    async fn upsert(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Identity, NodeError> {
+        let zone = zone_id(aws, &self.zone).await?;
+        let arn = cx.dep("certificate")?.to_string();
+        let recs = Self::wanted_records(aws, &arn, cx).await?;
+        let changes = recs
+            .iter()
+            .map(|(name, value)| {
+                let rec = r53::ResourceRecordSet::builder()
+                    .name(name)
+                    .r#type(r53::RrType::Cname)
+                    .ttl(300)
+                    .resource_records(r53::ResourceRecord::builder().value(value).build().expect("value set"))
+                    .build()
+                    .expect("name and type set");
+                (r53::ChangeAction::Upsert, rec)
+            })
+            .collect();
+        change(aws, &zone, changes).await?;
+        let id = Self::identity(&zone, &recs);
+        self.issued(aws, &arn, cx).await.map_err(|e| e.with_identity(id.clone()))?;
+        Ok(id)
+    }
+}
+
+#[async_trait]
+impl Node<Aws> for CertificateValidationNode {
+    fn key(&self) -> &str {
+        "certificate_validation"
+    }
+    fn deps(&self) -> Vec<&str> {
+        vec!["certificate"]
+    }
+    fn describe(&self) -> String {
+        format!("certificate validation records in {}", self.zone)
+    }
+    fn spec(&self) -> Spec {
+        spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": true}))
+    }
+    fn find_deps(&self) -> Vec<&str> {
+        vec!["certificate"]
+    }
+    async fn find(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
+        // The records are named after the certificate, which is ours: if they exist, so are they.
+        let arn = cx.dep("certificate")?;
+        let Some(c) = describe_cert(aws, arn).await? else { return Ok(Found::None) };
+        let mut recs: Vec<(String, String)> =
+            c.domain_validation_options().iter().filter_map(|o| o.resource_record().map(|r| (r.name().to_string(), r.value().to_string()))).collect();
+        recs.sort();
+        recs.dedup();
+        let zone = zone_id(aws, &self.zone).await?;
+        match recs.first() {
+            Some((name, _)) if record_set(aws, &zone, name, r53::RrType::Cname).await?.is_some() => Ok(Found::Derived(Self::identity(&zone, &recs))),
+            _ => Ok(Found::None),
+        }
+    }
+    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        Ok(Made::identity(self.upsert(aws, cx).await?))
+    }
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let zone = id.part("zone").unwrap_or_default();
+        for name in Self::recorded(id) {
+            if record_set(aws, zone, &name, r53::RrType::Cname).await?.is_none() {
+                return Ok(None);
+            }
+        }
+        let Ok(arn) = cx.dep("certificate") else { return Ok(Some(spec(json!({"zone": self.zone})))) };
+        let status = describe_cert(aws, arn).await?.and_then(|c| c.status().map(|s| s.as_str().to_string()));
+        Ok(Some(spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": status.as_deref() == Some("ISSUED")}))))
+    }
+    async fn update(&self, aws: &Aws, _id: &Identity, _base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        Ok(Made::identity(self.upsert(aws, cx).await?))
+    }
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        let zone = id.part("zone").unwrap_or_default().to_string();
+        for name in Self::recorded(id) {
+            delete_record(aws, &zone, &name, r53::RrType::Cname).await?;
+        }
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------------ Route53 alias record
 
-/// `A` alias `<fqdn>` → the load balancer. Identity: `<zone id>|<fqdn>`.
+/// `A` alias `<fqdn>` → the load balancer. Identity: the record's name, with
+/// the hosted zone as part `zone`.
 pub struct AliasRecordNode {
     pub c: Arc<Common>,
     pub key: String,
@@ -471,47 +581,26 @@ pub struct AliasRecordNode {
 }
 
 impl AliasRecordNode {
-    fn dotted(&self) -> String {
-        format!("{}.", self.fqdn.trim_end_matches('.'))
-    }
-    async fn current(&self, aws: &Aws, zone: &str) -> Result<Option<r53::ResourceRecordSet>, NodeError> {
-        let out = aws
-            .route53()
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .start_record_name(self.dotted())
-            .start_record_type(r53::RrType::A)
-            .max_items(1)
-            .send()
-            .await
-            .map_err(|e| aws_err("route53:ListResourceRecordSets", e))?;
-        Ok(out.resource_record_sets().iter().find(|r| r.name() == self.dotted() && *r.r#type() == r53::RrType::A).cloned())
-    }
-    async fn target(aws: &Aws, lb_arn: &str) -> Result<(String, String), NodeError> {
-        let o = aws.elbv2().describe_load_balancers().load_balancer_arns(lb_arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e))?;
-        let lb = o.load_balancers().first().ok_or_else(|| NodeError::other("load balancer vanished"))?;
-        Ok((lb.dns_name().unwrap_or_default().to_string(), lb.canonical_hosted_zone_id().unwrap_or_default().to_string()))
-    }
     fn record(&self, dns: &str, lb_zone: &str) -> r53::ResourceRecordSet {
         r53::ResourceRecordSet::builder()
-            .name(self.dotted())
+            .name(dotted(&self.fqdn))
             .r#type(r53::RrType::A)
             .alias_target(r53::AliasTarget::builder().dns_name(dns).hosted_zone_id(lb_zone).evaluate_target_health(true).build().expect("alias fields set"))
             .build()
             .expect("name and type set")
     }
-    async fn change(aws: &Aws, zone: &str, action: r53::ChangeAction, rec: r53::ResourceRecordSet) -> Result<(), NodeError> {
-        aws.route53()
-            .change_resource_record_sets()
-            .hosted_zone_id(zone)
-            .change_batch(r53::ChangeBatch::builder().changes(r53::Change::builder().action(action).resource_record_set(rec).build().expect("set")).build().expect("set"))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_err("route53:ChangeResourceRecordSets", e).into())
+    async fn target(aws: &Aws, lb_arn: &str) -> Result<(String, String), NodeError> {
+        let lb = LoadBalancerNode::get(aws, lb_arn).await?.ok_or_else(|| NodeError::other("load balancer vanished"))?;
+        Ok((lb.dns_name().unwrap_or_default().to_string(), lb.canonical_hosted_zone_id().unwrap_or_default().to_string()))
     }
     fn points_at(rec: &r53::ResourceRecordSet, dns: &str) -> bool {
         rec.alias_target().is_some_and(|a| a.dns_name().trim_end_matches('.').eq_ignore_ascii_case(dns.trim_end_matches('.')))
+    }
+    async fn upsert(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let zone = zone_id(aws, &self.zone).await?;
+        let (dns, lb_zone) = Self::target(aws, cx.dep("load_balancer")?).await?;
+        change(aws, &zone, vec![(r53::ChangeAction::Upsert, self.record(&dns, &lb_zone))]).await?;
+        Ok(Made::identity(Identity::new(dotted(&self.fqdn)).with("zone", zone)))
     }
 }
 
@@ -526,42 +615,51 @@ impl Node<Aws> for AliasRecordNode {
     fn describe(&self) -> String {
         format!("Route53 alias {}", self.fqdn)
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"fqdn": self.fqdn, "zone": self.zone})
+    fn spec(&self) -> Spec {
+        spec(json!({"name": dotted(&self.fqdn), "target": "<load_balancer>"}))
     }
-    async fn adopt(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name"]
+    }
+    fn find_deps(&self) -> Vec<&str> {
+        vec!["load_balancer"]
+    }
+    /// `<zone id>|<fqdn>` from before identities had parts.
+    fn legacy_identity(&self, recorded: &str) -> Vec<(String, Identity)> {
+        match recorded.split_once('|') {
+            Some((zone, fqdn)) => vec![(self.key.clone(), Identity::new(dotted(fqdn)).with("zone", zone))],
+            None => Vec::new(),
+        }
+    }
+    async fn find(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
         let zone = zone_id(aws, &self.zone).await?;
-        let Some(rec) = self.current(aws, &zone).await? else { return Ok(Found::None) };
+        let Some(rec) = record_set(aws, &zone, &self.fqdn, r53::RrType::A).await? else { return Ok(Found::None) };
         let (dns, _) = Self::target(aws, cx.dep("load_balancer")?).await?;
         Ok(if Self::points_at(&rec, &dns) {
-            Found::Owned(format!("{zone}|{}", self.fqdn))
+            Found::Derived(Identity::new(dotted(&self.fqdn)).with("zone", zone))
         } else {
-            Found::Foreign(format!("an A record for {} already exists and points elsewhere", self.fqdn))
+            Found::Foreign(format!("an A record for {} already exists in {} and points elsewhere", self.fqdn, self.zone))
         })
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let zone = zone_id(aws, &self.zone).await?;
-        let (dns, lb_zone) = Self::target(aws, cx.dep("load_balancer")?).await?;
-        Self::change(aws, &zone, r53::ChangeAction::Upsert, self.record(&dns, &lb_zone)).await?;
-        Ok(Made::id(format!("{zone}|{}", self.fqdn)))
+        self.upsert(aws, cx).await
     }
-    async fn read(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let zone = id.split('|').next().unwrap_or_default();
-        let Some(rec) = self.current(aws, zone).await? else { return Ok(Observed::Gone) };
-        let Ok(lb) = cx.dep("load_balancer") else { return Ok(Observed::Drifted("load balancer missing".into())) };
-        let (dns, _) = Self::target(aws, lb).await?;
-        Ok(if Self::points_at(&rec, &dns) { Observed::InSync } else { Observed::Drifted("points elsewhere".into()) })
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let zone = id.part("zone").unwrap_or_default();
+        let Some(rec) = record_set(aws, zone, &id.id, r53::RrType::A).await? else { return Ok(None) };
+        let target = match cx.dep("load_balancer") {
+            Ok(lb) => {
+                let (dns, _) = Self::target(aws, lb).await?;
+                if Self::points_at(&rec, &dns) { "<load_balancer>".to_string() } else { rec.alias_target().map(|a| a.dns_name().to_string()).unwrap_or_default() }
+            }
+            Err(_) => rec.alias_target().map(|a| a.dns_name().to_string()).unwrap_or_default(),
+        };
+        Ok(Some(spec(json!({"name": rec.name(), "target": target}))))
     }
-    async fn update(&self, aws: &Aws, _id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        self.create(aws, cx).await
+    async fn update(&self, aws: &Aws, _id: &Identity, _base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        self.upsert(aws, cx).await
     }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        let zone = id.split('|').next().unwrap_or_default().to_string();
-        match self.current(aws, &zone).await {
-            Ok(Some(rec)) => Self::change(aws, &zone, r53::ChangeAction::Delete, rec).await,
-            Ok(None) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        delete_record(aws, id.part("zone").unwrap_or_default(), &id.id, r53::RrType::A).await
     }
 }

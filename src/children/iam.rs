@@ -1,30 +1,20 @@
-//! IAM roles: a trust policy for one service principal, AWS managed policies
-//! and one inline policy. Policy documents may use `{account}`, `{partition}`
-//! and `{region}`, filled in when the role is written.
+//! IAM roles: a trust policy, managed policies and named inline policies.
+//! Documents arrive filled in (`Common::fill`), so desired and observed
+//! policies compare as JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::json;
+use aws_sdk_iam::types::Tag;
+use serde_json::{Value as Json, json};
 
-use super::{Common, account_id, tag_diff};
-use crate::aws::{Aws, aws_err};
-use crate::engine::{Cx, Found, Made, Node, NodeError, Observed};
-
-pub struct RoleNode {
-    pub c: Arc<Common>,
-    pub key: String,
-    pub name: String,
-    pub service: String,
-    /// Managed policy ARNs (may use `{partition}`).
-    pub managed: Vec<String>,
-    pub inline_name: String,
-    pub inline: serde_json::Value,
-}
+use super::{Common, spec_tags, tag_diff, tags_json, user_visible};
+use crate::aws::{Aws, AwsError, aws_err};
+use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 /// IAM hands policy documents back URL-encoded; accept both forms.
-pub fn parse_policy(doc: &str) -> Option<serde_json::Value> {
+pub fn parse_policy(doc: &str) -> Option<Json> {
     serde_json::from_str(doc).ok().or_else(|| serde_json::from_str(&percent_decode(doc)).ok())
 }
 
@@ -46,73 +36,79 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl RoleNode {
-    fn trust(&self) -> serde_json::Value {
-        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": self.service}, "Action": "sts:AssumeRole"}]})
+/// A trust policy letting `service` assume the role, with optional conditions
+/// (e.g. `{"StringEquals": {"aws:SourceAccount": "123456789012"}}`).
+pub fn service_trust(service: &str, condition: Option<Json>) -> Json {
+    let mut st = json!({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"});
+    if let Some(c) = condition {
+        st["Condition"] = c;
     }
-    async fn fill(&self, aws: &Aws, s: &str) -> Result<String, NodeError> {
-        let account = account_id(aws).await?;
-        Ok(s.replace("{account}", &account).replace("{partition}", self.c.partition()).replace("{region}", &self.c.region))
-    }
-    /// The inline policy as it should be written.
-    pub async fn inline_policy(&self, aws: &Aws) -> Result<String, NodeError> {
-        self.fill(aws, &self.inline.to_string()).await
-    }
-    async fn managed_arns(&self, aws: &Aws) -> Result<BTreeSet<String>, NodeError> {
-        let mut out = BTreeSet::new();
-        for m in &self.managed {
-            out.insert(self.fill(aws, m).await?);
-        }
-        Ok(out)
-    }
-    /// ARNs of the managed policies attached to the role now.
-    async fn attached(&self, aws: &Aws) -> Result<BTreeSet<String>, NodeError> {
-        Ok(aws
-            .iam()
-            .list_attached_role_policies()
-            .role_name(&self.name)
-            .send()
-            .await
-            .map_err(|e| aws_err("iam:ListAttachedRolePolicies", e))?
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_string))
-            .collect())
-    }
+    json!({"Version": "2012-10-17", "Statement": [st]})
+}
 
-    async fn reconcile(&self, aws: &Aws) -> Result<(), NodeError> {
-        let iam = aws.iam();
-        let want = self.managed_arns(aws).await?;
-        let have = self.attached(aws).await?;
-        for arn in want.difference(&have) {
-            iam.attach_role_policy().role_name(&self.name).policy_arn(arn).send().await.map_err(|e| aws_err("iam:AttachRolePolicy", e))?;
+fn iam_tags(t: &Tags) -> Vec<Tag> {
+    t.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect()
+}
+
+fn gone(e: &AwsError) -> bool {
+    e.is_not_found()
+}
+
+pub struct RoleNode {
+    pub c: Arc<Common>,
+    pub key: String,
+    pub name: String,
+    /// IAM path, `/` or `/a/b/`.
+    pub path: String,
+    pub description: String,
+    pub trust: Json,
+    /// Managed policy ARNs to attach.
+    pub managed: Vec<String>,
+    /// Inline policies: name → document.
+    pub inline: BTreeMap<String, Json>,
+    /// False when the configuration supplies a role of its own instead.
+    pub wanted: bool,
+}
+
+impl RoleNode {
+    pub fn arn(&self) -> String {
+        format!("arn:{}:iam::{}:role{}{}", self.c.partition(), self.c.account, self.path, self.name)
+    }
+    fn managed_set(&self) -> BTreeSet<String> {
+        self.managed.iter().cloned().collect()
+    }
+    fn wanted_tags(&self) -> Tags {
+        self.c.tags_for(&self.key, None)
+    }
+    async fn get(&self, aws: &Aws) -> Result<Option<aws_sdk_iam::types::Role>, NodeError> {
+        match aws.iam().get_role().role_name(&self.name).send().await.map_err(|e| aws_err("iam:GetRole", e)) {
+            Ok(o) => Ok(o.role),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        for arn in have.difference(&want) {
-            iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send().await.map_err(|e| aws_err("iam:DetachRolePolicy", e))?;
-        }
-        iam.put_role_policy()
-            .role_name(&self.name)
-            .policy_name(&self.inline_name)
-            .policy_document(self.inline_policy(aws).await?)
-            .send()
-            .await
-            .map_err(|e| aws_err("iam:PutRolePolicy", e))?;
-        iam.update_assume_role_policy().role_name(&self.name).policy_document(self.trust().to_string()).send().await.map_err(|e| aws_err("iam:UpdateAssumeRolePolicy", e))?;
-        let current = self.tags(aws).await?;
-        let (add, remove) = tag_diff(&current, &self.c.tags_for(&self.key, None));
+    }
+    async fn attached(&self, aws: &Aws) -> Result<BTreeSet<String>, NodeError> {
+        let out = aws.iam().list_attached_role_policies().role_name(&self.name).send().await.map_err(|e| aws_err("iam:ListAttachedRolePolicies", e))?;
+        Ok(out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
+    }
+    async fn put_inline(&self, aws: &Aws, name: &str, doc: &Json) -> Result<(), NodeError> {
+        aws.iam().put_role_policy().role_name(&self.name).policy_name(name).policy_document(doc.to_string()).send().await.map_err(|e| aws_err("iam:PutRolePolicy", e))?;
+        Ok(())
+    }
+    async fn retag(&self, aws: &Aws, current: &Tags) -> Result<(), NodeError> {
+        let (add, remove) = tag_diff(current, &self.wanted_tags());
         if !add.is_empty() {
-            let tags = add.iter().filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()).collect();
-            iam.tag_role().role_name(&self.name).set_tags(Some(tags)).send().await.map_err(|e| aws_err("iam:TagRole", e))?;
+            aws.iam().tag_role().role_name(&self.name).set_tags(Some(iam_tags(&add))).send().await.map_err(|e| aws_err("iam:TagRole", e))?;
         }
         if !remove.is_empty() {
-            iam.untag_role().role_name(&self.name).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("iam:UntagRole", e))?;
+            aws.iam().untag_role().role_name(&self.name).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("iam:UntagRole", e))?;
         }
         Ok(())
     }
-    async fn tags(&self, aws: &Aws) -> Result<BTreeMap<String, String>, NodeError> {
-        let out = aws.iam().list_role_tags().role_name(&self.name).send().await.map_err(|e| aws_err("iam:ListRoleTags", e))?;
-        Ok(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
-    }
+}
+
+fn role_tags(r: &aws_sdk_iam::types::Role) -> Tags {
+    user_visible(r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())))
 }
 
 #[async_trait]
@@ -120,84 +116,150 @@ impl Node<Aws> for RoleNode {
     fn key(&self) -> &str {
         &self.key
     }
+    fn wanted(&self) -> bool {
+        self.wanted
+    }
     fn describe(&self) -> String {
         format!("IAM role {}", self.name)
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"name": self.name, "service": self.service, "managed": self.managed, "inline": self.inline, "tags": self.c.tags_for(&self.key, None)})
+    fn spec(&self) -> Spec {
+        let managed: Vec<String> = self.managed_set().into_iter().collect();
+        spec(json!({
+            "name": self.name, "path": self.path, "trust": self.trust, "managed_policies": managed,
+            "inline_policies": self.inline, "tags": tags_json(&self.wanted_tags()),
+        }))
     }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        match aws.iam().get_role().role_name(&self.name).send().await {
-            Err(e) => {
-                let e = aws_err("iam:GetRole", e);
-                if e.is_not_found() { Ok(Found::None) } else { Err(e.into()) }
-            }
-            Ok(out) => {
-                let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-                let tags = self.tags(aws).await?;
-                Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &format!("IAM role {}", self.name)))
-            }
-        }
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name", "path"]
     }
-    async fn create(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let tags = self.c.tags_for(&self.key, None).iter().filter_map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().ok()).collect();
+    fn planned_identity(&self) -> Option<Identity> {
+        Some(Identity::new(self.arn()))
+    }
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        Ok(match self.get(aws).await? {
+            None => Found::None,
+            Some(r) => Found::Tagged(Identity::new(r.arn()), role_tags(&r)),
+        })
+    }
+    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let out = aws
             .iam()
             .create_role()
             .role_name(&self.name)
-            .assume_role_policy_document(self.trust().to_string())
-            .set_tags(Some(tags))
+            .path(&self.path)
+            .description(&self.description)
+            .assume_role_policy_document(self.trust.to_string())
+            .set_tags(Some(iam_tags(&self.c.create_tags(&self.key, None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("iam:CreateRole", e))?;
-        let arn = out.role().map(|r| r.arn().to_string()).unwrap_or_default();
-        self.reconcile(aws).await.map_err(|e| e.with_id(&arn))?;
+        let arn = out.role().map(|r| r.arn().to_string()).filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("iam:CreateRole"))?;
+        for (name, doc) in &self.inline {
+            self.put_inline(aws, name, doc).await.map_err(|e| e.with_id(&arn))?;
+        }
+        for p in &self.managed {
+            aws.iam().attach_role_policy().role_name(&self.name).policy_arn(p).send().await.map_err(|e| NodeError::from(aws_err("iam:AttachRolePolicy", e)).with_id(&arn))?;
+        }
         Ok(Made::id(arn))
     }
-    async fn read(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        match aws.iam().get_role().role_name(&self.name).send().await {
-            Err(e) => {
-                let e = aws_err("iam:GetRole", e);
-                return if e.is_not_found() { Ok(Observed::Gone) } else { Err(e.into()) };
+    async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(role) = self.get(aws).await? else { return Ok(None) };
+        let trust = role.assume_role_policy_document().and_then(parse_policy).unwrap_or(Json::Null);
+        let mut inline = serde_json::Map::new();
+        for name in self.inline.keys() {
+            match aws.iam().get_role_policy().role_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:GetRolePolicy", e)) {
+                Ok(o) => {
+                    inline.insert(name.clone(), parse_policy(o.policy_document()).unwrap_or(Json::Null));
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
             }
-            Ok(_) => {}
         }
-        let doc = aws.iam().get_role_policy().role_name(&self.name).policy_name(&self.inline_name).send().await;
-        let have = doc.ok().and_then(|d| parse_policy(d.policy_document()));
-        let want: Option<serde_json::Value> = serde_json::from_str(&self.inline_policy(aws).await?).ok();
-        if have != want {
-            return Ok(Observed::Drifted("inline policy differs".into()));
+        let mut s = spec(json!({"name": role.role_name(), "path": role.path(), "trust": trust, "inline_policies": inline, "tags": tags_json(&role_tags(&role))}));
+        if !self.managed.is_empty() {
+            // Policies attached outside Terraform are left alone: only the configured ones are compared.
+            let attached: Vec<String> = self.attached(aws).await?.intersection(&self.managed_set()).cloned().collect();
+            s.insert("managed_policies".into(), json!(attached));
         }
-        if self.attached(aws).await? != self.managed_arns(aws).await? {
-            return Ok(Observed::Drifted("managed policies differ".into()));
-        }
-        Ok(Observed::InSync)
+        Ok(Some(s))
     }
-    async fn update(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Made, NodeError> {
-        self.reconcile(aws).await?;
-        Ok(Made::id(id))
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        if base.get("trust") != Some(&self.trust) {
+            aws.iam()
+                .update_assume_role_policy()
+                .role_name(&self.name)
+                .policy_document(self.trust.to_string())
+                .send()
+                .await
+                .map_err(|e| aws_err("iam:UpdateAssumeRolePolicy", e))?;
+        }
+        let had: BTreeMap<String, Json> =
+            base.get("inline_policies").and_then(Json::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        for (name, doc) in &self.inline {
+            if had.get(name) != Some(doc) {
+                self.put_inline(aws, name, doc).await?;
+            }
+        }
+        for name in had.keys().filter(|n| !self.inline.contains_key(*n)) {
+            match aws.iam().delete_role_policy().role_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:DeleteRolePolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let had_managed: BTreeSet<String> =
+            base.get("managed_policies").and_then(Json::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        let want = self.managed_set();
+        for p in want.difference(&had_managed) {
+            aws.iam().attach_role_policy().role_name(&self.name).policy_arn(p).send().await.map_err(|e| aws_err("iam:AttachRolePolicy", e))?;
+        }
+        // Only what this resource attached before is detached: other attachments are someone else's.
+        for p in had_managed.difference(&want) {
+            match aws.iam().detach_role_policy().role_name(&self.name).policy_arn(p).send().await.map_err(|e| aws_err("iam:DetachRolePolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let current = match spec_tags(base) {
+            Some(t) => t,
+            None => self.get(aws).await?.map(|r| role_tags(&r)).unwrap_or_default(),
+        };
+        self.retag(aws, &current).await?;
+        Ok(Made::identity(id.clone()))
     }
-    async fn delete(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
+    async fn delete(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
         let iam = aws.iam();
-        if let Ok(out) = iam.list_attached_role_policies().role_name(&self.name).send().await {
-            for p in out.attached_policies() {
-                if let Some(arn) = p.policy_arn() {
-                    let _ = iam.detach_role_policy().role_name(&self.name).policy_arn(arn).send().await;
+        match iam.list_role_policies().role_name(&self.name).send().await.map_err(|e| aws_err("iam:ListRolePolicies", e)) {
+            Ok(out) => {
+                for p in out.policy_names() {
+                    match iam.delete_role_policy().role_name(&self.name).policy_name(p).send().await.map_err(|e| aws_err("iam:DeleteRolePolicy", e)) {
+                        Ok(_) => {}
+                        Err(e) if gone(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
-        if let Ok(out) = iam.list_role_policies().role_name(&self.name).send().await {
-            for n in out.policy_names() {
-                let _ = iam.delete_role_policy().role_name(&self.name).policy_name(n).send().await;
+        for p in self.attached(aws).await? {
+            match iam.detach_role_policy().role_name(&self.name).policy_arn(&p).send().await.map_err(|e| aws_err("iam:DetachRolePolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        match iam.delete_role().role_name(&self.name).send().await {
+        match iam.delete_role().role_name(&self.name).send().await.map_err(|e| aws_err("iam:DeleteRole", e)) {
             Ok(_) => Ok(()),
-            Err(e) => {
-                let e = aws_err("iam:DeleteRole", e);
-                if e.is_not_found() { Ok(()) } else { Err(e.into()) }
-            }
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(e.into()),
         }
+    }
+    async fn release(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let (k, v) = cx.recorded_tag();
+        aws.iam().tag_role().role_name(&self.name).set_tags(Some(iam_tags(&[(k, v)].into()))).send().await.map_err(|e| aws_err("iam:TagRole", e))?;
+        Ok(())
     }
 }
 
@@ -208,5 +270,12 @@ mod tests {
         assert_eq!(super::parse_policy("%7B%22a%22%3A1%7D"), Some(serde_json::json!({"a": 1})));
         assert_eq!(super::parse_policy("{\"a\": 1}"), Some(serde_json::json!({"a": 1})));
         assert_eq!(super::parse_policy("not json"), None);
+    }
+
+    #[test]
+    fn service_trust_carries_conditions() {
+        let t = super::service_trust("ecs-tasks.amazonaws.com", Some(serde_json::json!({"StringEquals": {"aws:SourceAccount": "1"}})));
+        assert_eq!(t["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"], "1");
+        assert_eq!(t["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
     }
 }

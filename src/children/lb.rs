@@ -1,5 +1,5 @@
 //! Load balancer children of a service: an IP target group and the listener
-//! rule that forwards to it.
+//! rule that forwards to it. Also the ELBv2 tag helpers the edge kinds share.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,22 +9,40 @@ use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use serde_json::json;
 
-use super::{Common, Ref, tag_diff, wait_err};
+use super::network::{VpcOf, vpc_of_subnet};
+use super::{Common, Ref, spec_tags, tag_diff, tags_json, user_visible, wait_err};
 use crate::aws::wait::{Poll, until};
 use crate::aws::{Aws, AwsError, aws_err};
-use crate::engine::{Cx, Found, Made, Node, NodeError, OWNER_TAG, Observed};
+use crate::engine::{CHILD_TAG, Cx, Found, Identity, Made, Node, NodeError, OWNER_TAG, Spec, Tags, spec};
 
-pub fn elb_tags(t: &BTreeMap<String, String>) -> Vec<elb::Tag> {
+pub fn elb_tags(t: &Tags) -> Vec<elb::Tag> {
     t.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
 }
 
-pub async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>, AwsError> {
-    let out = aws.elbv2().describe_tags().resource_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
-    Ok(out.tag_descriptions().iter().flat_map(|d| d.tags()).filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect())
+/// Tags of up to 20 ELBv2 resources in one call: ARN → tags.
+pub async fn elb_tags_of_many(aws: &Aws, arns: &[String]) -> Result<BTreeMap<String, Tags>, AwsError> {
+    let mut out = BTreeMap::new();
+    for chunk in arns.chunks(20) {
+        let d = aws.elbv2().describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
+        for t in d.tag_descriptions() {
+            let tags = user_visible(t.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))));
+            out.insert(t.resource_arn().unwrap_or_default().to_string(), tags);
+        }
+    }
+    Ok(out)
 }
 
-pub async fn reconcile_elb_tags(aws: &Aws, arn: &str, desired: &BTreeMap<String, String>) -> Result<(), NodeError> {
-    let (add, remove) = tag_diff(&elb_tags_of(aws, arn).await?, desired);
+pub async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
+    Ok(elb_tags_of_many(aws, &[arn.to_string()]).await?.remove(arn).unwrap_or_default())
+}
+
+/// Bring an ELBv2 resource's tags from `current` (read when unknown) to `desired`.
+pub async fn elb_retag(aws: &Aws, arn: &str, current: Option<Tags>, desired: &Tags) -> Result<(), NodeError> {
+    let current = match current {
+        Some(c) => c,
+        None => elb_tags_of(aws, arn).await?,
+    };
+    let (add, remove) = tag_diff(&current, desired);
     if !add.is_empty() {
         aws.elbv2().add_tags().resource_arns(arn).set_tags(Some(elb_tags(&add))).send().await.map_err(|e| aws_err("elasticloadbalancing:AddTags", e))?;
     }
@@ -34,7 +52,44 @@ pub async fn reconcile_elb_tags(aws: &Aws, arn: &str, desired: &BTreeMap<String,
     Ok(())
 }
 
+/// Mark an ELBv2 resource's creation lease recorded.
+pub async fn elb_release(aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+    let (k, v) = cx.recorded_tag();
+    aws.elbv2().add_tags().resource_arns(arn).tags(elb::Tag::builder().key(k).value(v).build()).send().await.map_err(|e| aws_err("elasticloadbalancing:AddTags", e))?;
+    Ok(())
+}
+
 // ------------------------------------------------------------------ target group
+
+/// The target group's health check.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthCheck {
+    pub path: String,
+    pub matcher: String,
+    pub interval: i64,
+    pub timeout: i64,
+    pub healthy_threshold: i64,
+    pub unhealthy_threshold: i64,
+    /// `traffic-port` or a port number.
+    pub port: String,
+    /// `HTTP` or `HTTPS`.
+    pub protocol: String,
+}
+
+impl HealthCheck {
+    pub fn http(path: &str, matcher: &str) -> HealthCheck {
+        HealthCheck {
+            path: path.into(),
+            matcher: matcher.into(),
+            interval: 30,
+            timeout: 5,
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            port: "traffic-port".into(),
+            protocol: "HTTP".into(),
+        }
+    }
+}
 
 pub struct TargetGroupNode {
     pub c: Arc<Common>,
@@ -42,11 +97,11 @@ pub struct TargetGroupNode {
     /// At most 32 characters.
     pub name: String,
     pub port: i64,
-    /// The VPC, or a subnet (`subnet-…`) whose VPC the group goes in.
-    pub vpc: Ref,
-    pub health_path: String,
-    pub matcher: String,
-    /// False when the composite does not want the group (e.g. no load balancer): a recorded one is deleted.
+    pub vpc: VpcOf,
+    pub health: HealthCheck,
+    /// Target group attributes (`deregistration_delay.timeout_seconds`, `stickiness.*`).
+    pub attributes: BTreeMap<String, String>,
+    /// False when the composite does not want the group (no load balancer): a recorded one is deleted.
     pub wanted: bool,
 }
 
@@ -58,12 +113,59 @@ impl TargetGroupNode {
             Err(e) => Err(e.into()),
         }
     }
-    fn wanted_tags(&self) -> BTreeMap<String, String> {
+    fn wanted_tags(&self) -> Tags {
         self.c.tags_for(&self.key, None)
     }
     async fn vpc_id(&self, aws: &Aws, cx: &Cx<'_>) -> Result<String, NodeError> {
-        let v = self.vpc.resolve(cx)?;
-        if v.starts_with("subnet-") { super::network::vpc_of_subnet(aws, &v).await } else { Ok(v) }
+        match &self.vpc {
+            VpcOf::Vpc(r) => r.resolve(cx),
+            VpcOf::Subnet(s) => vpc_of_subnet(aws, s).await,
+        }
+    }
+    fn health_json(h: &HealthCheck) -> serde_json::Value {
+        serde_json::to_value(h).unwrap_or_default()
+    }
+    fn observed_health(tg: &elb::TargetGroup) -> serde_json::Value {
+        json!({
+            "path": tg.health_check_path().unwrap_or_default(), "matcher": tg.matcher().and_then(|m| m.http_code()).unwrap_or_default(),
+            "interval": tg.health_check_interval_seconds().unwrap_or(30), "timeout": tg.health_check_timeout_seconds().unwrap_or(5),
+            "healthy_threshold": tg.healthy_threshold_count().unwrap_or(5), "unhealthy_threshold": tg.unhealthy_threshold_count().unwrap_or(2),
+            "port": tg.health_check_port().unwrap_or("traffic-port"), "protocol": tg.health_check_protocol().map(|p| p.as_str()).unwrap_or("HTTP"),
+        })
+    }
+    async fn set_attributes(&self, aws: &Aws, arn: &str) -> Result<(), NodeError> {
+        if self.attributes.is_empty() {
+            return Ok(());
+        }
+        let attrs: Vec<elb::TargetGroupAttribute> = self.attributes.iter().map(|(k, v)| elb::TargetGroupAttribute::builder().key(k).value(v).build()).collect();
+        aws.elbv2()
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .set_attributes(Some(attrs))
+            .send()
+            .await
+            .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+        Ok(())
+    }
+    /// Delete the rules this composite owns that still forward to the group
+    /// (a rule created by an apply whose answer was lost is in no record).
+    async fn delete_owned_rules(&self, aws: &Aws, arn: &str) -> Result<(), NodeError> {
+        let Some(tg) = Self::get(aws, arn).await? else { return Ok(()) };
+        for lb in tg.load_balancer_arns() {
+            let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e))?;
+            for l in listeners.listeners() {
+                let Some(la) = l.listener_arn() else { continue };
+                let rules = aws.elbv2().describe_rules().listener_arn(la).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
+                let pointing: Vec<String> = rules.rules().iter().filter(|r| forward_target(r).as_deref() == Some(arn)).filter_map(|r| r.rule_arn().map(str::to_string)).collect();
+                for (rule, tags) in elb_tags_of_many(aws, &pointing).await? {
+                    if tags.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) {
+                        tracing::warn!(target: "cxflow::children::lb", rule = rule.as_str(), "deleting an owned listener rule no record knew, so the target group can go");
+                        aws.elbv2().delete_rule().rule_arn(&rule).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteRule", e))?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -76,30 +178,39 @@ impl Node<Aws> for TargetGroupNode {
         self.wanted
     }
     fn deps(&self) -> Vec<&str> {
-        self.vpc.key().into_iter().collect()
+        match &self.vpc {
+            VpcOf::Vpc(r) => r.key().into_iter().collect(),
+            VpcOf::Subnet(_) => Vec::new(),
+        }
     }
     fn describe(&self) -> String {
         format!("target group {}", self.name)
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"name": self.name, "port": self.port, "vpc": self.vpc.spec(), "path": self.health_path, "matcher": self.matcher, "tags": self.wanted_tags()})
+    fn spec(&self) -> Spec {
+        let mut s = spec(
+            json!({"name": self.name, "port": self.port, "health_check": Self::health_json(&self.health), "attributes": self.attributes, "tags": tags_json(&self.wanted_tags())}),
+        );
+        if let VpcOf::Vpc(r) = &self.vpc {
+            s.insert("vpc".into(), json!(r.spec()));
+        }
+        s
     }
-    /// A new port or VPC needs a new target group.
-    fn update_replaces(&self) -> bool {
-        true
+    /// A new name, port or VPC needs a new target group.
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name", "port", "vpc"]
     }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
         let out = match aws.elbv2().describe_target_groups().names(&self.name).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e)) {
             Ok(o) => o,
             Err(e) if e.is_not_found() => return Ok(Found::None),
             Err(e) => return Err(e.into()),
         };
         let Some(arn) = out.target_groups().first().and_then(|t| t.target_group_arn()) else { return Ok(Found::None) };
-        let tags = elb_tags_of(aws, arn).await?;
-        Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(arn, &self.describe()))
+        Ok(Found::Tagged(Identity::new(arn), elb_tags_of(aws, arn).await?))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let vpc = self.vpc_id(aws, cx).await?;
+        let h = &self.health;
         let out = aws
             .elbv2()
             .create_target_group()
@@ -108,58 +219,171 @@ impl Node<Aws> for TargetGroupNode {
             .port(self.port as i32)
             .vpc_id(vpc)
             .target_type(elb::TargetTypeEnum::Ip)
-            .health_check_protocol(elb::ProtocolEnum::Http)
-            .health_check_path(&self.health_path)
-            .matcher(elb::Matcher::builder().http_code(&self.matcher).build())
-            .set_tags(Some(elb_tags(&self.wanted_tags())))
+            .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
+            .health_check_path(&h.path)
+            .health_check_port(&h.port)
+            .health_check_interval_seconds(h.interval as i32)
+            .health_check_timeout_seconds(h.timeout as i32)
+            .healthy_threshold_count(h.healthy_threshold as i32)
+            .unhealthy_threshold_count(h.unhealthy_threshold as i32)
+            .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
+            .set_tags(Some(elb_tags(&self.c.create_tags(&self.key, None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("elasticloadbalancing:CreateTargetGroup", e))?;
-        let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).ok_or_else(|| NodeError::other("CreateTargetGroup returned no target group"))?;
+        let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateTargetGroup"))?.to_string();
+        self.set_attributes(aws, &arn).await.map_err(|e| e.with_id(&arn))?;
         Ok(Made::id(arn))
     }
-    async fn read(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let Some(tg) = Self::get(aws, id).await? else { return Ok(Observed::Gone) };
-        let (path, matcher) = (tg.health_check_path().unwrap_or_default(), tg.matcher().and_then(|m| m.http_code()).unwrap_or_default());
-        Ok(if path != self.health_path || matcher != self.matcher {
-            Observed::Drifted(format!("health check is {path} ({matcher}), configuration says {} ({})", self.health_path, self.matcher))
-        } else {
-            Observed::InSync
-        })
-    }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let tg = Self::get(aws, id).await?;
-        let same = tg.as_ref().is_some_and(|t| t.target_group_name() == Some(self.name.as_str()) && t.port() == Some(self.port as i32));
-        if !same {
-            // Another name or port (or it is gone): a new group; the old one is deleted after the switch.
-            return self.create(aws, cx).await;
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(tg) = Self::get(aws, &id.id).await? else { return Ok(None) };
+        let mut s = spec(json!({"name": tg.target_group_name(), "port": tg.port(), "health_check": Self::observed_health(&tg)}));
+        if let (VpcOf::Vpc(r), Some(v)) = (&self.vpc, tg.vpc_id()) {
+            s.insert("vpc".into(), json!(r.observed(v, cx)));
         }
-        aws.elbv2()
-            .modify_target_group()
-            .target_group_arn(id)
-            .health_check_path(&self.health_path)
-            .matcher(elb::Matcher::builder().http_code(&self.matcher).build())
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroup", e))?;
-        reconcile_elb_tags(aws, id, &self.wanted_tags()).await?;
-        Ok(Made::id(id))
+        if !self.attributes.is_empty() {
+            let a = aws
+                .elbv2()
+                .describe_target_group_attributes()
+                .target_group_arn(&id.id)
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
+            let have: BTreeMap<String, String> =
+                a.attributes().iter().filter_map(|x| Some((x.key()?.to_string(), x.value()?.to_string()))).filter(|(k, _)| self.attributes.contains_key(k)).collect();
+            s.insert("attributes".into(), json!(have));
+        }
+        Ok(Some(s))
     }
-    async fn delete(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
-        until(&format!("target group {id} to be deletable"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async {
-            match aws.elbv2().delete_target_group().target_group_arn(id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteTargetGroup", e)) {
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let arn = id.id.as_str();
+        if base.get("health_check") != Some(&Self::health_json(&self.health)) {
+            let h = &self.health;
+            aws.elbv2()
+                .modify_target_group()
+                .target_group_arn(arn)
+                .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
+                .health_check_path(&h.path)
+                .health_check_port(&h.port)
+                .health_check_interval_seconds(h.interval as i32)
+                .health_check_timeout_seconds(h.timeout as i32)
+                .healthy_threshold_count(h.healthy_threshold as i32)
+                .unhealthy_threshold_count(h.unhealthy_threshold as i32)
+                .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroup", e))?;
+        }
+        if base.get("attributes") != Some(&json!(self.attributes)) {
+            self.set_attributes(aws, arn).await?;
+        }
+        elb_retag(aws, arn, spec_tags(base), &self.wanted_tags()).await?;
+        Ok(Made::identity(id.clone()))
+    }
+    async fn delete(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let arn = id.id.as_str();
+        let swept = std::sync::atomic::AtomicBool::new(false);
+        until(&format!("target group {arn} to be deletable"), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(10), || async {
+            match aws.elbv2().delete_target_group().target_group_arn(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteTargetGroup", e)) {
                 Ok(_) => Ok(Poll::Done(())),
                 Err(e) if e.is_not_found() => Ok(Poll::Done(())),
-                Err(e) if e.is_code(&["ResourceInUse"]) => Ok(Poll::Pending("still in use by a listener rule".to_string())),
+                Err(e) if e.is_code(&["ResourceInUse"]) => {
+                    if !swept.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                        self.delete_owned_rules(aws, arn).await?;
+                    }
+                    Ok(Poll::Pending("still in use by a listener rule".to_string()))
+                }
                 Err(e) => Err(NodeError::from(e)),
             }
         })
         .await
         .map_err(|e| wait_err("target group deletion", e))
     }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        elb_release(aws, &id.id, cx).await
+    }
 }
 
 // ------------------------------------------------------------------ listener rule
+
+/// What a listener rule matches. Values within one condition are alternatives;
+/// conditions all have to match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Conditions {
+    pub host_headers: Vec<String>,
+    pub path_patterns: Vec<String>,
+    /// Header name → accepted values.
+    pub http_headers: BTreeMap<String, Vec<String>>,
+    pub source_ips: Vec<String>,
+}
+
+impl Conditions {
+    fn normalized(mut self) -> Conditions {
+        for v in [&mut self.host_headers, &mut self.path_patterns, &mut self.source_ips] {
+            v.sort();
+            v.dedup();
+        }
+        for v in self.http_headers.values_mut() {
+            v.sort();
+        }
+        self
+    }
+    fn to_aws(&self) -> Vec<elb::RuleCondition> {
+        let mut v = Vec::new();
+        if !self.host_headers.is_empty() {
+            v.push(
+                elb::RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(elb::HostHeaderConditionConfig::builder().set_values(Some(self.host_headers.clone())).build())
+                    .build(),
+            );
+        }
+        if !self.path_patterns.is_empty() {
+            v.push(
+                elb::RuleCondition::builder()
+                    .field("path-pattern")
+                    .path_pattern_config(elb::PathPatternConditionConfig::builder().set_values(Some(self.path_patterns.clone())).build())
+                    .build(),
+            );
+        }
+        for (name, values) in &self.http_headers {
+            v.push(
+                elb::RuleCondition::builder()
+                    .field("http-header")
+                    .http_header_config(elb::HttpHeaderConditionConfig::builder().http_header_name(name).set_values(Some(values.clone())).build())
+                    .build(),
+            );
+        }
+        if !self.source_ips.is_empty() {
+            v.push(
+                elb::RuleCondition::builder()
+                    .field("source-ip")
+                    .source_ip_config(elb::SourceIpConditionConfig::builder().set_values(Some(self.source_ips.clone())).build())
+                    .build(),
+            );
+        }
+        v
+    }
+    /// The conditions of a rule as AWS reports them.
+    pub fn of(rule: &elb::Rule) -> Conditions {
+        let mut c = Conditions::default();
+        for cond in rule.conditions() {
+            let plain = cond.values().to_vec();
+            match cond.field() {
+                Some("host-header") => c.host_headers.extend(cond.host_header_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or(plain)),
+                Some("path-pattern") => c.path_patterns.extend(cond.path_pattern_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or(plain)),
+                Some("source-ip") => c.source_ips.extend(cond.source_ip_config().map(|h| h.values().to_vec()).unwrap_or(plain)),
+                Some("http-header") => {
+                    if let Some(h) = cond.http_header_config() {
+                        c.http_headers.entry(h.http_header_name().unwrap_or_default().to_string()).or_default().extend(h.values().to_vec());
+                    }
+                }
+                _ => {}
+            }
+        }
+        c.normalized()
+    }
+}
 
 pub struct ListenerRuleNode {
     pub c: Arc<Common>,
@@ -167,9 +391,8 @@ pub struct ListenerRuleNode {
     pub listener: Ref,
     pub target_group: Ref,
     pub priority: i64,
-    pub host_header: Option<String>,
-    pub path_pattern: Option<String>,
-    /// False when the composite does not want the rule (e.g. no load balancer): a recorded one is deleted.
+    pub conditions: Conditions,
+    /// False when the composite does not want the rule (no load balancer): a recorded one is deleted.
     pub wanted: bool,
 }
 
@@ -177,24 +400,6 @@ pub struct ListenerRuleNode {
 pub fn listener_of_rule(rule_arn: &str) -> String {
     let l = rule_arn.replacen(":listener-rule/", ":listener/", 1);
     l.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or(l)
-}
-
-/// (host header, path pattern) of a rule as AWS reports it.
-pub fn conditions_of(rule: &elb::Rule) -> (Option<String>, Option<String>) {
-    let mut host = None;
-    let mut path = None;
-    for c in rule.conditions() {
-        let vals: Vec<String> = match c.field() {
-            Some("host-header") => c.host_header_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or_else(|| c.values().to_vec()),
-            Some("path-pattern") => c.path_pattern_config().map(|h| h.values().to_vec()).filter(|v| !v.is_empty()).unwrap_or_else(|| c.values().to_vec()),
-            _ => continue,
-        };
-        match c.field() {
-            Some("host-header") => host = vals.first().cloned(),
-            _ => path = vals.first().cloned(),
-        }
-    }
-    (host, path)
 }
 
 /// The target group a rule forwards to.
@@ -209,16 +414,6 @@ fn forward(tg: &str) -> elb::Action {
 }
 
 impl ListenerRuleNode {
-    fn conditions(&self) -> Vec<elb::RuleCondition> {
-        let mut v = Vec::new();
-        if let Some(h) = &self.host_header {
-            v.push(elb::RuleCondition::builder().field("host-header").host_header_config(elb::HostHeaderConditionConfig::builder().values(h).build()).build());
-        }
-        if let Some(p) = &self.path_pattern {
-            v.push(elb::RuleCondition::builder().field("path-pattern").path_pattern_config(elb::PathPatternConditionConfig::builder().values(p).build()).build());
-        }
-        v
-    }
     async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::Rule>, NodeError> {
         match aws.elbv2().describe_rules().rule_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e)) {
             Ok(o) => Ok(o.rules().first().cloned()),
@@ -226,8 +421,36 @@ impl ListenerRuleNode {
             Err(e) => Err(e.into()),
         }
     }
-    fn wanted_tags(&self) -> BTreeMap<String, String> {
+    fn wanted_tags(&self) -> Tags {
         self.c.tags_for(&self.key, None)
+    }
+    /// The rule (ours by its tags) that forwards to our target group, on any
+    /// listener of the group's load balancers: for import, when the
+    /// configuration does not name the listener yet.
+    async fn find_by_target_group(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
+        let Ok(tg_arn) = self.target_group.resolve(cx) else { return Ok(Found::None) };
+        let Some(tg) = TargetGroupNode::get(aws, &tg_arn).await? else { return Ok(Found::None) };
+        for lb in tg.load_balancer_arns() {
+            let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e))?;
+            for l in listeners.listeners().iter().filter_map(|l| l.listener_arn()) {
+                let rules = aws.elbv2().describe_rules().listener_arn(l).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
+                let pointing: Vec<String> = rules
+                    .rules()
+                    .iter()
+                    .filter(|r| r.is_default() != Some(true) && forward_target(r).as_deref() == Some(tg_arn.as_str()))
+                    .filter_map(|r| r.rule_arn().map(str::to_string))
+                    .collect();
+                for (arn, tags) in elb_tags_of_many(aws, &pointing).await? {
+                    if tags.get(CHILD_TAG).map(String::as_str) == Some(self.key.as_str()) {
+                        return Ok(Found::Tagged(Identity::new(arn), tags));
+                    }
+                }
+            }
+        }
+        Ok(Found::None)
+    }
+    fn conditions(&self) -> Conditions {
+        self.conditions.clone().normalized()
     }
 }
 
@@ -245,35 +468,46 @@ impl Node<Aws> for ListenerRuleNode {
     fn describe(&self) -> String {
         if self.wanted { format!("listener rule with priority {}", self.priority) } else { "listener rule".to_string() }
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"listener": self.listener.spec(), "priority": self.priority, "host": self.host_header, "path": self.path_pattern, "tags": self.wanted_tags()})
+    fn spec(&self) -> Spec {
+        spec(json!({
+            "listener": self.listener.spec(), "priority": self.priority, "conditions": self.conditions(),
+            "target_group": self.target_group.spec(), "tags": tags_json(&self.wanted_tags()),
+        }))
     }
     /// Moving to another listener needs a new rule.
-    fn update_replaces(&self) -> bool {
-        true
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["listener"]
     }
-    async fn adopt(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
+    fn find_deps(&self) -> Vec<&str> {
+        match (&self.listener, self.target_group.key()) {
+            (Ref::Dep(k), _) => vec![k.as_str()],
+            // No listener named yet (import): found through the target group.
+            (Ref::Lit(l), Some(tg)) if l.is_empty() => vec![tg],
+            _ => Vec::new(),
+        }
+    }
+    async fn find(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Found, NodeError> {
         let listener = self.listener.resolve(cx)?;
-        let out = aws.elbv2().describe_rules().listener_arn(&listener).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
-        let rules: Vec<_> = out.rules().iter().filter(|r| r.is_default() != Some(true)).collect();
-        let want_child = self.key.as_str();
-        for chunk in rules.chunks(20) {
-            let arns: Vec<String> = chunk.iter().filter_map(|r| r.rule_arn().map(str::to_string)).collect();
-            if arns.is_empty() {
-                continue;
-            }
-            let tags = aws.elbv2().describe_tags().set_resource_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTags", e))?;
-            for d in tags.tag_descriptions() {
-                let has = |k: &str, v: &str| d.tags().iter().any(|t| t.key() == Some(k) && t.value() == Some(v));
-                if has(OWNER_TAG, self.c.owner.tag_value()) && has(super::CHILD_TAG, want_child) {
-                    return Ok(Found::Owned(d.resource_arn().unwrap_or_default().to_string()));
-                }
+        if listener.is_empty() {
+            return self.find_by_target_group(aws, cx).await;
+        }
+        let out = match aws.elbv2().describe_rules().listener_arn(&listener).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e)) {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => return Ok(Found::None),
+            Err(e) => return Err(e.into()),
+        };
+        let rules: Vec<&elb::Rule> = out.rules().iter().filter(|r| r.is_default() != Some(true)).collect();
+        let arns: Vec<String> = rules.iter().filter_map(|r| r.rule_arn().map(str::to_string)).collect();
+        let tags = elb_tags_of_many(aws, &arns).await?;
+        for (arn, t) in &tags {
+            if t.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) && t.get(CHILD_TAG).map(String::as_str) == Some(self.key.as_str()) {
+                return Ok(Found::Tagged(Identity::new(arn), t.clone()));
             }
         }
-        if rules.iter().any(|r| r.priority() == Some(self.priority.to_string().as_str())) {
-            return Ok(Found::Foreign(format!("the listener already has a rule with priority {} that is not tagged {OWNER_TAG}", self.priority)));
-        }
-        Ok(Found::None)
+        Ok(match rules.iter().find(|r| r.priority() == Some(self.priority.to_string().as_str())) {
+            Some(r) => Found::Tagged(Identity::new(r.rule_arn().unwrap_or_default()), tags.get(r.rule_arn().unwrap_or_default()).cloned().unwrap_or_default()),
+            None => Found::None,
+        })
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let out = aws
@@ -281,60 +515,55 @@ impl Node<Aws> for ListenerRuleNode {
             .create_rule()
             .listener_arn(self.listener.resolve(cx)?)
             .priority(self.priority as i32)
-            .set_conditions(Some(self.conditions()))
+            .set_conditions(Some(self.conditions().to_aws()))
             .actions(forward(&self.target_group.resolve(cx)?))
-            .set_tags(Some(elb_tags(&self.wanted_tags())))
+            .set_tags(Some(elb_tags(&self.c.create_tags(&self.key, None, cx))))
             .send()
             .await
             .map_err(|e| aws_err("elasticloadbalancing:CreateRule", e))?;
-        let arn = out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| NodeError::other("CreateRule returned no rule"))?;
+        let arn = out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateRule"))?;
         Ok(Made::id(arn))
     }
-    async fn read(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        let Some(rule) = Self::get(aws, id).await? else { return Ok(Observed::Gone) };
-        let mut diffs = Vec::new();
-        if rule.priority() != Some(self.priority.to_string().as_str()) {
-            diffs.push(format!("priority is {}, configuration says {}", rule.priority().unwrap_or("none"), self.priority));
-        }
-        if conditions_of(&rule) != (self.host_header.clone(), self.path_pattern.clone()) {
-            diffs.push("conditions differ".to_string());
-        }
-        if let Ok(tg) = self.target_group.resolve(cx) {
-            if forward_target(&rule).as_deref() != Some(tg.as_str()) {
-                diffs.push("it no longer forwards to the service's target group".to_string());
-            }
-        }
-        Ok(if diffs.is_empty() { Observed::InSync } else { Observed::Drifted(diffs.join("; ")) })
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(rule) = Self::get(aws, &id.id).await? else { return Ok(None) };
+        let tg = forward_target(&rule).map(|t| self.target_group.observed(&t, cx));
+        let listener = self.listener.observed(&listener_of_rule(&id.id), cx);
+        Ok(Some(spec(json!({
+            "listener": listener, "priority": rule.priority().and_then(|p| p.parse::<i64>().ok()), "conditions": Conditions::of(&rule), "target_group": tg,
+        }))))
     }
-    async fn update(&self, aws: &Aws, id: &str, cx: &Cx<'_>) -> Result<Made, NodeError> {
-        let Some(rule) = Self::get(aws, id).await? else { return self.create(aws, cx).await };
-        if listener_of_rule(id) != self.listener.resolve(cx)? {
-            return self.create(aws, cx).await;
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let arn = id.id.as_str();
+        let s = self.spec();
+        if base.get("conditions") != s.get("conditions") || base.get("target_group") != s.get("target_group") {
+            aws.elbv2()
+                .modify_rule()
+                .rule_arn(arn)
+                .set_conditions(Some(self.conditions().to_aws()))
+                .actions(forward(&self.target_group.resolve(cx)?))
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:ModifyRule", e))?;
         }
-        aws.elbv2()
-            .modify_rule()
-            .rule_arn(id)
-            .set_conditions(Some(self.conditions()))
-            .actions(forward(&self.target_group.resolve(cx)?))
-            .send()
-            .await
-            .map_err(|e| aws_err("elasticloadbalancing:ModifyRule", e))?;
-        if rule.priority() != Some(self.priority.to_string().as_str()) {
+        if base.get("priority") != s.get("priority") {
             aws.elbv2()
                 .set_rule_priorities()
-                .rule_priorities(elb::RulePriorityPair::builder().rule_arn(id).priority(self.priority as i32).build())
+                .rule_priorities(elb::RulePriorityPair::builder().rule_arn(arn).priority(self.priority as i32).build())
                 .send()
                 .await
                 .map_err(|e| aws_err("elasticloadbalancing:SetRulePriorities", e))?;
         }
-        reconcile_elb_tags(aws, id, &self.wanted_tags()).await?;
-        Ok(Made::id(id))
+        elb_retag(aws, arn, spec_tags(base), &self.wanted_tags()).await?;
+        Ok(Made::identity(id.clone()))
     }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.elbv2().delete_rule().rule_arn(id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteRule", e)) {
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        match aws.elbv2().delete_rule().rule_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteRule", e)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        elb_release(aws, &id.id, cx).await
     }
 }

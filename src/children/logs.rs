@@ -1,14 +1,17 @@
 //! CloudWatch log groups with retention and tags.
+//!
+//! Observation reads the group's retention from DescribeLogGroups; tags cost
+//! a second call, so they are read only when an update needs them and no
+//! earlier spec says what they are.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Common, tag_diff};
+use super::{Common, spec_tags, tag_diff, tags_json, user_visible};
 use crate::aws::{Aws, aws_err};
-use crate::engine::{Cx, Found, Made, Node, NodeError, Observed};
+use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 pub struct LogGroupNode {
     pub c: Arc<Common>,
@@ -20,20 +23,30 @@ pub struct LogGroupNode {
 }
 
 impl LogGroupNode {
-    /// (ARN without `:*`, retention) of the group, if it exists.
-    async fn find(&self, aws: &Aws) -> Result<Option<(String, Option<i32>)>, NodeError> {
+    fn arn(&self) -> String {
+        format!("arn:{}:logs:{}:{}:log-group:{}", self.c.partition(), self.c.region, self.c.account, self.name)
+    }
+    /// The group's retention (None: never expire), if the group exists.
+    async fn retention(&self, aws: &Aws) -> Result<Option<Option<i32>>, NodeError> {
         let out = aws.logs().describe_log_groups().log_group_name_prefix(&self.name).send().await.map_err(|e| aws_err("logs:DescribeLogGroups", e))?;
-        Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())).map(|g| {
-            let arn = g.log_group_arn().map(str::to_string).or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string())).unwrap_or_default();
-            (arn, g.retention_in_days())
-        }))
+        Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(self.name.as_str())).map(|g| g.retention_in_days()))
     }
-    async fn tags(aws: &Aws, arn: &str) -> Result<BTreeMap<String, String>, NodeError> {
-        let out = aws.logs().list_tags_for_resource().resource_arn(arn).send().await.map_err(|e| aws_err("logs:ListTagsForResource", e))?;
-        Ok(out.tags().cloned().unwrap_or_default().into_iter().collect())
+    async fn tags(&self, aws: &Aws) -> Result<Tags, NodeError> {
+        let out = aws.logs().list_tags_for_resource().resource_arn(self.arn()).send().await.map_err(|e| aws_err("logs:ListTagsForResource", e))?;
+        Ok(user_visible(out.tags().cloned().unwrap_or_default()))
     }
-    fn wanted_tags(&self) -> BTreeMap<String, String> {
+    fn wanted_tags(&self) -> Tags {
         self.c.tags_for(&self.key, None)
+    }
+    async fn retag(&self, aws: &Aws, current: &Tags) -> Result<(), NodeError> {
+        let (add, remove) = tag_diff(current, &self.wanted_tags());
+        if !add.is_empty() {
+            aws.logs().tag_resource().resource_arn(self.arn()).set_tags(Some(add.into_iter().collect())).send().await.map_err(|e| aws_err("logs:TagResource", e))?;
+        }
+        if !remove.is_empty() {
+            aws.logs().untag_resource().resource_arn(self.arn()).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("logs:UntagResource", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -45,65 +58,72 @@ impl Node<Aws> for LogGroupNode {
     fn describe(&self) -> String {
         format!("CloudWatch log group {}", self.name)
     }
-    fn spec(&self) -> serde_json::Value {
-        json!({"name": self.name, "retention": self.retention_days, "tags": self.wanted_tags()})
+    fn spec(&self) -> Spec {
+        spec(json!({"name": self.name, "retention_in_days": self.retention_days, "tags": tags_json(&self.wanted_tags())}))
     }
-    fn planned_identity(&self) -> Option<String> {
-        Some(self.name.clone())
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name"]
     }
-    async fn adopt(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let Some((arn, _)) = self.find(aws).await? else { return Ok(Found::None) };
-        let tags = Self::tags(aws, &arn).await?;
-        Ok(self.c.owner.check(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).into_found(&self.name, &self.describe()))
+    fn planned_identity(&self) -> Option<Identity> {
+        Some(Identity::new(&self.name))
+    }
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        if self.retention(aws).await?.is_none() {
+            return Ok(Found::None);
+        }
+        Ok(Found::Tagged(Identity::new(&self.name), self.tags(aws).await?))
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         aws.logs()
             .create_log_group()
             .log_group_name(&self.name)
-            .set_tags(Some(self.wanted_tags().into_iter().collect()))
+            .set_tags(Some(self.c.create_tags(&self.key, None, cx).into_iter().collect()))
             .send()
             .await
             .map_err(|e| aws_err("logs:CreateLogGroup", e))?;
-        self.update(aws, &self.name, cx).await.map_err(|e| e.with_id(self.name.clone()))
-    }
-    async fn read(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Observed, NodeError> {
-        Ok(match self.find(aws).await? {
-            None => Observed::Gone,
-            Some((_, r)) if r.map(i64::from) != Some(self.retention_days) => Observed::Drifted(format!(
-                "log retention is {}, configuration says {} days",
-                r.map(|d| format!("{d} days")).unwrap_or_else(|| "unlimited".into()),
-                self.retention_days
-            )),
-            Some(_) => Observed::InSync,
-        })
-    }
-    async fn update(&self, aws: &Aws, _id: &str, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         aws.logs()
             .put_retention_policy()
             .log_group_name(&self.name)
             .retention_in_days(self.retention_days as i32)
             .send()
             .await
-            .map_err(|e| aws_err("logs:PutRetentionPolicy", e))?;
-        let Some((arn, _)) = self.find(aws).await? else { return Err(NodeError::other(format!("log group {} disappeared while being configured", self.name))) };
-        let (add, remove) = tag_diff(&Self::tags(aws, &arn).await?, &self.wanted_tags());
-        if !add.is_empty() {
-            aws.logs().tag_resource().resource_arn(&arn).set_tags(Some(add.into_iter().collect())).send().await.map_err(|e| aws_err("logs:TagResource", e))?;
-        }
-        if !remove.is_empty() {
-            aws.logs().untag_resource().resource_arn(&arn).set_tag_keys(Some(remove)).send().await.map_err(|e| aws_err("logs:UntagResource", e))?;
-        }
-        Ok(Made::id(&self.name).with("arn", arn))
+            .map_err(|e| NodeError::from(aws_err("logs:PutRetentionPolicy", e)).with_id(&self.name))?;
+        Ok(Made::id(&self.name).with("arn", self.arn()))
     }
-    async fn delete(&self, aws: &Aws, id: &str, _cx: &Cx<'_>) -> Result<(), NodeError> {
+    async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        Ok(self.retention(aws).await?.map(|r| spec(json!({"name": self.name, "retention_in_days": r}))))
+    }
+    async fn update(&self, aws: &Aws, _id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        if base.get("retention_in_days") != Some(&json!(self.retention_days)) {
+            aws.logs()
+                .put_retention_policy()
+                .log_group_name(&self.name)
+                .retention_in_days(self.retention_days as i32)
+                .send()
+                .await
+                .map_err(|e| aws_err("logs:PutRetentionPolicy", e))?;
+        }
+        let current = match spec_tags(base) {
+            Some(t) => t,
+            None => self.tags(aws).await?,
+        };
+        self.retag(aws, &current).await?;
+        Ok(Made::id(&self.name).with("arn", self.arn()))
+    }
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
         if self.retain {
-            tracing::info!(target: "cxflow::children::logs", log_group = id, "retain is set: keeping the log group");
+            tracing::info!(target: "cxflow::children::logs", log_group = id.id.as_str(), "retain is set: keeping the log group");
             return Ok(());
         }
-        match aws.logs().delete_log_group().log_group_name(id).send().await.map_err(|e| aws_err("logs:DeleteLogGroup", e)) {
+        match aws.logs().delete_log_group().log_group_name(&id.id).send().await.map_err(|e| aws_err("logs:DeleteLogGroup", e)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+    async fn release(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let (k, v) = cx.recorded_tag();
+        aws.logs().tag_resource().resource_arn(self.arn()).tags(k, v).send().await.map_err(|e| aws_err("logs:TagResource", e))?;
+        Ok(())
     }
 }

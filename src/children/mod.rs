@@ -1,7 +1,9 @@
 //! AWS child kinds for composites: each type implements the engine's `Node`
-//! for one kind of AWS object. Composite resources assemble them into graphs;
-//! a kind written once serves every composite that needs it.
+//! for one kind of AWS object, written once and shared by every composite.
+//! A kind observes AWS as a spec of the same shape as its desired spec, so
+//! the engine can diff them; its update sends only the fields that differ.
 
+pub mod discovery;
 pub mod ecs;
 pub mod edge;
 pub mod iam;
@@ -15,27 +17,37 @@ use std::sync::Arc;
 
 use crate::aws::wait::WaitError;
 use crate::aws::{Aws, aws_err};
-use crate::engine::{Cx, NodeError, OWNER_TAG, Owner};
+use crate::engine::composite::{Env, GraphCx};
+use crate::engine::{CHILD_TAG, Cx, LEASE_TAG, NodeError, OWNER_TAG, Owner, Spec, Tags};
 
-/// Which child of which composite an object is: every child is tagged with
-/// its owner and, for kinds without a unique name, its key.
-pub const CHILD_TAG: &str = "cxflow:child";
+pub use crate::engine::tags_json;
+
+impl Env for Aws {
+    fn default_tags(&self) -> Tags {
+        self.default_tags.clone()
+    }
+}
 
 /// What every child of one composite shares.
 #[derive(Debug, Clone)]
 pub struct Common {
     pub owner: Owner,
-    /// Provider default tags and the resource's tags (ownership tag added per child).
-    pub tags: BTreeMap<String, String>,
+    /// The composite's `tags_all` (ownership tags are added per child).
+    pub tags: Tags,
     pub region: String,
+    pub account: String,
 }
 
 impl Common {
-    pub fn new(aws: &Aws, owner: Owner, own_tags: &BTreeMap<String, String>) -> Arc<Common> {
-        Arc::new(Common { owner, tags: aws.merged_tags(own_tags), region: aws.region.clone() })
+    /// From a graph context; asks STS for the account once per process when configure did not.
+    pub async fn new(g: &GraphCx<'_, Aws>) -> Result<Arc<Common>, crate::framework::Diags> {
+        let account =
+            account_id(g.env).await.map_err(|e| crate::framework::Diags::from(crate::framework::Diagnostic::error("Could not determine the AWS account", e.to_string())))?;
+        Ok(Arc::new(Common { owner: g.owner.clone(), tags: g.tags.clone(), region: g.env.region.clone(), account }))
     }
-    /// Tags for child `key`: merged tags, the ownership tag and the child key.
-    pub fn tags_for(&self, key: &str, name: Option<&str>) -> BTreeMap<String, String> {
+    /// Tags child `key` should carry: `tags_all`, the ownership and child-key
+    /// tags, and a `Name` when the kind shows one.
+    pub fn tags_for(&self, key: &str, name: Option<&str>) -> Tags {
         let mut t = self.tags.clone();
         t.insert(OWNER_TAG.to_string(), self.owner.tag_value().to_string());
         t.insert(CHILD_TAG.to_string(), key.to_string());
@@ -44,8 +56,19 @@ impl Common {
         }
         t
     }
+    /// The tags a create puts on what it makes: [`Common::tags_for`] and the apply's lease.
+    pub fn create_tags(&self, key: &str, name: Option<&str>, cx: &Cx<'_>) -> Tags {
+        let mut t = self.tags_for(key, name);
+        let (k, v) = cx.lease_tag();
+        t.insert(k, v);
+        t
+    }
     pub fn partition(&self) -> &'static str {
         crate::engine::names::partition(&self.region)
+    }
+    /// `{account}`, `{partition}` and `{region}` in a policy or ARN template.
+    pub fn fill(&self, s: &str) -> String {
+        s.replace("{account}", &self.account).replace("{partition}", self.partition()).replace("{region}", &self.region)
     }
 }
 
@@ -67,7 +90,7 @@ impl Ref {
     pub fn resolve(&self, cx: &Cx<'_>) -> Result<String, NodeError> {
         match self {
             Ref::Lit(v) => Ok(v.clone()),
-            Ref::Dep(k) => cx.dep(k).map(|s| s.split('|').next().unwrap_or(s).to_string()),
+            Ref::Dep(k) => cx.dep(k).map(str::to_string),
         }
     }
     /// The dependency key, when this refers to another child.
@@ -84,6 +107,31 @@ impl Ref {
             Ref::Dep(k) => format!("<{k}>"),
         }
     }
+    /// An observed value in spec form: `<key>` when it is the dependency's identity.
+    pub fn observed(&self, actual: &str, cx: &Cx<'_>) -> String {
+        match self {
+            Ref::Dep(k) if cx.dep(k).ok() == Some(actual) => format!("<{k}>"),
+            _ => actual.to_string(),
+        }
+    }
+}
+
+/// Observed values in spec form: each becomes `<key>` when it is the
+/// identity of one of `refs`' dependencies.
+pub fn observed_refs(actual: &[String], refs: &[Ref], cx: &Cx<'_>) -> Vec<String> {
+    let mut v: Vec<String> =
+        actual.iter().map(|a| refs.iter().find_map(|r| matches!(r, Ref::Dep(_)).then(|| r.observed(a, cx)).filter(|s| s != a)).unwrap_or_else(|| a.clone())).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Specs of a list of references, sorted.
+pub fn ref_specs(refs: &[Ref]) -> Vec<String> {
+    let mut v: Vec<String> = refs.iter().map(Ref::spec).collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Map a wait outcome onto a node error.
@@ -101,14 +149,48 @@ pub async fn account_id(aws: &Aws) -> Result<String, NodeError> {
         return Ok(a.clone());
     }
     let out = aws.sts().get_caller_identity().send().await.map_err(|e| aws_err("sts:GetCallerIdentity", e))?;
-    let a = out.account().unwrap_or_default().to_string();
+    let a = out.account().filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("sts:GetCallerIdentity"))?.to_string();
     let _ = aws.account_id.set(a.clone());
     Ok(a)
 }
 
-/// Tags to set and keys to remove to go from `current` to `desired` (leaving `aws:*` alone).
-pub fn tag_diff(current: &BTreeMap<String, String>, desired: &BTreeMap<String, String>) -> (BTreeMap<String, String>, Vec<String>) {
+/// Tags to set and keys to remove to go from `current` to `desired`
+/// (leaving `aws:*` and the creation lease, which only a release changes, alone).
+pub fn tag_diff(current: &Tags, desired: &Tags) -> (Tags, Vec<String>) {
     let add = desired.iter().filter(|(k, v)| current.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let remove = current.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:")).cloned().collect();
+    let remove = current.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:") && *k != LEASE_TAG).cloned().collect();
     (add, remove)
+}
+
+/// Tags as AWS reports them, without AWS's own `aws:` tags.
+pub fn user_visible(t: impl IntoIterator<Item = (String, String)>) -> Tags {
+    t.into_iter().filter(|(k, _)| !k.starts_with("aws:")).collect()
+}
+
+/// The tags a spec holds (a `tags` object), if it has them.
+pub fn spec_tags(s: &Spec) -> Option<Tags> {
+    match s.get("tags")? {
+        serde_json::Value::Object(m) => Some(m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()),
+        _ => None,
+    }
+}
+
+/// Tags found on an object, as the engine's `Found::Tagged` wants them.
+pub fn found_tags(t: &Tags) -> Tags {
+    t.clone()
+}
+
+/// The lease tag's key, for kinds that remove it by key.
+pub fn lease_key() -> Vec<String> {
+    vec![LEASE_TAG.to_string()]
+}
+
+/// A field of a spec as a string.
+pub fn spec_str<'a>(s: &'a Spec, field: &str) -> Option<&'a str> {
+    s.get(field).and_then(|v| v.as_str())
+}
+
+/// A `BTreeMap<String,String>` as a JSON object.
+pub fn map_json(m: &BTreeMap<String, String>) -> serde_json::Value {
+    tags_json(m)
 }

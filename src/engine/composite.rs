@@ -1,12 +1,19 @@
-//! Composite resources: the Terraform side every composite shares. A composite
-//! implements [`Composite`] — its schema, validation, the graph of children
-//! for a configuration, and how outputs follow from the children — and
-//! [`CompositeResource`] turns it into a framework `Resource` with plan,
-//! apply (partial state on failure), destroy, refresh with per-child drift,
-//! and import.
+//! The composite driver: the Terraform side every composite shares. A
+//! composite implements [`Composite`] — its own schema and checks, the graph
+//! of children for a configuration, how computed attributes follow from the
+//! children, and how a configuration follows from observed children (import)
+//! — and [`CompositeResource`] turns it into a framework `Resource` with plan,
+//! apply (partial state on failure), destroy, refresh with per-field drift,
+//! import and state upgrades.
 //!
-//! State carries two standard attributes: `children` (child key → identity,
-//! see [`Record`]) and `drift` (child key → why it needs repair).
+//! Every composite has the same standard attributes, added here: `id`,
+//! `tags`, `tags_all` (the provider's `default_tags` merged under `tags`: a
+//! change to either re-tags every taggable child), `children` (the record),
+//! `drift` and a `timeouts` block.
+//!
+//! Private state carries what the last refresh observed and the outputs
+//! children reported, so an update sends only what differs from what AWS
+//! has, without reading it again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
@@ -16,9 +23,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Graph, Owner, PlanSummary, Record, RunOpts};
+use super::{Graph, Identity, Owner, PlanSummary, Record, RunOpts, Spec, Tags};
+use crate::framework::check::{Check, MAX_DURATION_SECS};
 use crate::framework::provider::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
-use crate::framework::{Attribute, Diagnostic, Diags, Schema, Type, Value, schema, typed};
+use crate::framework::schema::{self, Block, NestedBlock, Nesting};
+use crate::framework::{Attribute, Diagnostic, Diags, Schema, Type, Value, typed};
 
 /// Why a child is listed in `drift` after an apply that stopped early.
 pub const UNFINISHED: &str = "the last apply stopped before this child was brought up to date";
@@ -30,16 +39,56 @@ pub enum Op {
     Delete,
 }
 
-/// The `children` and `drift` attributes every composite has.
-pub fn standard_attributes() -> Vec<Attribute> {
-    vec![
-        Attribute::new("children", Type::map(Type::String))
-            .computed()
-            .describe("Every AWS object this resource owns: child key → identity (ARN, ID or name). Lets the provider finish, repair or clean up after any interruption."),
-        Attribute::new("drift", Type::map(Type::String))
-            .computed()
-            .describe("Children found changed out of band, or left unfinished by an interrupted apply: child key → reason. The next apply repairs exactly these."),
-    ]
+/// What a composite needs from its environment besides its own children.
+pub trait Env: Send + Sync + 'static {
+    /// The provider's `default_tags`.
+    fn default_tags(&self) -> Tags;
+}
+
+/// What a graph is built from besides the configuration.
+pub struct GraphCx<'a, E> {
+    pub env: &'a E,
+    pub owner: Owner,
+    /// Tags for every taggable child: `tags_all`.
+    pub tags: Tags,
+}
+
+/// What is known about the children: identities, outputs they reported,
+/// and what they looked like when last observed.
+pub struct Kids<'a> {
+    pub record: &'a Record,
+    pub outputs: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub observed: &'a BTreeMap<String, Spec>,
+}
+
+impl Kids<'_> {
+    pub fn id(&self, key: &str) -> Option<String> {
+        self.record.get(key).map(|i| i.id)
+    }
+    /// A value a child reported when it was made or updated, or showed when last observed.
+    pub fn output(&self, key: &str, field: &str) -> Option<&str> {
+        self.outputs.get(key).and_then(|o| o.get(field)).map(String::as_str).or_else(|| self.field(key, field).and_then(|v| v.as_str()))
+    }
+    pub fn observed(&self, key: &str) -> Option<&Spec> {
+        self.observed.get(key)
+    }
+    /// A field of a child's observed spec.
+    pub fn field(&self, key: &str, field: &str) -> Option<&serde_json::Value> {
+        self.observed.get(key).and_then(|s| s.get(field))
+    }
+    pub fn str_field(&self, key: &str, field: &str) -> Option<String> {
+        self.field(key, field).and_then(|v| v.as_str()).map(str::to_string)
+    }
+    /// The user's own tags on an observed child: its tags without the
+    /// provider's default tags, the provider's ownership tags, AWS's tags and
+    /// `Name` (which the provider sets on EC2 objects).
+    pub fn user_tags(&self, key: &str, default_tags: &Tags) -> Tags {
+        let Some(serde_json::Value::Object(t)) = self.field(key, "tags") else { return Tags::new() };
+        t.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .filter(|(k, v)| !k.starts_with("cxflow:") && !k.starts_with("aws:") && k != "Name" && default_tags.get(k) != Some(v))
+            .collect()
+    }
 }
 
 /// What a plan can promise about children's identities.
@@ -47,6 +96,8 @@ pub struct PlannedChildren<'a, E: ?Sized + Sync> {
     pub summary: &'a PlanSummary,
     pub graph: &'a Graph<E>,
     pub record: &'a Record,
+    pub outputs: &'a BTreeMap<String, BTreeMap<String, String>>,
+    pub observed: &'a BTreeMap<String, Spec>,
 }
 
 impl<E: ?Sized + Sync> PlannedChildren<'_, E> {
@@ -58,85 +109,187 @@ impl<E: ?Sized + Sync> PlannedChildren<'_, E> {
             return Value::Null;
         }
         if self.summary.create.contains(key) {
-            return node.planned_identity().map(Value::string).unwrap_or(Value::Unknown);
+            return node.planned_identity().map(|i| Value::string(i.id)).unwrap_or(Value::Unknown);
         }
         if self.summary.new_identity.contains(key) {
             return Value::Unknown;
         }
-        self.record.get(key).map(Value::string).unwrap_or(Value::Unknown)
+        self.record.get(key).map(|i| Value::string(i.id)).unwrap_or(Value::Unknown)
+    }
+    /// An output a child reported, unless the apply will touch the child.
+    pub fn output(&self, key: &str, field: &str) -> Value {
+        if self.summary.touches(key) {
+            return Value::Unknown;
+        }
+        let observed = self.observed.get(key).and_then(|s| s.get(field)).and_then(|v| v.as_str());
+        self.outputs.get(key).and_then(|o| o.get(field)).map(String::as_str).or(observed).map(Value::string).unwrap_or(Value::Unknown)
     }
 }
 
 /// A composite resource over environment `E` (the AWS client holder).
 #[async_trait]
-pub trait Composite<E: Send + Sync + 'static>: Send + Sync + 'static {
-    /// The typed object: configuration and computed attributes, including
-    /// `children: Option<BTreeMap<String, String>>` and `drift`.
+pub trait Composite<E: Env>: Send + Sync + 'static {
+    /// The typed configuration and computed attributes (standard ones may be left out).
     type State: DeserializeOwned + Serialize + Send + Sync;
 
     const TYPE_NAME: &'static str;
+    /// Time limit of an operation when `timeouts` does not say.
+    const DEFAULT_TIMEOUT: Duration;
+    /// Attributes taken from the configuration when set there, else from a
+    /// child's identity (a supplied role ARN, or the role this resource creates).
+    const CONFIG_OR_CHILD: &'static [(&'static str, &'static str)] = &[];
+    /// Extra time limits of the `timeouts` block (besides create, update, delete).
+    const EXTRA_TIMEOUTS: &'static [&'static str] = &[];
 
-    fn schema() -> Schema;
-    fn validate(config: &Value) -> Diags;
-
-    /// Fill optional+computed attributes the configuration left unset.
-    fn fill_defaults(_planned: &mut Value) {}
-
-    /// Computed attributes that follow from configuration alone (ids, names,
-    /// URLs), set during plan and kept at apply.
+    /// The resource's own attributes and blocks; the driver adds the standard ones.
+    fn block() -> Block;
+    /// Version of the stored state; raise it with [`Composite::upgrade`].
+    fn schema_version() -> i64 {
+        1
+    }
+    /// Checks across attributes (each attribute's own checks have run already).
+    fn validate(_config: &Value) -> Diags {
+        Diags::new()
+    }
+    /// Defaults that depend on other values (the schema's own defaults are filled first).
+    fn plan_defaults(_planned: &mut Value) {}
+    /// Computed attributes that follow from configuration alone.
     fn derived(_planned: &mut Value) {}
+    /// The name in the ownership tag after the type: `<cluster>/<service>`.
+    fn owner_name(state: &Self::State) -> String;
+    /// The `id` attribute, which is also the import ID.
+    fn id(state: &Self::State) -> String;
 
     /// Every child this configuration can have, wanted or not.
-    async fn graph(state: &Self::State, env: &E) -> Result<Graph<E>, Diags>;
+    async fn graph(state: &Self::State, g: &GraphCx<'_, E>) -> Result<Graph<E>, Diags>;
 
-    fn children(state: &Self::State) -> Record;
-    fn drift(state: &Self::State) -> BTreeMap<String, String>;
-    fn owner(state: &Self::State) -> Owner;
-    fn import_hint(state: &Self::State) -> String;
-    fn timeout(state: &Self::State, op: Op) -> Duration;
-
-    /// Computed outputs at plan time.
+    /// Computed attributes at plan time.
     fn planned_outputs(planned: &mut Value, children: &PlannedChildren<'_, E>);
-    /// Computed outputs from the children that exist (apply, refresh, import).
-    async fn outputs(env: &E, state: &mut Value, typed: &Self::State, record: &Record);
+    /// Computed attributes from the children (apply, refresh, import). No AWS calls.
+    fn outputs(state: &mut Value, cfg: &Self::State, kids: &Kids<'_>);
 
-    /// The configuration of an existing deployment, read from AWS (for import).
-    /// The driver then finds every child by adopting through the graph.
-    async fn import_config(_env: &E, id: &str) -> Result<Self::State, Diags> {
-        Err(Diagnostic::error("Import not supported", format!("{} cannot import {id:?}.", Self::TYPE_NAME)).into())
+    /// Import: the configuration an import ID names (enough to find the first children).
+    fn import_seed(id: &str) -> Result<Self::State, Diags>;
+    /// Import: the configuration the children found so far imply. It may
+    /// look up only what no child observes (the hosted zone a domain is in,
+    /// the services a cluster runs).
+    async fn from_observed(env: &E, cfg: &Self::State, kids: &Kids<'_>) -> Result<Self::State, Diags>;
+    /// Import: identities of children that other children's observations name
+    /// (the task definition a service runs), used instead of looking them up.
+    fn import_identities(_cfg: &Self::State, _kids: &Kids<'_>) -> BTreeMap<String, Identity> {
+        BTreeMap::new()
+    }
+    /// Convert stored state from `version` to the current layout (JSON as Terraform stored it).
+    fn upgrade(_version: i64, raw: serde_json::Value) -> serde_json::Value {
+        raw
     }
 }
 
-/// Find every child of `graph` that already exists and carries our ownership
-/// tag, in dependency order (import). An object under a child's name that
-/// belongs to someone else is an error.
-pub async fn adopt_all<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, ctx: &Ctx, timeout: Duration) -> Result<Record, Diags> {
-    let mut record = Record::new();
-    let deadline = std::time::Instant::now() + timeout;
-    for key in graph.keys_in_order() {
-        let Some(node) = graph.node(key) else { continue };
-        if !node.wanted() {
-            continue;
-        }
-        let deps = node.deps().iter().filter_map(|d| record.get(d).map(|id| (d.to_string(), id.to_string()))).collect();
-        let cx = super::Cx { deps, cancel: &ctx.cancel, deadline };
-        match node.adopt(env, &cx).await {
-            Ok(super::Found::Owned(id)) => record.set(key, id),
-            Ok(super::Found::None) => {}
-            Ok(super::Found::Foreign(why)) => return Err(Diagnostic::error("Cannot import", format!("{}: {why}", node.describe())).into()),
-            Err(e) => return Err(Diagnostic::error("Import failed", format!("{}: {e}", node.describe())).into()),
-        }
-    }
-    Ok(record)
+/// The standard attributes, in the order the docs list them.
+fn standard_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::new("id", Type::String).computed().stable().describe("The import ID of this resource."),
+        Attribute::new("tags", Type::map(Type::String))
+            .optional()
+            .check(Check::Tags)
+            .describe("Tags for every AWS object this resource creates that can carry tags, merged over the provider's `default_tags`."),
+        Attribute::new("tags_all", Type::map(Type::String)).computed().describe("The tags every taggable child carries: the provider's `default_tags` merged with `tags`."),
+        Attribute::new("children", Type::map(Type::String)).computed().describe(
+            "Every AWS object this resource owns: child key → identity (ARN, ID or name; further objects a child owns as `<key>.<part>`). Destroy and later applies work from this record.",
+        ),
+        Attribute::new("drift", Type::map(Type::String))
+            .computed()
+            .describe("Children found changed or deleted outside Terraform at the last refresh, or left unfinished by an interrupted apply: child key → what differs. The next apply repairs exactly these."),
+    ]
 }
 
-/// A child the previous configuration had and the new one drops (an
-/// environment removed from a map): kept in the graph, unwanted, so that the
-/// engine plans and performs its deletion in dependency order.
-struct Removed<E: ?Sized + Sync>(Box<dyn super::Node<E>>);
+fn timeouts_block(extra: &[&str], default: Duration) -> NestedBlock {
+    let mins = default.as_secs() / 60;
+    let mut attrs: Vec<Attribute> = ["create", "update", "delete"]
+        .iter()
+        .map(|op| Attribute::new(op, Type::String).optional().check(Check::Duration(MAX_DURATION_SECS)).describe(&format!("How long a {op} may take (default `{mins}m`).")))
+        .collect();
+    attrs.extend(extra.iter().map(|t| Attribute::new(t, Type::String).optional().check(Check::Duration(MAX_DURATION_SECS)).describe(&format!("How long the {t} step may take."))));
+    NestedBlock::new("timeouts", Nesting::Single, Block::new(attrs).describe("Operation time limits. Waits (steady state, validation) count towards them."))
+}
+
+/// The schema of composite `T`: its own block plus the standard attributes.
+pub fn schema_of<E: Env, T: Composite<E>>() -> Schema {
+    let mut block = T::block();
+    block.attributes.extend(standard_attributes());
+    block.blocks.push(timeouts_block(T::EXTRA_TIMEOUTS, T::DEFAULT_TIMEOUT));
+    Schema::new(T::schema_version(), block)
+}
+
+/// A time limit from a state's `timeouts` block (`op` or an extra one).
+pub fn timeout_in(state: &Value, op: &str, default: Duration) -> Duration {
+    state.get("timeouts").get(op).as_str().and_then(crate::framework::check::parse_duration).unwrap_or(default)
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Create => "create",
+        Op::Update => "update",
+        Op::Delete => "delete",
+    }
+}
+
+/// `tags_all`: default tags under the resource's own.
+fn merged_tags(default_tags: &Tags, own: &Value) -> Tags {
+    let mut t = default_tags.clone();
+    for (k, v) in own.entries().into_iter().flatten() {
+        if let Some(s) = v.as_str() {
+            t.insert(k.clone(), s.to_string());
+        }
+    }
+    t
+}
+
+fn tags_value(t: &Tags) -> Value {
+    Value::Map(t.iter().map(|(k, v)| (k.clone(), Value::string(v))).collect())
+}
+
+/// The tags a state's children carry: its `tags_all`, or (state written
+/// before `tags_all` existed) the current merge.
+fn tags_of(state: &Value, default_tags: &Tags) -> Tags {
+    match state.get("tags_all").entries() {
+        Some(m) => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
+        None => merged_tags(default_tags, state.get("tags")),
+    }
+}
+
+/// Private state: what the children looked like and reported last.
+#[derive(Default, Serialize, serde::Deserialize)]
+struct Private {
+    #[serde(default)]
+    observed: BTreeMap<String, Spec>,
+    #[serde(default)]
+    outputs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Private {
+    fn decode(b: &[u8]) -> Private {
+        serde_json::from_slice(b).unwrap_or_default()
+    }
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    /// Forget children that are no longer recorded.
+    fn retain(mut self, record: &Record) -> Private {
+        self.observed.retain(|k, _| record.contains(k));
+        self.outputs.retain(|k, _| record.contains(k));
+        self
+    }
+}
+
+/// A child the configuration does not want, kept in the graph so that a
+/// recorded one is deleted in dependency order: one the previous
+/// configuration had and the new one drops (an environment removed from a
+/// map), or an optional child of a kind without a `wanted` switch.
+pub struct Unwanted<E: ?Sized + Sync>(pub Box<dyn super::Node<E>>);
 
 #[async_trait]
-impl<E: ?Sized + Sync> super::Node<E> for Removed<E> {
+impl<E: ?Sized + Sync> super::Node<E> for Unwanted<E> {
     fn key(&self) -> &str {
         self.0.key()
     }
@@ -149,19 +302,22 @@ impl<E: ?Sized + Sync> super::Node<E> for Removed<E> {
     fn describe(&self) -> String {
         self.0.describe()
     }
-    fn spec(&self) -> serde_json::Value {
+    fn spec(&self) -> Spec {
         self.0.spec()
+    }
+    fn legacy_identity(&self, recorded: &str) -> Vec<(String, Identity)> {
+        self.0.legacy_identity(recorded)
     }
     async fn create(&self, env: &E, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
         self.0.create(env, cx).await
     }
-    async fn read(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<super::Observed, super::NodeError> {
-        self.0.read(env, id, cx).await
+    async fn observe(&self, env: &E, id: &Identity, cx: &super::Cx<'_>) -> Result<Option<Spec>, super::NodeError> {
+        self.0.observe(env, id, cx).await
     }
-    async fn update(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
-        self.0.update(env, id, cx).await
+    async fn update(&self, env: &E, id: &Identity, base: &Spec, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
+        self.0.update(env, id, base, cx).await
     }
-    async fn delete(&self, env: &E, id: &str, cx: &super::Cx<'_>) -> Result<(), super::NodeError> {
+    async fn delete(&self, env: &E, id: &Identity, cx: &super::Cx<'_>) -> Result<(), super::NodeError> {
         self.0.delete(env, id, cx).await
     }
 }
@@ -170,11 +326,11 @@ impl<E: ?Sized + Sync> super::Node<E> for Removed<E> {
 /// the prior configuration's graph knows.
 fn with_removed<E: ?Sized + Sync + 'static>(desired: Graph<E>, prior: Option<Graph<E>>, record: &Record) -> Result<Graph<E>, Diags> {
     let Some(prior) = prior else { return Ok(desired) };
-    let recorded: BTreeSet<&str> = record.entries().map(|(_, key, _)| key).collect();
+    let recorded: BTreeSet<String> = record.entries().into_iter().map(|(_, key, _)| key).collect();
     let mut extra: Vec<Box<dyn super::Node<E>>> = Vec::new();
     for node in prior.nodes {
         if desired.node(node.key()).is_none() && recorded.contains(node.key()) {
-            extra.push(Box::new(Removed(node)));
+            extra.push(Box::new(Unwanted(node)));
         }
     }
     if extra.is_empty() {
@@ -182,22 +338,31 @@ fn with_removed<E: ?Sized + Sync + 'static>(desired: Graph<E>, prior: Option<Gra
     }
     let mut nodes = desired.nodes;
     nodes.extend(extra);
-    Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
+    Graph::new(nodes).map_err(internal)
 }
 
-/// Adapts a [`Composite`] to the framework's `Resource` trait.
-pub struct CompositeResource<T>(PhantomData<T>);
-
-impl<T> CompositeResource<T> {
-    pub fn new() -> Self {
-        CompositeResource(PhantomData)
-    }
+fn internal(e: impl std::fmt::Display) -> Diags {
+    Diagnostic::error("Internal error in the provider", e.to_string()).into()
 }
 
-impl<T> Default for CompositeResource<T> {
-    fn default() -> Self {
-        Self::new()
+/// Identities recorded by older provider versions (`a|b`), in today's form.
+fn upgrade_legacy<E: ?Sized + Sync>(record: Record, graph: &Graph<E>) -> Record {
+    let legacy: Vec<(String, String)> = record.as_map().iter().filter(|(_, v)| v.contains('|')).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if legacy.is_empty() {
+        return record;
     }
+    let mut r = record;
+    for (entry, v) in legacy {
+        let Some(node) = graph.node(super::entry_key(&entry)) else { continue };
+        let today = node.legacy_identity(&v);
+        if !today.is_empty() {
+            r.remove(&entry);
+            for (e, id) in today {
+                r.set(&e, &id);
+            }
+        }
+    }
+    r
 }
 
 /// Replace unknowns with null (typed structs see unknown configuration as unset).
@@ -222,26 +387,64 @@ fn map_value(m: BTreeMap<String, String>) -> Value {
     Value::Map(m.into_iter().map(|(k, v)| (k, Value::string(v))).collect())
 }
 
+/// Adapts a [`Composite`] to the framework's `Resource` trait.
+pub struct CompositeResource<T>(PhantomData<T>);
+
 impl<T> CompositeResource<T> {
-    fn opts<E: Send + Sync + 'static>(st: &T::State, ctx: &Ctx, op: Op) -> RunOpts
+    pub fn new() -> Self {
+        CompositeResource(PhantomData)
+    }
+}
+
+impl<T> Default for CompositeResource<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> CompositeResource<T> {
+    fn owner<E: Env>(st: &T::State) -> Owner
     where
         T: Composite<E>,
     {
-        RunOpts::new(T::owner(st), ctx.cancel.clone(), T::timeout(st, op)).import_hint(T::import_hint(st))
+        Owner::new(T::TYPE_NAME, &T::owner_name(st))
     }
 
-    async fn finish<E: Send + Sync + 'static>(env: &E, mut st: Value, typed_st: &T::State, record: &Record, drift: BTreeMap<String, String>) -> Value
+    fn opts<E: Env>(st: &T::State, state: &Value, ctx: &Ctx, op: Op) -> RunOpts
+    where
+        T: Composite<E>,
+    {
+        let hint = format!("terraform import {}.<name> {}", T::TYPE_NAME, T::id(st));
+        RunOpts::new(Self::owner(st), ctx.cancel.clone(), timeout_in(state, op_name(op), T::DEFAULT_TIMEOUT)).import_hint(hint)
+    }
+
+    async fn graph_for<E: Env>(env: &E, st: &T::State, state: &Value) -> Result<Graph<E>, Diags>
+    where
+        T: Composite<E>,
+    {
+        let g = GraphCx { env, owner: Self::owner(st), tags: tags_of(state, &env.default_tags()) };
+        T::graph(st, &g).await
+    }
+
+    /// Set the computed attributes every composite shares, then its own.
+    fn finish<E: Env>(env: &E, mut st: Value, typed_st: &T::State, record: &Record, drift: BTreeMap<String, String>, private: &Private) -> Value
     where
         T: Composite<E>,
     {
         T::derived(&mut st);
-        T::outputs(env, &mut st, typed_st, record).await;
-        st.set_attr("children", record.to_value());
+        st.set_attr("id", Value::string(T::id(typed_st)));
+        if st.get("tags_all").is_null() {
+            let t = merged_tags(&env.default_tags(), st.get("tags"));
+            st.set_attr("tags_all", tags_value(&t));
+        }
+        let kids = Kids { record, outputs: &private.outputs, observed: &private.observed };
+        T::outputs(&mut st, typed_st, &kids);
+        st.set_attr("children", map_value(record.as_map().clone()));
         st.set_attr("drift", map_value(drift));
         st
     }
 
-    async fn destroy_all<E: Send + Sync + 'static>(env: &E, prior: Value, ctx: &Ctx) -> ApplyResponse
+    async fn destroy_all<E: Env>(env: &E, prior: Value, private: Vec<u8>, ctx: &Ctx) -> ApplyResponse
     where
         T: Composite<E>,
     {
@@ -249,27 +452,44 @@ impl<T> CompositeResource<T> {
             Ok(c) => c,
             Err(d) => return ApplyResponse::partial(prior, d),
         };
-        let graph = match T::graph(&cur, env).await {
+        let graph = match Self::graph_for(env, &cur, &prior).await {
             Ok(g) => g,
             Err(d) => return ApplyResponse::partial(prior, d),
         };
-        let out = super::destroy(env, &graph, T::children(&cur), &Self::opts(&cur, ctx, Op::Delete)).await;
+        let record = upgrade_legacy(Record::from_value(prior.get("children")), &graph);
+        let out = super::destroy(env, &graph, record, &Self::opts(&cur, &prior, ctx, Op::Delete)).await;
         if out.ok() {
             return ApplyResponse::ok(Value::Null);
         }
-        let st = Self::finish(env, prior, &cur, &out.record, T::drift(&cur)).await;
-        ApplyResponse::partial(st, out.diags)
+        let p = Private::decode(&private).retain(&out.record);
+        let drift = Record::drift_of(&prior);
+        let st = Self::finish(env, prior, &cur, &out.record, drift, &p);
+        ApplyResponse { new_state: st, private: p.encode(), diags: out.diags }
+    }
+}
+
+impl Record {
+    /// The record a state holds (null or unknown means empty).
+    pub fn from_value(v: &Value) -> Record {
+        Record::from_map(v.entries().map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()).unwrap_or_default())
+    }
+    pub fn to_value(&self) -> Value {
+        map_value(self.as_map().clone())
+    }
+    /// The `drift` map of a state.
+    fn drift_of(state: &Value) -> BTreeMap<String, String> {
+        state.get("drift").entries().map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect()).unwrap_or_default()
     }
 }
 
 #[async_trait]
-impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResource<T> {
+impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
     fn type_name(&self) -> &'static str {
         T::TYPE_NAME
     }
 
     fn schema(&self) -> Schema {
-        T::schema()
+        schema_of::<E, T>()
     }
 
     fn validate(&self, config: &Value) -> Diags {
@@ -277,67 +497,84 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
     }
 
     async fn plan(&self, env: &E, req: PlanRequest) -> PlanResponse {
-        let sch = T::schema();
+        let sch = self.schema();
         let mut resp = PlanResponse { private: req.prior_private.clone(), ..Default::default() };
         if req.proposed.is_null() {
             resp.planned = Value::Null;
             return resp;
         }
         let mut planned = req.proposed.clone();
-        T::fill_defaults(&mut planned);
+        schema::fill_defaults(&sch.block, &mut planned);
+        T::plan_defaults(&mut planned);
+        for (attr, _) in T::CONFIG_OR_CHILD {
+            planned.set_attr(attr, req.config.get(attr).clone());
+        }
         let creating = req.prior.is_null();
         if !creating {
             resp.requires_replace = schema::replace_paths(&sch.block, &req.prior, &planned);
         }
         let fresh = creating || !resp.requires_replace.is_empty();
-        T::derived(&mut planned);
+        let tags_all = if planned.get("tags").is_wholly_known() { tags_value(&merged_tags(&env.default_tags(), planned.get("tags"))) } else { Value::Unknown };
+        planned.set_attr("tags_all", tags_all);
         planned.set_attr("drift", Value::Map(BTreeMap::new()));
+        T::derived(&mut planned);
 
         let prior: Option<T::State> = if fresh { None } else { typed::from_value(&known_or_null(&req.prior)).ok() };
-        let record = prior.as_ref().map(T::children).unwrap_or_default();
-        let drifted: BTreeSet<String> = prior.as_ref().map(T::drift).unwrap_or_default().into_keys().collect();
+        let private = if fresh { Private::default() } else { Private::decode(&req.prior_private) };
+        let drifted: BTreeSet<String> = if fresh { BTreeSet::new() } else { Record::drift_of(&req.prior).into_keys().collect() };
 
         let mut summary = None;
         if config_known(&sch, &planned) {
             match typed::from_value::<T::State>(&known_or_null(&planned)) {
-                Ok(cfg) => match T::graph(&cfg, env).await {
-                    Ok(g) => {
-                        let pg = match &prior {
-                            Some(p) => T::graph(p, env).await.ok(),
-                            None => None,
-                        };
-                        let removed_from = match &prior {
-                            Some(p) => T::graph(p, env).await.ok(),
-                            None => None,
-                        };
-                        let g = match with_removed(g, removed_from, &record) {
-                            Ok(g) => g,
-                            Err(d) => {
-                                resp.diags.extend(d);
-                                resp.planned = planned;
-                                return resp;
+                Ok(cfg) => {
+                    planned.set_attr("id", Value::string(T::id(&cfg)));
+                    match Self::graph_for(env, &cfg, &planned).await {
+                        Ok(g) => {
+                            let (pg, removed_from) = match &prior {
+                                Some(p) => (Self::graph_for(env, p, &req.prior).await.ok(), Self::graph_for(env, p, &req.prior).await.ok()),
+                                None => (None, None),
+                            };
+                            let record = if fresh { Record::new() } else { Record::from_value(req.prior.get("children")) };
+                            match with_removed(g, removed_from, &record) {
+                                Ok(g) => {
+                                    let record = upgrade_legacy(record, &g);
+                                    let s = super::plan(&g, pg.as_ref(), &record, &private.observed, &drifted);
+                                    tracing::debug!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, create = ?s.create, update = ?s.update, delete = ?s.delete, "planned children");
+                                    summary = Some((s, g, record));
+                                }
+                                Err(d) => resp.diags.extend(d),
                             }
-                        };
-                        let s = super::plan(&g, pg.as_ref(), &record, &drifted);
-                        tracing::debug!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, create = ?s.create, update = ?s.update, delete = ?s.delete, "planned children");
-                        summary = Some((s, g));
+                        }
+                        Err(d) => resp.diags.extend(d),
                     }
-                    Err(d) => resp.diags.extend(d),
-                },
+                }
                 Err(d) => resp.diags.extend(d),
             }
         }
         match &summary {
-            Some((s, g)) => {
-                let pc = PlannedChildren { summary: s, graph: g, record: &record };
+            Some((s, g, record)) => {
+                let pc = PlannedChildren { summary: s, graph: g, record, outputs: &private.outputs, observed: &private.observed };
                 T::planned_outputs(&mut planned, &pc);
-                let changes = s.changes_record() || record.has_superseded();
+                for (attr, key) in T::CONFIG_OR_CHILD {
+                    if planned.get(attr).is_null() {
+                        planned.set_attr(attr, pc.identity(key));
+                    }
+                }
+                let changes = s.changes_record() || record.has_superseded() || record.as_map().values().any(|v| v.contains('|'));
                 planned.set_attr("children", if changes { Value::Unknown } else { record.to_value() });
             }
             None => {
-                // Unknown configuration: every provider-computed value may change.
-                for a in computed_only(&sch).iter().filter(|a| *a != "drift") {
-                    planned.set_attr(a, Value::Unknown);
+                // Unknown configuration: every provider-computed value may change, except stable ones.
+                for a in sch.block.attributes.iter().filter(|a| a.computed && !a.optional && !a.stable && a.name != "drift" && a.name != "tags_all") {
+                    planned.set_attr(&a.name, Value::Unknown);
+                }
+                for (attr, _) in T::CONFIG_OR_CHILD {
+                    if planned.get(attr).is_null() {
+                        planned.set_attr(attr, Value::Unknown);
+                    }
+                }
+                if fresh {
+                    planned.set_attr("id", Value::Unknown);
                 }
                 T::derived(&mut planned);
             }
@@ -348,12 +585,12 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
 
     async fn apply(&self, env: &E, req: ApplyRequest) -> ApplyResponse {
         if req.planned.is_null() {
-            return Self::destroy_all(env, req.prior, &req.ctx).await;
+            return Self::destroy_all(env, req.prior, req.planned_private, &req.ctx).await;
         }
-        let fail = |prior: Value, d: Diags| ApplyResponse::partial(prior, d);
+        let fail = |prior: Value, private: Vec<u8>, d: Diags| ApplyResponse { new_state: prior, private, diags: d };
         let desired: T::State = match typed::from_value(&known_or_null(&req.planned)) {
             Ok(d) => d,
-            Err(d) => return fail(req.prior, d),
+            Err(d) => return fail(req.prior, req.planned_private, d),
         };
         let creating = req.prior.is_null();
         let prior: Option<T::State> = if creating {
@@ -361,36 +598,41 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
         } else {
             match typed::from_value(&known_or_null(&req.prior)) {
                 Ok(p) => Some(p),
-                Err(d) => return fail(req.prior, d),
+                Err(d) => return fail(req.prior, req.planned_private, d),
             }
         };
-        let graph = match T::graph(&desired, env).await {
+        let planned = known_or_null(&req.planned);
+        let graph = match Self::graph_for(env, &desired, &planned).await {
             Ok(g) => g,
-            Err(d) => return fail(req.prior, d),
+            Err(d) => return fail(req.prior, req.planned_private, d),
         };
-        let prior_graph = match &prior {
-            Some(p) => T::graph(p, env).await.ok(),
-            None => None,
+        let (prior_graph, removed_from) = match &prior {
+            Some(p) => (Self::graph_for(env, p, &req.prior).await.ok(), Self::graph_for(env, p, &req.prior).await.ok()),
+            None => (None, None),
         };
-        let record = prior.as_ref().map(T::children).unwrap_or_default();
-        let removed_from = match &prior {
-            Some(p) => T::graph(p, env).await.ok(),
-            None => None,
-        };
+        let record = if creating { Record::new() } else { Record::from_value(req.prior.get("children")) };
         let graph = match with_removed(graph, removed_from, &record) {
             Ok(g) => g,
-            Err(d) => return fail(req.prior, d),
+            Err(d) => return fail(req.prior, req.planned_private, d),
         };
-        let drifted: BTreeSet<String> = prior.as_ref().map(T::drift).unwrap_or_default().into_keys().collect();
-        let opts = Self::opts(&desired, &req.ctx, if creating { Op::Create } else { Op::Update });
+        let record = upgrade_legacy(record, &graph);
+        let private = if creating { Private::default() } else { Private::decode(&req.planned_private) };
+        let drifted: BTreeSet<String> = if creating { BTreeSet::new() } else { Record::drift_of(&req.prior).into_keys().collect() };
+        let opts = Self::opts(&desired, &planned, &req.ctx, if creating { Op::Create } else { Op::Update });
         tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, owner = opts.owner.tag_value(), critical_path_len = graph.critical_path_len(), "applying");
-        let out = super::apply(env, &graph, prior_graph.as_ref(), record, &drifted, &opts).await;
+        let out = super::apply(env, &graph, prior_graph.as_ref(), record, &private.observed, &drifted, &opts).await;
         if creating && out.record.is_empty() {
             return ApplyResponse { new_state: Value::Null, diags: out.diags, ..Default::default() };
         }
-        let drift: BTreeMap<String, String> = out.unfinished.iter().filter(|k| out.record.get(k).is_some()).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
-        let st = Self::finish(env, known_or_null(&req.planned), &desired, &out.record, drift).await;
-        if out.ok() { ApplyResponse::ok(st) } else { ApplyResponse::partial(st, out.diags) }
+        let drift: BTreeMap<String, String> = out.unfinished.iter().filter(|k| out.record.contains(k)).map(|k| (k.clone(), UNFINISHED.to_string())).collect();
+        let mut p = private;
+        p.observed.extend(out.known);
+        for (k, o) in out.outputs {
+            p.outputs.entry(k).or_default().extend(o);
+        }
+        let p = p.retain(&out.record);
+        let st = Self::finish(env, planned, &desired, &out.record, drift, &p);
+        ApplyResponse { new_state: st, private: p.encode(), diags: out.diags }
     }
 
     async fn read(&self, env: &E, state: Value, private: Vec<u8>, ctx: Ctx) -> ReadResponse {
@@ -399,12 +641,12 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
             Ok(c) => c,
             Err(d) => return fail(state, d),
         };
-        let graph = match T::graph(&cur, env).await {
+        let graph = match Self::graph_for(env, &cur, &state).await {
             Ok(g) => g,
             Err(d) => return fail(state, d),
         };
-        let record = T::children(&cur);
-        let mut opts = Self::opts(&cur, &ctx, Op::Update);
+        let record = upgrade_legacy(Record::from_value(state.get("children")), &graph);
+        let mut opts = Self::opts(&cur, &state, &ctx, Op::Update);
         opts.deadline = std::time::Instant::now() + Duration::from_secs(300);
         let r = super::refresh(env, &graph, record.clone(), &opts).await;
         if r.diags.has_errors() {
@@ -415,21 +657,113 @@ impl<E: Send + Sync + 'static, T: Composite<E>> Resource<E> for CompositeResourc
             return ReadResponse { new_state: Value::Null, private, diags: r.diags };
         }
         // Unfinished children stay marked until an apply completes them.
-        let mut drift: BTreeMap<String, String> = T::drift(&cur).into_iter().filter(|(k, v)| v == UNFINISHED && r.record.get(k).is_some()).collect();
+        let mut drift: BTreeMap<String, String> = Record::drift_of(&state).into_iter().filter(|(k, v)| v == UNFINISHED && r.record.contains(k)).collect();
         drift.extend(r.drift);
-        let st = Self::finish(env, state, &cur, &r.record, drift).await;
-        ReadResponse { new_state: st, private, diags: r.diags }
+        let mut p = Private::decode(&private);
+        p.observed = r.observed;
+        let p = p.retain(&r.record);
+        let st = Self::finish(env, state, &cur, &r.record, drift, &p);
+        ReadResponse { new_state: st, private: p.encode(), diags: r.diags }
     }
 
     async fn import(&self, env: &E, id: &str, ctx: Ctx) -> Result<Value, Diags> {
-        let cfg = T::import_config(env, id).await?;
-        let graph = T::graph(&cfg, env).await?;
-        let record = adopt_all(env, &graph, &ctx, Duration::from_secs(300)).await?;
+        let (cfg, record, p) = import_children::<E, T>(env, id, &ctx).await?;
         if record.is_empty() {
-            return Err(Diagnostic::error("Nothing to import", format!("No AWS object owned by {} exists.", T::owner(&cfg))).into());
+            return Err(Diagnostic::error("Nothing to import", format!("No AWS object owned by {} exists.", Self::owner(&cfg))).into());
         }
-        let mut st = typed::to_value(&cfg, &T::schema().value_type())?;
-        T::fill_defaults(&mut st);
-        Ok(Self::finish(env, st, &cfg, &record, BTreeMap::new()).await)
+        let sch = self.schema();
+        let mut st = typed::to_value(&cfg, &sch.value_type())?;
+        schema::fill_defaults(&sch.block, &mut st);
+        T::plan_defaults(&mut st);
+        st.set_attr("tags_all", Value::Null);
+        tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, id, children = ?record.live_keys(), "imported");
+        Ok(Self::finish(env, st, &cfg, &record, BTreeMap::new(), &p))
     }
+
+    fn upgrade(&self, version: i64, raw: &serde_json::Value) -> Result<Value, Diags> {
+        let mut j = T::upgrade(version, raw.clone());
+        // Older composites stored `timeouts` as a list of at most one block.
+        if let Some(obj) = j.as_object_mut() {
+            if let Some(serde_json::Value::Array(a)) = obj.get("timeouts").cloned() {
+                obj.insert("timeouts".into(), a.into_iter().next().unwrap_or(serde_json::Value::Null));
+            }
+        }
+        let schema = self.schema();
+        let ty = schema.value_type();
+        if let (Some(obj), Type::Object(attrs)) = (j.as_object_mut(), &ty) {
+            obj.retain(|k, _| attrs.contains_key(k));
+        }
+        Value::from_json(&j, &ty).map_err(|e| Diagnostic::error("Could not read stored state", typed::redact_quoted(&e.to_string())).into())
+    }
+}
+
+/// Import: from the seed configuration, find and observe children through
+/// the graph, rebuild the configuration from what was observed, and repeat
+/// until nothing new turns up. Objects under our names that carry our
+/// ownership tag are taken whatever their lease; others are left alone.
+async fn import_children<E: Env, T: Composite<E>>(env: &E, id: &str, ctx: &Ctx) -> Result<(T::State, Record, Private), Diags> {
+    let mut cfg = T::import_seed(id)?;
+    let mut record = Record::new();
+    let mut p = Private::default();
+    let default_tags = env.default_tags();
+    let mut failures: Vec<String> = Vec::new();
+    for _round in 0..8 {
+        failures.clear();
+        let owner = Owner::new(T::TYPE_NAME, &T::owner_name(&cfg));
+        let g = GraphCx { env, owner: owner.clone(), tags: default_tags.clone() };
+        let graph = T::graph(&cfg, &g).await?;
+        let opts = RunOpts::new(owner.clone(), ctx.cancel.clone(), Duration::from_secs(300));
+        let hinted = T::import_identities(&cfg, &Kids { record: &record, outputs: &p.outputs, observed: &p.observed });
+        let mut learnt = false;
+        for key in graph.keys_in_order() {
+            let Some(node) = graph.node(key) else { continue };
+            let hint = hinted.get(key).filter(|i| record.get(key).as_ref() != Some(*i));
+            if !node.wanted() || (record.contains(key) && hint.is_none()) {
+                continue;
+            }
+            // Found through its dependencies: wait for a round in which they are known.
+            if hint.is_none() && node.find_deps().iter().any(|d| !record.contains(d)) {
+                continue;
+            }
+            let deps = node.deps().iter().filter_map(|d| record.get(d).map(|i| (d.to_string(), i))).collect();
+            let cx = super::Cx { deps, cancel: &ctx.cancel, deadline: opts.deadline, lease: &opts.lease };
+            let found = match hint {
+                Some(i) => Some(i.clone()),
+                None => match node.find(env, &cx).await {
+                    Ok(super::Found::Tagged(i, tags)) if tags.get(super::OWNER_TAG).map(String::as_str) == Some(owner.tag_value()) => Some(i),
+                    Ok(super::Found::Derived(i)) => Some(i),
+                    Ok(_) => None,
+                    // The configuration may not say enough yet (a later round may); a failure
+                    // that persists into the last round is reported.
+                    Err(e) => {
+                        failures.push(format!("{}: {e}", node.describe()));
+                        None
+                    }
+                },
+            };
+            let Some(found) = found else { continue };
+            match node.observe(env, &found, &cx).await {
+                // A child another observation named is taken only when its tags say it is ours.
+                Ok(Some(spec)) if hint.is_some() && spec.get("tags").and_then(|t| t.get(super::OWNER_TAG)).is_some_and(|o| o != owner.tag_value()) => {}
+                Ok(Some(spec)) if hint.is_some() && spec.get("tags").is_some_and(|t| t.get(super::OWNER_TAG).is_none()) => {}
+                Ok(Some(spec)) => {
+                    record.set(key, &found);
+                    p.observed.insert(key.to_string(), spec);
+                    learnt = true;
+                }
+                Ok(None) => {}
+                Err(e) => failures.push(format!("{}: {e}", node.describe())),
+            }
+        }
+        let next = T::from_observed(env, &cfg, &Kids { record: &record, outputs: &p.outputs, observed: &p.observed }).await?;
+        let same = serde_json::to_value(&next).ok() == serde_json::to_value(&cfg).ok();
+        cfg = next;
+        if same && !learnt {
+            break;
+        }
+    }
+    if !failures.is_empty() {
+        return Err(Diagnostic::error("Import failed", failures.join("\n")).into());
+    }
+    Ok((cfg, record, p))
 }

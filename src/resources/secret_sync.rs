@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::aws::error::scrub;
-use crate::aws::{Aws, AwsError, aws_err};
+use crate::aws::{Aws, AwsError, aws_err, aws_err_hiding};
+use crate::engine::{Claim, LEASE_TAG, Lease, OWNER_TAG};
+use crate::framework::check::Check;
 use crate::framework::provider::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
 use crate::framework::validate::{list_strings, map_entries};
 use crate::framework::{Attribute, Block, Diagnostic, Diags, Path, Schema, Type, Value, schema as sch, typed};
@@ -32,7 +34,8 @@ const MAX_DEPTH: usize = 15;
 const MAX_NAME_LEN: usize = 1011;
 /// Standard-tier parameter values are at most 4 KiB.
 const MAX_VALUE_LEN: usize = 4096;
-pub const OWNER_TAG: &str = "cxflow:owner";
+/// How long a write may hold its creation lease (an interrupted apply's lapses after this).
+const LEASE_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub struct SecretSync;
 
@@ -113,7 +116,10 @@ impl SecretSync {
                 .describe("KMS key (ID, ARN or `alias/...`) that encrypts the SecureStrings. Defaults to the account's `alias/aws/ssm`."),
             Attribute::new("secrets_wo", Type::map(Type::String)).optional().sensitive().write_only().describe(
                 "Write-only map of key (relative to `path_prefix`, e.g. `checkmarx/password`) to secret value, written as SecureString parameters. \
-                     Never stored in plan or state; accepts ephemeral values. Requires Terraform 1.11 or later.",
+                     Never stored in plan or state; requires Terraform 1.11 or later. The guarantee covers the values as this resource \
+                     handles them: pass them from an ephemeral source (an `ephemeral = true` variable or an ephemeral resource such as \
+                     `cxflow_ssm_secret`). A plain variable or literal puts the value in Terraform's own plan file (its variables section), \
+                     which no provider can prevent, and Terraform does not tell providers where a value came from.",
             ),
             Attribute::new("secrets_wo_version", Type::Number).optional().describe("Change this number to push every secret again even when SSM already holds the same values."),
             Attribute::new("parameters", Type::map(Type::String))
@@ -122,7 +128,7 @@ impl SecretSync {
             Attribute::new("redeploy_services", Type::list(Type::String))
                 .optional()
                 .describe("ECS service ARNs (or `cluster/service`) that get a new deployment whenever a value changes, so tasks pick up the new secrets."),
-            Attribute::new("tags", Type::map(Type::String)).optional().describe("Tags on every parameter, merged over the provider's `default_tags`."),
+            Attribute::new("tags", Type::map(Type::String)).optional().check(Check::Tags).describe("Tags on every parameter, merged over the provider's `default_tags`."),
             Attribute::new("secret_versions", Type::map(Type::Number)).computed().describe("SSM version of each secret parameter, by key."),
             Attribute::new("parameter_versions", Type::map(Type::Number)).computed().describe("SSM version of each plain parameter, by key."),
             Attribute::new("arns", Type::map(Type::String)).computed().describe("ARN of every parameter written, by key."),
@@ -145,6 +151,9 @@ fn valid_segment_chars(s: &str) -> bool {
 fn check_prefix(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err("must start with `/`, e.g. `/cxflow/production`".into());
+    }
+    if p == "/" {
+        return Err("must name at least one level below the root, e.g. `/cxflow/production` (`/` alone would make names like `//key`)".into());
     }
     if p.len() > 1 && p.ends_with('/') {
         return Err("must not end with `/`".into());
@@ -390,7 +399,8 @@ impl Resource<Aws> for SecretSync {
                 Ok(s) => s,
                 Err(d) => return ApplyResponse::partial(req.prior, d),
             };
-            let names: Vec<String> = prior.secret_versions.keys().chain(prior.parameter_versions.keys()).map(|k| format!("{}/{}", prior.path_prefix, k)).collect();
+            let keys: BTreeSet<&String> = prior.secret_versions.keys().chain(prior.parameter_versions.keys()).chain(prior.arns.keys()).collect();
+            let names: Vec<String> = keys.into_iter().map(|k| format!("{}/{}", prior.path_prefix, k)).collect();
             return match delete_names(aws, names).await {
                 Ok(()) => ApplyResponse::ok(Value::Null),
                 Err(e) => ApplyResponse::partial(req.prior, Diagnostic::error("Could not delete SSM parameters", e.to_string()).into()),
@@ -500,15 +510,56 @@ fn refresh(st: &mut State, current: &BTreeMap<String, Current>) {
     }
 }
 
+/// Tags of a parameter.
+async fn parameter_tags(aws: &Aws, name: &str) -> Result<BTreeMap<String, String>, AwsError> {
+    let out = aws
+        .ssm()
+        .list_tags_for_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(name)
+        .send()
+        .await
+        .map_err(|e| aws_err("ssm:ListTagsForResource", e))?;
+    Ok(out.tag_list().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect())
+}
+
+/// Whether this resource may write an existing parameter its state does not
+/// record: only when an interrupted apply of this very resource left it.
+async fn claim(aws: &Aws, cfg: &Config, name: &str, lease: &Lease) -> Result<Result<(), String>, AwsError> {
+    let tags = parameter_tags(aws, name).await?;
+    Ok(match tags.get(OWNER_TAG) {
+        None => Err(format!("SSM parameter {name} exists but has no {OWNER_TAG} tag")),
+        Some(o) if *o != cfg.owner() => Err(format!("SSM parameter {name} exists and belongs to {o} (tag {OWNER_TAG})")),
+        Some(_) => match lease.judge(tags.get(LEASE_TAG).map(String::as_str)) {
+            Claim::Mine | Claim::Abandoned => Ok(()),
+            Claim::Live(why) => Err(format!("SSM parameter {name} is being written by {}: {why}", cfg.owner())),
+            Claim::Recorded => Err(format!("SSM parameter {name} belongs to a {} that another Terraform state has recorded", cfg.owner())),
+        },
+    })
+}
+
+/// One parameter to write.
+struct Write {
+    key: String,
+    value: String,
+    secure: bool,
+    /// It exists already (ours): overwrite; otherwise create it with tags.
+    exists: bool,
+}
+
 /// Bring SSM in line with the configuration. Returns the state that is true
-/// afterwards (also on failure) and any errors.
+/// afterwards (also on failure) and any errors. Every parameter written is
+/// recorded from the answer to its own write, whatever fails after it.
 async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
     let mut diags = Diags::new();
     let secrets = cfg.secrets();
     let params = cfg.params();
+    let hide: Vec<&str> = secrets.values().map(String::as_str).collect();
     let force = cfg.secrets_wo_version != prior.secrets_wo_version;
     let tags_changed = cfg.tags != prior.tags;
     let all_names: Vec<String> = secrets.keys().chain(params.keys()).map(|k| cfg.name(k)).collect();
+    let lease = Lease::new(LEASE_LIMIT);
+    lease.journal();
 
     let mut state = State {
         id: Some(cfg.path_prefix.clone()),
@@ -523,104 +574,132 @@ async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
         arns: prior.arns.clone(),
         redeployed_services: prior.redeployed_services.clone(),
     };
+    let recorded = |k: &str| prior.secret_versions.contains_key(k) || prior.parameter_versions.contains_key(k) || prior.arns.contains_key(k);
+    let account = match crate::children::account_id(aws).await {
+        Ok(a) => a,
+        Err(e) => {
+            diags.error("Could not determine the AWS account", e.to_string());
+            return (state, diags);
+        }
+    };
+    let arn = |name: &str| format!("arn:{}:ssm:{}:{account}:parameter{name}", crate::engine::names::partition(&aws.region), aws.region);
 
     // 1. What is there now.
     let current = match read_current(aws, &all_names, true).await {
         Ok(c) => c,
         Err(e) => {
-            diags.error("Could not read current SSM values", e.to_string());
+            diags.error("Could not read current SSM values", scrub(&e.to_string(), &hide));
             return (state, diags);
         }
     };
-    let mut to_write: Vec<(String, String, bool)> = Vec::new();
-    let kms_changed = cfg.kms_key_id != prior.kms_key_id;
-    for (k, v) in &secrets {
-        let differs = current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str());
-        if force || kms_changed || tags_changed || differs || !prior.secret_versions.contains_key(k) {
-            to_write.push((k.clone(), v.clone(), true));
+
+    // 2. Existing parameters this state does not record: refuse, before any write, unless ours.
+    let unclaimed: Vec<&String> = secrets.keys().chain(params.keys()).filter(|k| !recorded(k) && current.contains_key(&cfg.name(k))).collect();
+    let mut conflicts = Vec::new();
+    for k in &unclaimed {
+        match claim(aws, cfg, &cfg.name(k), &lease).await {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => conflicts.push(why),
+            Err(e) => conflicts.push(e.to_string()),
         }
     }
-    for (k, v) in &params {
-        let differs = current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str());
-        if tags_changed || differs || !prior.parameter_versions.contains_key(k) {
-            to_write.push((k.clone(), v.clone(), false));
+    if let Some(first) = conflicts.first() {
+        let more = if conflicts.len() > 1 { format!(" ({} more parameters under {} are taken likewise)", conflicts.len() - 1, cfg.path_prefix) } else { String::new() };
+        diags.error(
+            format!("SSM parameters under {} already exist", cfg.path_prefix),
+            format!(
+                "{first}{more}. This resource will not overwrite them. If they are the ones this configuration should manage, bring them under this state with \
+                 `terraform import {TYPE_NAME}.<name> {}` (and remove them from any other state); otherwise choose another path_prefix.",
+                cfg.path_prefix
+            ),
+        );
+        return (state, diags);
+    }
+
+    // 3. Writes, a few at a time, each recorded from its own answer.
+    let mut to_write = Vec::new();
+    let kms_changed = cfg.kms_key_id != prior.kms_key_id;
+    for (k, v, secure) in secrets.iter().map(|(k, v)| (k, v, true)).chain(params.iter().map(|(k, v)| (k, v, false))) {
+        let have = current.get(&cfg.name(k));
+        let differs = have.and_then(|c| c.value.as_deref()) != Some(v.as_str());
+        let known = if secure { prior.secret_versions.contains_key(k) } else { prior.parameter_versions.contains_key(k) };
+        if differs || !known || tags_changed || (secure && (force || kms_changed)) || have.is_some_and(|c| c.secure != secure) {
+            to_write.push(Write { key: k.clone(), value: v.clone(), secure, exists: have.is_some() });
         }
     }
     let removed: Vec<String> =
         prior.secret_versions.keys().filter(|k| !secrets.contains_key(*k)).chain(prior.parameter_versions.keys().filter(|k| !params.contains_key(*k))).cloned().collect();
-
-    // 2. Writes, a few at a time. Values really changed only where SSM differed.
-    let value_changed = to_write.iter().any(|(k, v, _)| current.get(&cfg.name(k)).and_then(|c| c.value.as_deref()) != Some(v.as_str())) || !removed.is_empty();
-    let tags: Vec<aws_sdk_ssm::types::Tag> = {
-        let mut t = aws.merged_tags(&cfg.tags.clone().unwrap_or_default());
-        t.insert(OWNER_TAG.to_string(), cfg.owner());
-        t.into_iter().filter_map(|(k, v)| aws_sdk_ssm::types::Tag::builder().key(k).value(v).build().ok()).collect()
-    };
-    let write_results: Vec<Result<String, String>> = futures::stream::iter(to_write.iter().cloned())
-        .map(|(key, value, secure)| {
-            let name = cfg.name(&key);
+    let value_changed = to_write.iter().any(|w| current.get(&cfg.name(&w.key)).and_then(|c| c.value.as_deref()) != Some(w.value.as_str())) || !removed.is_empty();
+    let mut tags = aws.merged_tags(&cfg.tags.clone().unwrap_or_default());
+    tags.insert(OWNER_TAG.to_string(), cfg.owner());
+    let write_results: Vec<(String, bool, bool, Result<i64, String>)> = futures::stream::iter(to_write.into_iter())
+        .map(|w| {
+            let name = cfg.name(&w.key);
             let tags = tags.clone();
+            let lease = lease.tag_value();
+            let hide = hide.clone();
+            let adopted = w.exists && unclaimed.contains(&&w.key);
             async move {
-                let mut put = aws.ssm().put_parameter().name(&name).value(value).overwrite(true);
-                if secure {
-                    put = put.r#type(aws_sdk_ssm::types::ParameterType::SecureString);
-                    if let Some(k) = &cfg.kms_key_id {
-                        put = put.key_id(k);
-                    }
-                } else {
-                    put = put.r#type(aws_sdk_ssm::types::ParameterType::String);
-                }
-                put.send().await.map_err(|e| format!("{name}: {}", aws_err("ssm:PutParameter", e)))?;
-                aws.ssm()
-                    .add_tags_to_resource()
-                    .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
-                    .resource_id(&name)
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| format!("{name}: {}", aws_err("ssm:AddTagsToResource", e)))?;
-                Ok(key)
+                let res = write_one(aws, cfg, &name, &w, &tags, &lease, adopted || tags_changed, &hide).await;
+                (w.key, w.secure, !w.exists || adopted, res)
             }
         })
         .buffer_unordered(WRITE_CONCURRENCY)
         .collect()
         .await;
-    let failed: Vec<String> = write_results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
-    let written = write_results.iter().filter(|r| r.is_ok()).count();
-    info!(target: "cxflow::secret_sync", prefix = cfg.path_prefix.as_str(), written, failed = failed.len(), removed = removed.len(), "parameters synced");
-
-    // 3. Removals.
-    if !removed.is_empty() {
-        if let Err(e) = delete_names(aws, removed.iter().map(|k| cfg.name(k)).collect()).await {
-            diags.error("Could not delete removed SSM parameters", e.to_string());
-        }
-    }
-
-    // 4. The truth afterwards: versions and ARNs of everything that exists.
-    let known: Vec<String> = all_names.iter().cloned().chain(removed.iter().map(|k| cfg.name(k))).collect();
-    match read_current(aws, &known, false).await {
-        Ok(after) => {
-            state.secret_versions = secrets.keys().filter_map(|k| after.get(&cfg.name(k)).map(|c| (k.clone(), c.version))).collect();
-            state.parameter_versions = params.keys().filter_map(|k| after.get(&cfg.name(k)).map(|c| (k.clone(), c.version))).collect();
-            // Keys whose deletion failed still exist: keep tracking them so destroy removes them.
-            for k in &removed {
-                if let Some(c) = after.get(&cfg.name(k)) {
-                    if c.secure {
-                        state.secret_versions.insert(k.clone(), c.version);
-                    } else {
-                        state.parameter_versions.insert(k.clone(), c.version);
-                    }
+    let mut failed = Vec::new();
+    let mut leased = Vec::new();
+    for (key, secure, new, res) in write_results {
+        match res {
+            Ok(version) => {
+                let (mine, other) = if secure { (&mut state.secret_versions, &mut state.parameter_versions) } else { (&mut state.parameter_versions, &mut state.secret_versions) };
+                mine.insert(key.clone(), version);
+                other.remove(&key);
+                state.arns.insert(key.clone(), arn(&cfg.name(&key)));
+                if new {
+                    leased.push(key);
                 }
             }
-            state.arns = state.secret_versions.keys().chain(state.parameter_versions.keys()).filter_map(|k| after.get(&cfg.name(k)).map(|c| (k.clone(), c.arn.clone()))).collect();
+            Err(e) => failed.push(e),
         }
-        Err(e) => diags.error("Could not read back SSM parameters", e.to_string()),
     }
-    if !failed.is_empty() {
-        diags.error(format!("{} of {} SSM writes failed", failed.len(), to_write.len()), failed.join("\n"));
+    info!(target: "cxflow::secret_sync", prefix = cfg.path_prefix.as_str(), written = state.arns.len(), failed = failed.len(), removed = removed.len(), "parameters synced");
+
+    // 4. Removals: forgotten only once deleted.
+    if !removed.is_empty() {
+        match delete_names(aws, removed.iter().map(|k| cfg.name(k)).collect()).await {
+            Ok(()) => {
+                for k in &removed {
+                    state.secret_versions.remove(k);
+                    state.parameter_versions.remove(k);
+                    state.arns.remove(k);
+                }
+            }
+            Err(e) => diags.error("Could not delete removed SSM parameters", e.to_string()),
+        }
     }
 
-    // 5. Redeploy consumers when a value changed.
+    // 5. What this apply created or adopted is recorded from now on: release its lease.
+    for key in leased {
+        let name = cfg.name(&key);
+        let recorded = aws_sdk_ssm::types::Tag::builder().key(LEASE_TAG).value(lease.recorded_value()).build();
+        let r = aws
+            .ssm()
+            .add_tags_to_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(&name)
+            .set_tags(recorded.ok().map(|t| vec![t]))
+            .send()
+            .await;
+        if let Err(e) = r {
+            diags.error(format!("Could not release SSM parameter {name}"), format!("Marking its creation lease recorded failed: {}", aws_err("ssm:AddTagsToResource", e)));
+        }
+    }
+    if !failed.is_empty() {
+        diags.error(format!("{} SSM writes failed", failed.len()), failed.join("\n"));
+    }
+
+    // 6. Redeploy consumers when a value changed.
     let services = cfg.redeploy_services.clone().unwrap_or_default();
     if value_changed && !services.is_empty() && failed.is_empty() {
         let (ok, errs) = redeploy(aws, &services).await;
@@ -632,6 +711,53 @@ async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
         state.redeployed_services = Vec::new();
     }
     (state, diags)
+}
+
+/// Write one parameter; the version SSM gave it. A new one is created with
+/// its tags and this apply's lease in the same call; one whose create answer
+/// was lost (the retry finds it taken) is this apply's own and overwritten.
+#[allow(clippy::too_many_arguments)]
+async fn write_one(aws: &Aws, cfg: &Config, name: &str, w: &Write, tags: &BTreeMap<String, String>, lease: &str, retag: bool, hide: &[&str]) -> Result<i64, String> {
+    let put = |overwrite: bool| {
+        let mut p = aws.ssm().put_parameter().name(name).value(&w.value).overwrite(overwrite);
+        p = if w.secure {
+            let p = p.r#type(aws_sdk_ssm::types::ParameterType::SecureString);
+            match &cfg.kms_key_id {
+                Some(k) => p.key_id(k),
+                None => p,
+            }
+        } else {
+            p.r#type(aws_sdk_ssm::types::ParameterType::String)
+        };
+        p
+    };
+    let ssm_tags =
+        |t: &BTreeMap<String, String>| -> Vec<aws_sdk_ssm::types::Tag> { t.iter().filter_map(|(k, v)| aws_sdk_ssm::types::Tag::builder().key(k).value(v).build().ok()).collect() };
+    if !w.exists {
+        let mut with_lease = tags.clone();
+        with_lease.insert(LEASE_TAG.to_string(), lease.to_string());
+        match put(false).set_tags(Some(ssm_tags(&with_lease))).send().await {
+            Ok(o) => return Ok(o.version()),
+            Err(e) => {
+                let e = aws_err_hiding("ssm:PutParameter", e, hide);
+                if !e.is_code(&["ParameterAlreadyExists"]) || parameter_tags(aws, name).await.ok().and_then(|t| t.get(LEASE_TAG).cloned()).as_deref() != Some(lease) {
+                    return Err(format!("{name}: {e}"));
+                }
+            }
+        }
+    }
+    let version = put(true).send().await.map_err(|e| format!("{name}: {}", aws_err_hiding("ssm:PutParameter", e, hide)))?.version();
+    if retag {
+        aws.ssm()
+            .add_tags_to_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(name)
+            .set_tags(Some(ssm_tags(tags)))
+            .send()
+            .await
+            .map_err(|e| format!("{name}: {}", aws_err("ssm:AddTagsToResource", e)))?;
+    }
+    Ok(version)
 }
 
 pub fn resource() -> Arc<dyn Resource<Aws>> {

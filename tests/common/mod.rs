@@ -101,13 +101,17 @@ impl Moto {
     }
 
     /// Start with extra environment (e.g. `MOTO_ECS_SERVICE_RUNNING`).
+    /// The server is moto with the stand-in's additions (scripts/standin).
     pub fn start_with(env: &[(&str, &str)]) -> Moto {
-        let bin = tools().join("venv/bin/moto_server");
-        assert!(bin.exists(), "{} is missing: run scripts/bootstrap.sh", bin.display());
+        let python = tools().join("venv/bin/python");
+        assert!(python.exists(), "{} is missing: run scripts/bootstrap.sh", python.display());
+        let server = repo_root().join("scripts/standin/server.py");
         for _ in 0..3 {
             let port = free_port();
-            let mut cmd = Command::new(&bin);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            let mut cmd = Command::new(&python);
+            cmd.arg(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("PYTHONDONTWRITEBYTECODE", "1")
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
                 .env("MOTO_ACM_VALIDATION_WAIT", "0")
                 .stdin(Stdio::null())

@@ -1,0 +1,294 @@
+"""ECS additions to moto 5.2.5, following the Amazon ECS API reference
+(https://docs.aws.amazon.com/AmazonECS/latest/APIReference/).
+
+moto's serializer walks the botocore output shape and reads each member from
+the snake_case attribute of the same name, so storing a request member on
+the model is enough for every Describe/Create/Update response to report it.
+"""
+
+import copy
+
+from botocore import xform_name
+from moto.core.utils import utcnow
+from moto.ecs.exceptions import InvalidParameterException
+from moto.ecs.models import Service
+from moto.ecs.responses import EC2ContainerServiceResponse as Response
+from moto.moto_api._internal import mock_random
+from moto.servicediscovery.models import servicediscovery_backends
+
+from patching import extend
+
+# CreateService members that the Service shape reports but moto never stores.
+SERVICE_FIELDS = (
+    "capacityProviderStrategy",
+    "deploymentConfiguration",
+    "placementConstraints",
+    "placementStrategy",
+    "healthCheckGracePeriodSeconds",
+    "enableECSManagedTags",
+    "enableExecuteCommand",
+    "availabilityZoneRebalancing",
+)
+
+# Service attributes behind the UpdateService members documented as
+# "This parameter triggers a new service deployment".
+ROLLOUT_ATTRIBUTES = (
+    "task_definition",
+    "network_configuration",
+    "platform_version",
+    "load_balancers",
+    "service_registries",
+    "service_connect_configuration",
+)
+
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+
+# Class-level defaults, so services moto creates by other paths (CloudFormation)
+# have these attributes too. serviceConnectConfiguration is not a Service member:
+# AWS reports it on the deployments only.
+for _attribute in [xform_name(f) for f in SERVICE_FIELDS] + ["service_connect_configuration"]:
+    setattr(Service, _attribute, None)
+
+
+# --- Cloud Map namespaces ---------------------------------------------------
+
+
+def _namespace_arn(response, name_or_arn, create):
+    """The ARN of the Cloud Map namespace with this name or ARN.
+
+    ClusterServiceConnectDefaultsRequest: "If you enter a new name, a Cloud Map
+    namespace will be created" (HTTP type); other callers pass create=False and
+    get an unknown name back unchanged.
+    """
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    cloud_map = servicediscovery_backends[response.current_account][response.region]
+    for namespace in cloud_map.list_namespaces():
+        if namespace.name == name_or_arn:
+            return namespace.arn
+    if not create:
+        return name_or_arn
+    operation_id = cloud_map.create_http_namespace(
+        name_or_arn, creator_request_id=None, description=None, tags=[]
+    )
+    namespace_id = cloud_map.get_operation(operation_id).targets["NAMESPACE"]
+    return cloud_map.get_namespace(namespace_id).arn
+
+
+# --- Clusters ---------------------------------------------------------------
+
+
+def _set_service_connect_defaults(response, cluster):
+    namespace = (response._get_param("serviceConnectDefaults") or {}).get("namespace")
+    if namespace is None:
+        return
+    # UpdateCluster: an empty namespace removes the Service Connect defaults.
+    cluster.service_connect_defaults = (
+        {"namespace": _namespace_arn(response, namespace, create=True)}
+        if namespace
+        else None
+    )
+
+
+@extend(Response, "create_cluster")
+def create_cluster(original, self):
+    result = original(self)
+    _set_service_connect_defaults(self, result.result["cluster"])
+    return result
+
+
+@extend(Response, "update_cluster")
+def update_cluster(original, self):
+    result = original(self)
+    _set_service_connect_defaults(self, result.result["cluster"])
+    return result
+
+
+# --- Task definitions -------------------------------------------------------
+
+
+def _fill_port_mapping(mapping, network_mode):
+    """PortMapping: protocol "The default is tcp"; with the awsvpc network mode
+    "the hostPort is set to the same value as the containerPort"."""
+    mapping.setdefault("protocol", "tcp")
+    if network_mode == "awsvpc" and "containerPort" in mapping:
+        mapping.setdefault("hostPort", mapping["containerPort"])
+
+
+@extend(Response, "register_task_definition")
+def register_task_definition(original, self):
+    result = original(self)
+    task_definition = result.result["taskDefinition"]
+    for container in task_definition.container_definitions:
+        for mapping in container["portMappings"]:
+            _fill_port_mapping(mapping, task_definition.network_mode)
+    # RegisterTaskDefinitionResponse.tags: "The list of tags associated with the task definition."
+    if task_definition.tags:
+        result.result["tags"] = task_definition.tags
+    return result
+
+
+# --- Services ---------------------------------------------------------------
+
+
+def _uses_fargate(service):
+    strategy = service.capacity_provider_strategy or []
+    return service.launch_type == "FARGATE" or any(
+        item["capacityProvider"] in FARGATE_PROVIDERS for item in strategy
+    )
+
+
+def _deployment_configuration(current, given, scheduling_strategy):
+    """The given members over the current ones, plus the documented defaults:
+    maximumPercent 200 for REPLICA, minimumHealthyPercent 100 for REPLICA and
+    0 for DAEMON (DeploymentConfiguration)."""
+    configuration = {**(current or {}), **(given or {})}
+    if scheduling_strategy == "DAEMON":
+        configuration.setdefault("minimumHealthyPercent", 0)
+    else:
+        configuration.setdefault("maximumPercent", 200)
+        configuration.setdefault("minimumHealthyPercent", 100)
+    return configuration
+
+
+def _service_connect(response, cluster, configuration):
+    """Report the namespace by ARN; an enabled configuration without one uses the
+    cluster's serviceConnectDefaults namespace (ClusterServiceConnectDefaults)."""
+    if not configuration:
+        return configuration
+    configuration = copy.deepcopy(configuration)
+    if configuration.get("namespace"):
+        configuration["namespace"] = _namespace_arn(
+            response, configuration["namespace"], create=False
+        )
+    elif configuration.get("enabled") and cluster.service_connect_defaults:
+        configuration["namespace"] = cluster.service_connect_defaults["namespace"]
+    return configuration
+
+
+def _apply_create_defaults(service, cluster, launch_type_given):
+    """CreateService defaults the API reference documents and moto leaves out."""
+    if not service.capacity_provider_strategy and not launch_type_given:
+        # "If no capacityProviderStrategy or launchType is specified, the
+        # defaultCapacityProviderStrategy for the cluster is used."
+        service.capacity_provider_strategy = (
+            copy.deepcopy(cluster.default_capacity_provider_strategy) or None
+        )
+    if service.capacity_provider_strategy:
+        service.launch_type = None  # moto defaults it to EC2; a service has one or the other
+    if service.platform_version is None and _uses_fargate(service):
+        service.platform_version = "LATEST"
+    if service.health_check_grace_period_seconds is None:
+        service.health_check_grace_period_seconds = 0
+    if service.availability_zone_rebalancing is None:
+        service.availability_zone_rebalancing = "ENABLED"
+    service.deployment_configuration = _deployment_configuration(
+        None, service.deployment_configuration, service.scheduling_strategy
+    )
+
+
+def _describe_rollout(deployment, service):
+    """Report on a deployment the configuration it rolls out (Deployment shape)."""
+    deployment.update(
+        taskDefinition=service.task_definition,
+        launchType=service.launch_type,
+        capacityProviderStrategy=service.capacity_provider_strategy,
+        platformVersion=service.platform_version,
+        networkConfiguration=service.network_configuration or None,
+        serviceConnectConfiguration=service.service_connect_configuration,
+    )
+
+
+@extend(Response, "create_service")
+def create_service(original, self):
+    launch_type = self._get_param("launchType")
+    if launch_type and self._get_param("capacityProviderStrategy"):
+        raise InvalidParameterException(
+            "Specifying both a launch type and capacity provider strategy is not "
+            "supported. Remove one and try again."
+        )
+    result = original(self)
+    service = result.result["service"]
+    cluster = self.ecs_backend._get_cluster(self._get_param("cluster", "default"))
+    for field in SERVICE_FIELDS:
+        setattr(service, xform_name(field), self._get_param(field))
+    service.service_connect_configuration = _service_connect(
+        self, cluster, self._get_param("serviceConnectConfiguration")
+    )
+    _apply_create_defaults(service, cluster, launch_type)
+    if service.deployments:
+        _describe_rollout(service.deployments[0], service)
+    return result
+
+
+def _rollout(service):
+    return copy.deepcopy([getattr(service, name) for name in ROLLOUT_ATTRIBUTES])
+
+
+def _start_deployment(service):
+    """A new PRIMARY deployment; the replaced ones stay ACTIVE until the new one
+    completes, after which AWS no longer lists them (Deployment.status)."""
+    if not service.deployments:
+        return  # CODE_DEPLOY and EXTERNAL controllers roll out through task sets
+    deployment_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
+    completed = service.running_count >= service.desired_count
+    now = utcnow()
+    deployment = dict(
+        service.deployments[0],
+        id=deployment_id,
+        status="PRIMARY",
+        createdAt=now,
+        updatedAt=now,
+        desiredCount=service.desired_count,
+        runningCount=service.running_count,
+        pendingCount=service.pending_count,
+        rolloutState="COMPLETED" if completed else "IN_PROGRESS",
+        rolloutStateReason=f"ECS deployment {deployment_id} "
+        + ("completed." if completed else "in progress."),
+    )
+    _describe_rollout(deployment, service)
+    if completed:
+        service.deployments = [deployment]
+    else:
+        for replaced in service.deployments:
+            replaced["status"] = "ACTIVE"
+        service.deployments = [deployment] + service.deployments
+
+
+def _apply_update(response, service, previous_configuration):
+    """Correct what moto's generic UpdateService attribute copy stores."""
+    backend = response.ecs_backend
+    if response._get_param("taskDefinition"):
+        # moto keeps the family[:revision] as given; AWS reports the resolved ARN.
+        service.task_definition = backend.describe_task_definition(
+            response._get_param("taskDefinition")
+        ).arn
+    if response._get_param("deploymentConfiguration") is not None:
+        service.deployment_configuration = _deployment_configuration(
+            previous_configuration,
+            response._get_param("deploymentConfiguration"),
+            service.scheduling_strategy,
+        )
+    if response._get_param("serviceConnectConfiguration") is not None:
+        cluster = backend._get_cluster(response._get_param("cluster", "default"))
+        service.service_connect_configuration = _service_connect(
+            response, cluster, response._get_param("serviceConnectConfiguration")
+        )
+    if response._get_param("capacityProviderStrategy"):
+        service.launch_type = None
+
+
+@extend(Response, "update_service")
+def update_service(original, self):
+    service = self.ecs_backend._get_service(
+        self._get_param("cluster", "default"), self._get_param("service")
+    )
+    before = _rollout(service)
+    previous_configuration = service.deployment_configuration
+    # moto would only rename the current deployment; a new one is started below.
+    force = self.params.pop("forceNewDeployment", False)
+    result = original(self)
+    _apply_update(self, service, previous_configuration)
+    if force or _rollout(service) != before:
+        _start_deployment(service)
+    return result

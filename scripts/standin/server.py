@@ -1,0 +1,16 @@
+"""moto_server with the stand-in's additions (see ADDITIONS.md).
+
+Usage is moto_server's: python scripts/standin/server.py -H 127.0.0.1 -p PORT
+Flags and MOTO_* environment variables are handled by moto itself.
+"""
+
+import sys
+
+from moto.server import main
+
+# Importing a service module patches moto's classes in this process.
+import codebuild  # noqa: F401
+import ecs  # noqa: F401
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

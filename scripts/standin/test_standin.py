@@ -1,0 +1,854 @@
+"""Self-test of the moto stand-in (server.py), through boto3.
+
+    .tools/venv/bin/python scripts/standin/test_standin.py
+
+Starts the launcher twice on free loopback ports: once with moto's defaults
+and once with MOTO_ECS_SERVICE_RUNNING / MOTO_ECS_SERVICE_FAILED_TASKS set.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import boto3
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/standin"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """server.py in a subprocess, with only the given MOTO_* variables set."""
+
+    def __init__(self, **moto_env):
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOTO_")}
+        command = [sys.executable, os.path.join(HERE, "server.py")]
+        # A file, not a pipe: werkzeug logs every request and must never block.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            command + ["-H", "127.0.0.1", "-p", str(self.port)],
+            env={**env, **moto_env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_listening(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(self.log.read().decode())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server.py did not listen on {self.port}")
+
+    def client(self, service):
+        return boto3.client(
+            service,
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+SERVERS = {}
+
+
+def setUpModule():
+    SERVERS["default"] = Server()
+    SERVERS["steady"] = Server(
+        MOTO_ECS_SERVICE_RUNNING="2", MOTO_ECS_SERVICE_FAILED_TASKS="1"
+    )
+    for server in SERVERS.values():
+        server.wait_until_listening()
+
+
+def tearDownModule():
+    for server in SERVERS.values():
+        server.stop()
+
+
+def error_code(context):
+    return context.exception.response["Error"]["Code"]
+
+
+def without(mapping, *keys):
+    return {k: v for k, v in mapping.items() if k not in keys}
+
+
+# --- ECS --------------------------------------------------------------------
+
+SSM = f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter"
+CONTAINER = {
+    "name": "app",
+    "image": "nginx:1.27",
+    "cpu": 256,
+    "memory": 512,
+    "memoryReservation": 256,
+    "essential": True,
+    "portMappings": [
+        {
+            "containerPort": 8080,
+            "hostPort": 8080,
+            "protocol": "tcp",
+            "name": "http",
+            "appProtocol": "http",
+        }
+    ],
+    "dependsOn": [{"containerName": "log-router", "condition": "START"}],
+    "entryPoint": ["sh", "-c"],
+    "command": ["exec nginx"],
+    "workingDirectory": "/srv",
+    "user": "1000:1000",
+    "readonlyRootFilesystem": True,
+    "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}],
+    "linuxParameters": {
+        "initProcessEnabled": True,
+        "capabilities": {"add": ["SYS_PTRACE"], "drop": ["NET_RAW"]},
+    },
+    "stopTimeout": 30,
+    "dockerLabels": {"team": "core"},
+    "mountPoints": [{"sourceVolume": "data", "containerPath": "/data", "readOnly": False}],
+    "secrets": [{"name": "TOKEN", "valueFrom": f"{SSM}/token"}],
+    "environment": [{"name": "MODE", "value": "prod"}],
+    "healthCheck": {
+        "command": ["CMD-SHELL", "true"],
+        "interval": 30,
+        "timeout": 5,
+        "retries": 3,
+        "startPeriod": 10,
+    },
+    "logConfiguration": {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/app"},
+        "secretOptions": [{"name": "key", "valueFrom": f"{SSM}/key"}],
+    },
+}
+LOG_ROUTER = {
+    "name": "log-router",
+    "image": "fluent-bit",
+    "memory": 128,
+    "essential": True,
+    "firelensConfiguration": {
+        "type": "fluentbit",
+        "options": {"enable-ecs-log-metadata": "true"},
+    },
+}
+TASK_DEFINITION = {
+    "networkMode": "awsvpc",
+    "requiresCompatibilities": ["FARGATE"],
+    "cpu": "512",
+    "memory": "1024",
+    "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/execution",
+    "taskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/task",
+    "runtimePlatform": {"cpuArchitecture": "ARM64", "operatingSystemFamily": "LINUX"},
+    "ephemeralStorage": {"sizeInGiB": 30},
+    "volumes": [
+        {
+            "name": "data",
+            "efsVolumeConfiguration": {
+                "fileSystemId": "fs-12345678",
+                "rootDirectory": "/exports",
+                "transitEncryption": "ENABLED",
+                "authorizationConfig": {"accessPointId": "fsap-12345678", "iam": "ENABLED"},
+            },
+        },
+        {"name": "scratch", "host": {"sourcePath": "/tmp"}},
+    ],
+}
+DEPLOYMENT_CONFIGURATION = {
+    "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    "maximumPercent": 150,
+    "minimumHealthyPercent": 50,
+    "alarms": {"alarmNames": ["high-5xx"], "enable": True, "rollback": False},
+}
+SERVICE_CONNECT = {
+    "enabled": True,
+    "services": [{"portName": "http", "clientAliases": [{"port": 80, "dnsName": "app"}]}],
+}
+FARGATE_STRATEGY = [{"capacityProvider": "FARGATE", "weight": 1, "base": 1}]
+
+
+class EcsCase(unittest.TestCase):
+    server = "default"
+    names = iter(range(10**6))
+
+    @classmethod
+    def setUpClass(cls):
+        server = SERVERS[cls.server]
+        cls.ecs = server.client("ecs")
+        cls.servicediscovery = server.client("servicediscovery")
+        ec2 = server.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="standin", Description="d", VpcId=vpc)
+        cls.network = {
+            "awsvpcConfiguration": {
+                "subnets": [subnet],
+                "securityGroups": [group["GroupId"]],
+                "assignPublicIp": "DISABLED",
+            }
+        }
+
+    def name(self, prefix):
+        return f"{prefix}-{next(self.names)}"
+
+    def cluster(self, **kwargs):
+        cluster = self.ecs.create_cluster(clusterName=self.name("cluster"), **kwargs)
+        return cluster["cluster"]["clusterName"]
+
+    def describe_cluster(self, name):
+        return self.ecs.describe_clusters(clusters=[name])["clusters"][0]
+
+    def task_definition(self, family=None):
+        family = family or self.name("family")
+        self.ecs.register_task_definition(
+            family=family, containerDefinitions=[CONTAINER, LOG_ROUTER], **TASK_DEFINITION
+        )
+        return family
+
+    def service(self, cluster, **kwargs):
+        kwargs.setdefault("taskDefinition", self.task_definition())
+        kwargs.setdefault("desiredCount", 2)
+        name = self.name("service")
+        return self.ecs.create_service(cluster=cluster, serviceName=name, **kwargs)["service"]
+
+    def describe(self, cluster, service):
+        described = self.ecs.describe_services(cluster=cluster, services=[service["serviceName"]])
+        return described["services"][0]
+
+    def namespace(self, name):
+        cloud_map = self.servicediscovery
+        operation = cloud_map.create_http_namespace(Name=name)["OperationId"]
+        targets = cloud_map.get_operation(OperationId=operation)["Operation"]["Targets"]
+        return cloud_map.get_namespace(Id=targets["NAMESPACE"])["Namespace"]["Arn"]
+
+
+class ClusterTest(EcsCase):
+    def test_configuration_settings_and_capacity_providers_are_echoed(self):
+        configuration = {
+            "executeCommandConfiguration": {
+                "kmsKeyId": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k",
+                "logging": "OVERRIDE",
+                "logConfiguration": {
+                    "cloudWatchLogGroupName": "/exec",
+                    "cloudWatchEncryptionEnabled": True,
+                    "s3BucketName": "exec-logs",
+                    "s3EncryptionEnabled": True,
+                    "s3KeyPrefix": "exec",
+                },
+            }
+        }
+        insights = [{"name": "containerInsights", "value": "disabled"}]
+        strategy = [{"capacityProvider": "FARGATE", "weight": 2}]
+        cluster = self.cluster(
+            configuration=configuration,
+            settings=[{"name": "containerInsights", "value": "enabled"}],
+            capacityProviders=["FARGATE", "FARGATE_SPOT"],
+            defaultCapacityProviderStrategy=FARGATE_STRATEGY,
+        )
+        self.ecs.update_cluster(cluster=cluster, settings=insights)
+        self.ecs.put_cluster_capacity_providers(
+            cluster=cluster, capacityProviders=["FARGATE"], defaultCapacityProviderStrategy=strategy
+        )
+        described = self.describe_cluster(cluster)
+        self.assertEqual(described["configuration"], configuration)
+        self.assertEqual(described["settings"], insights)
+        self.assertEqual(described["capacityProviders"], ["FARGATE"])
+        self.assertEqual(described["defaultCapacityProviderStrategy"], strategy)
+
+    def test_service_connect_defaults_name_creates_a_cloud_map_namespace(self):
+        name = self.name("internal")
+        first = self.cluster(serviceConnectDefaults={"namespace": name})
+        arn = self.describe_cluster(first)["serviceConnectDefaults"]["namespace"]
+        namespaces = self.servicediscovery.list_namespaces()["Namespaces"]
+        self.assertIn(
+            {"Arn": arn, "Name": name, "Type": "HTTP"},
+            [{k: n[k] for k in ("Arn", "Name", "Type")} for n in namespaces],
+        )
+        # The same name now resolves to that namespace instead of a new one.
+        second = self.cluster()
+        defaults = {"namespace": name}
+        updated = self.ecs.update_cluster(cluster=second, serviceConnectDefaults=defaults)
+        self.assertEqual(updated["cluster"]["serviceConnectDefaults"], {"namespace": arn})
+
+    def test_service_connect_defaults_arn_is_kept_and_empty_name_removes_it(self):
+        arn = self.namespace(self.name("existing"))
+        cluster = self.cluster(serviceConnectDefaults={"namespace": arn})
+        described = self.describe_cluster(cluster)
+        self.assertEqual(described["serviceConnectDefaults"], {"namespace": arn})
+        self.ecs.update_cluster(cluster=cluster, serviceConnectDefaults={"namespace": ""})
+        self.assertNotIn("serviceConnectDefaults", self.describe_cluster(cluster))
+
+
+class TaskDefinitionTest(EcsCase):
+    def test_container_and_task_fields_are_echoed(self):
+        family = self.name("family")
+        tags = [{"key": "k", "value": "v"}]
+        registered = self.ecs.register_task_definition(
+            family=family,
+            containerDefinitions=[CONTAINER, LOG_ROUTER],
+            tags=tags,
+            **TASK_DEFINITION,
+        )
+        self.assertEqual(registered["tags"], tags)
+        described = self.ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
+        self.assertEqual(described["tags"], tags)
+        task_definition = described["taskDefinition"]
+        for field, value in TASK_DEFINITION.items():
+            self.assertEqual(task_definition[field], value, field)
+        containers = {c["name"]: c for c in task_definition["containerDefinitions"]}
+        for sent in (CONTAINER, LOG_ROUTER):
+            for field, value in sent.items():
+                self.assertEqual(containers[sent["name"]][field], value, field)
+
+    def test_port_mapping_protocol_and_awsvpc_host_port_are_filled_in(self):
+        for network_mode, host_port in (("awsvpc", {"hostPort": 80}), ("bridge", {})):
+            container = {"name": "web", "image": "nginx", "memory": 128}
+            task_definition = self.ecs.register_task_definition(
+                family=self.name("ports"),
+                networkMode=network_mode,
+                containerDefinitions=[dict(container, portMappings=[{"containerPort": 80}])],
+            )["taskDefinition"]
+            self.assertEqual(
+                task_definition["containerDefinitions"][0]["portMappings"],
+                [{"containerPort": 80, "protocol": "tcp", **host_port}],
+                network_mode,
+            )
+
+    def test_register_without_tags_returns_none(self):
+        registered = self.ecs.register_task_definition(
+            family=self.name("untagged"),
+            containerDefinitions=[{"name": "a", "image": "a", "memory": 64}],
+        )
+        self.assertNotIn("tags", registered)
+
+
+class CreateServiceTest(EcsCase):
+    def test_plain_service_keeps_moto_behaviour(self):
+        cluster = self.cluster()
+        family = self.task_definition()
+        service = self.service(cluster, taskDefinition=family, launchType="EC2")
+        task_definition = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{family}:1"
+        self.assertEqual(service["launchType"], "EC2")
+        self.assertEqual(service["taskDefinition"], task_definition)
+        counts = (service["desiredCount"], service["runningCount"], service["pendingCount"])
+        self.assertEqual(counts, (2, 0, 2))
+        self.assertEqual(service["schedulingStrategy"], "REPLICA")
+        self.assertEqual(service["deploymentController"], {"type": "ECS"})
+        self.assertEqual(service["propagateTags"], "NONE")
+        for absent in (
+            "capacityProviderStrategy",
+            "platformVersion",
+            "enableExecuteCommand",
+            "enableECSManagedTags",
+        ):
+            self.assertNotIn(absent, service)
+        [deployment] = service["deployments"]
+        self.assertEqual(deployment["status"], "PRIMARY")
+        self.assertEqual(deployment["rolloutState"], "IN_PROGRESS")
+        self.assertEqual(deployment["launchType"], "EC2")
+        self.assertEqual(deployment["taskDefinition"], task_definition)
+        self.assertEqual(deployment["failedTasks"], 0)
+        self.assertNotIn("capacityProviderStrategy", deployment)
+        self.assertNotIn("serviceConnectConfiguration", deployment)
+        self.assertEqual(self.describe(cluster, service)["deployments"], [deployment])
+
+    def test_documented_defaults_are_reported(self):
+        service = self.service(
+            self.cluster(), launchType="FARGATE", networkConfiguration=self.network
+        )
+        defaults = {"maximumPercent": 200, "minimumHealthyPercent": 100}
+        self.assertEqual(service["deploymentConfiguration"], defaults)
+        self.assertEqual(service["healthCheckGracePeriodSeconds"], 0)
+        self.assertEqual(service["availabilityZoneRebalancing"], "ENABLED")
+        self.assertEqual(service["platformVersion"], "LATEST")
+        self.assertEqual(service["deployments"][0]["platformVersion"], "LATEST")
+
+    def test_daemon_minimum_healthy_percent_default(self):
+        service = self.service(self.cluster(), schedulingStrategy="DAEMON", launchType="EC2")
+        self.assertEqual(service["deploymentConfiguration"], {"minimumHealthyPercent": 0})
+
+    def test_request_fields_are_stored_and_described(self):
+        cluster = self.cluster()
+        namespace = self.namespace(self.name("mesh"))
+        service_connect = dict(SERVICE_CONNECT, namespace=namespace)
+        sent = {
+            "capacityProviderStrategy": FARGATE_STRATEGY,
+            "deploymentConfiguration": DEPLOYMENT_CONFIGURATION,
+            "enableExecuteCommand": True,
+            "enableECSManagedTags": True,
+            "healthCheckGracePeriodSeconds": 60,
+            "platformVersion": "1.4.0",
+            "propagateTags": "SERVICE",
+            "placementConstraints": [{"type": "distinctInstance"}],
+            "placementStrategy": [{"type": "spread", "field": "attribute:ecs.availability-zone"}],
+            "availabilityZoneRebalancing": "DISABLED",
+            "serviceRegistries": [
+                {
+                    "registryArn": f"arn:aws:servicediscovery:us-east-1:{ACCOUNT}:service/srv-1",
+                    "containerName": "app",
+                    "containerPort": 8080,
+                }
+            ],
+            "loadBalancers": [
+                {
+                    "targetGroupArn": f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}"
+                    ":targetgroup/app/1",
+                    "containerName": "app",
+                    "containerPort": 8080,
+                }
+            ],
+            "networkConfiguration": self.network,
+        }
+        created = self.service(cluster, serviceConnectConfiguration=service_connect, **sent)
+        for service in (created, self.describe(cluster, created)):
+            for field, value in sent.items():
+                self.assertEqual(service[field], value, field)
+            self.assertNotIn("launchType", service)
+            [deployment] = service["deployments"]
+            self.assertEqual(deployment["capacityProviderStrategy"], FARGATE_STRATEGY)
+            self.assertEqual(deployment["serviceConnectConfiguration"], service_connect)
+            self.assertEqual(deployment["networkConfiguration"], self.network)
+            self.assertEqual(deployment["platformVersion"], "1.4.0")
+            self.assertNotIn("launchType", deployment)
+
+    def test_cluster_default_capacity_provider_strategy_is_used(self):
+        cluster = self.cluster(
+            capacityProviders=["FARGATE"], defaultCapacityProviderStrategy=FARGATE_STRATEGY
+        )
+        service = self.service(cluster, networkConfiguration=self.network)
+        self.assertEqual(service["capacityProviderStrategy"], FARGATE_STRATEGY)
+        self.assertEqual(service["deployments"][0]["capacityProviderStrategy"], FARGATE_STRATEGY)
+        self.assertNotIn("launchType", service)
+
+    def test_launch_type_with_capacity_provider_strategy_is_rejected(self):
+        with self.assertRaises(ClientError) as context:
+            self.service(
+                self.cluster(), launchType="FARGATE", capacityProviderStrategy=FARGATE_STRATEGY
+            )
+        self.assertEqual(error_code(context), "InvalidParameterException")
+
+    def test_service_connect_namespace_name_and_cluster_default(self):
+        name = self.name("connect")
+        cluster = self.cluster(serviceConnectDefaults={"namespace": name})
+        arn = self.describe_cluster(cluster)["serviceConnectDefaults"]["namespace"]
+        by_default = self.service(cluster, serviceConnectConfiguration=SERVICE_CONNECT)
+        by_name = self.service(
+            cluster, serviceConnectConfiguration=dict(SERVICE_CONNECT, namespace=name)
+        )
+        for service in (by_default, by_name):
+            deployment = self.describe(cluster, service)["deployments"][0]
+            self.assertEqual(
+                deployment["serviceConnectConfiguration"], dict(SERVICE_CONNECT, namespace=arn)
+            )
+
+
+class UpdateServiceTest(EcsCase):
+    def setUp(self):
+        self.cluster_name = self.cluster()
+        self.family = self.task_definition()
+        self.created = self.service(
+            self.cluster_name,
+            taskDefinition=self.family,
+            launchType="FARGATE",
+            networkConfiguration=self.network,
+            deploymentConfiguration=DEPLOYMENT_CONFIGURATION,
+            enableExecuteCommand=True,
+            healthCheckGracePeriodSeconds=30,
+        )
+        self.before = self.describe(self.cluster_name, self.created)
+
+    def update(self, **kwargs):
+        service = self.created["serviceName"]
+        return self.ecs.update_service(cluster=self.cluster_name, service=service, **kwargs)[
+            "service"
+        ]
+
+    def test_only_given_fields_change(self):
+        self.update(healthCheckGracePeriodSeconds=90, enableExecuteCommand=False)
+        after = self.describe(self.cluster_name, self.created)
+        self.assertEqual(after["healthCheckGracePeriodSeconds"], 90)
+        self.assertIs(after["enableExecuteCommand"], False)
+        changed = ("healthCheckGracePeriodSeconds", "enableExecuteCommand")
+        self.assertEqual(without(after, *changed), without(self.before, *changed))
+
+    def test_deployment_configuration_members_are_merged(self):
+        updated = self.update(deploymentConfiguration={"maximumPercent": 300})
+        self.assertEqual(
+            updated["deploymentConfiguration"], dict(DEPLOYMENT_CONFIGURATION, maximumPercent=300)
+        )
+        # Documented as not triggering a new deployment.
+        self.assertEqual(updated["deployments"], self.before["deployments"])
+
+    def test_force_new_deployment_starts_a_primary_deployment(self):
+        updated = self.update(forceNewDeployment=True)
+        new, old = updated["deployments"]
+        self.assertNotEqual(new["id"], old["id"])
+        self.assertEqual(old["id"], self.before["deployments"][0]["id"])
+        self.assertEqual((new["status"], old["status"]), ("PRIMARY", "ACTIVE"))
+        self.assertEqual(new["rolloutState"], "IN_PROGRESS")
+        self.assertEqual(new["rolloutStateReason"], f"ECS deployment {new['id']} in progress.")
+        self.assertEqual(new["taskDefinition"], self.before["taskDefinition"])
+        self.assertEqual(new["networkConfiguration"], self.network)
+        described = self.describe(self.cluster_name, self.created)
+        self.assertEqual(described["deployments"], updated["deployments"])
+
+    def test_new_task_definition_revision_starts_a_deployment(self):
+        self.task_definition(self.family)
+        updated = self.update(taskDefinition=self.family)
+        revision_2 = f"arn:aws:ecs:us-east-1:{ACCOUNT}:task-definition/{self.family}:2"
+        self.assertEqual(updated["taskDefinition"], revision_2)
+        self.assertEqual(
+            [d["taskDefinition"] for d in updated["deployments"]],
+            [revision_2, self.before["taskDefinition"]],
+        )
+
+    def test_unchanged_task_definition_keeps_the_deployment(self):
+        updated = self.update(taskDefinition=f"{self.family}:1", desiredCount=3)
+        self.assertEqual(updated["taskDefinition"], self.before["taskDefinition"])
+        self.assertEqual(
+            [d["id"] for d in updated["deployments"]], [self.before["deployments"][0]["id"]]
+        )
+
+    def test_service_connect_change_rolls_out_on_a_new_deployment(self):
+        service_connect = dict(SERVICE_CONNECT, namespace=self.namespace(self.name("update")))
+        new, old = self.update(serviceConnectConfiguration=service_connect)["deployments"]
+        self.assertEqual(new["serviceConnectConfiguration"], service_connect)
+        self.assertNotIn("serviceConnectConfiguration", old)
+
+    def test_capacity_provider_strategy_replaces_the_launch_type(self):
+        updated = self.update(capacityProviderStrategy=FARGATE_STRATEGY)
+        self.assertEqual(updated["capacityProviderStrategy"], FARGATE_STRATEGY)
+        self.assertNotIn("launchType", updated)
+        # Documented as not triggering a new deployment.
+        self.assertEqual(len(updated["deployments"]), 1)
+
+
+class SteadyServiceTest(EcsCase):
+    """MOTO_ECS_SERVICE_RUNNING=2 and MOTO_ECS_SERVICE_FAILED_TASKS=1."""
+
+    server = "steady"
+
+    def test_failed_tasks_are_reported_on_the_deployment(self):
+        cluster = self.cluster()
+        service = self.describe(cluster, self.service(cluster, launchType="EC2"))
+        self.assertEqual((service["runningCount"], service["pendingCount"]), (2, 0))
+        [deployment] = service["deployments"]
+        self.assertEqual((deployment["failedTasks"], deployment["rolloutState"]), (1, "COMPLETED"))
+        self.assertEqual(service["events"], [])
+
+    def test_completed_deployment_replaces_the_old_one(self):
+        cluster = self.cluster()
+        service = self.service(cluster, launchType="EC2")
+        updated = self.ecs.update_service(
+            cluster=cluster, service=service["serviceName"], forceNewDeployment=True
+        )["service"]
+        [deployment] = updated["deployments"]
+        self.assertNotEqual(deployment["id"], service["deployments"][0]["id"])
+        self.assertEqual(deployment["status"], "PRIMARY")
+        self.assertEqual((deployment["rolloutState"], deployment["failedTasks"]), ("COMPLETED", 1))
+
+
+# --- CodeBuild --------------------------------------------------------------
+
+PROJECT = {
+    "description": "stand-in project",
+    "source": {
+        "type": "GITHUB",
+        "location": "https://github.com/octo/app.git",
+        "buildspec": "version: 0.2\nphases:\n  build:\n    commands: [make]\n",
+        "gitCloneDepth": 1,
+        "reportBuildStatus": True,
+    },
+    "secondarySources": [
+        {"type": "S3", "location": "bucket/extra.zip", "sourceIdentifier": "extra"}
+    ],
+    "secondarySourceVersions": [{"sourceIdentifier": "extra", "sourceVersion": "v1"}],
+    "sourceVersion": "main",
+    "artifacts": {"type": "NO_ARTIFACTS"},
+    "secondaryArtifacts": [{"type": "S3", "location": "bucket", "artifactIdentifier": "reports"}],
+    "cache": {"type": "LOCAL", "modes": ["LOCAL_DOCKER_LAYER_CACHE"]},
+    "environment": {
+        "type": "LINUX_CONTAINER",
+        "image": "aws/codebuild/standard:7.0",
+        "computeType": "BUILD_GENERAL1_SMALL",
+        "privilegedMode": True,
+        "environmentVariables": [{"name": "STAGE", "value": "ci", "type": "PLAINTEXT"}],
+        "imagePullCredentialsType": "CODEBUILD",
+    },
+    "serviceRole": ROLE,
+    "timeoutInMinutes": 30,
+    "queuedTimeoutInMinutes": 120,
+    "encryptionKey": f"arn:aws:kms:us-east-1:{ACCOUNT}:key/build",
+    "tags": [{"key": "team", "value": "core"}],
+    "logsConfig": {
+        "cloudWatchLogs": {"status": "ENABLED", "groupName": "/build", "streamName": "app"},
+        "s3Logs": {"status": "DISABLED"},
+    },
+    "concurrentBuildLimit": 2,
+    "fileSystemLocations": [
+        {"type": "EFS", "location": "fs-1.efs.us-east-1.amazonaws.com:/", "mountPoint": "/mnt"}
+    ],
+    "buildBatchConfig": {"serviceRole": ROLE, "timeoutInMins": 30},
+    "autoRetryLimit": 2,
+}
+FILTER_GROUPS = [
+    [
+        {"type": "EVENT", "pattern": "PUSH"},
+        {"type": "HEAD_REF", "pattern": "^refs/heads/main$", "excludeMatchedPattern": False},
+    ],
+    [{"type": "EVENT", "pattern": "PULL_REQUEST_CREATED,PULL_REQUEST_UPDATED"}],
+]
+
+
+class CodeBuildCase(unittest.TestCase):
+    names = iter(range(10**6))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.codebuild = SERVERS["default"].client("codebuild")
+
+    def project(self, **overrides):
+        name = f"project-{next(self.names)}"
+        self.codebuild.create_project(name=name, **{**PROJECT, **overrides})
+        return name
+
+    def get(self, name):
+        [project] = self.codebuild.batch_get_projects(names=[name])["projects"]
+        return project
+
+    def assertFails(self, code, call, **kwargs):
+        with self.assertRaises(ClientError) as context:
+            call(**kwargs)
+        self.assertEqual(error_code(context), code, call)
+
+
+class ProjectTest(CodeBuildCase):
+    def test_create_project_keeps_every_field(self):
+        project = self.get(self.project(badgeEnabled=True))
+        for field, value in PROJECT.items():
+            self.assertEqual(project[field], value, field)
+        self.assertIs(project["badge"]["badgeEnabled"], True)
+        self.assertRegex(
+            project["badge"]["badgeRequestUrl"],
+            r"^https://codebuild\.us-east-1\.amazonaws\.com/badges\?uuid=.+",
+        )
+        self.assertEqual(project["lastModified"], project["created"])
+
+    def test_omitted_fields_get_the_documented_defaults(self):
+        name = f"minimal-{next(self.names)}"
+        required = ("source", "artifacts", "environment", "serviceRole")
+        self.codebuild.create_project(name=name, **{k: PROJECT[k] for k in required})
+        project = self.get(name)
+        timeouts = (project["timeoutInMinutes"], project["queuedTimeoutInMinutes"])
+        self.assertEqual(timeouts, (60, 480))
+        self.assertEqual(project["badge"], {"badgeEnabled": False})
+        self.assertEqual(project["encryptionKey"], f"arn:aws:kms:us-east-1:{ACCOUNT}:alias/aws/s3")
+
+    def test_update_project_changes_only_the_given_fields(self):
+        name = self.project()
+        before = self.get(name)
+        role = f"arn:aws:iam::{ACCOUNT}:role/other"
+        changes = {
+            "environment": dict(
+                PROJECT["environment"], privilegedMode=False, computeType="BUILD_GENERAL1_MEDIUM"
+            ),
+            "source": dict(PROJECT["source"], buildspec="version: 0.2\n"),
+            "timeoutInMinutes": 90,
+            "serviceRole": role,
+        }
+        updated = self.codebuild.update_project(name=name, badgeEnabled=True, **changes)["project"]
+        self.assertEqual(updated, self.get(name))
+        for field, value in changes.items():
+            self.assertEqual(updated[field], value, field)
+        self.assertIs(updated["badge"]["badgeEnabled"], True)
+        self.assertGreaterEqual(updated["lastModified"], before["lastModified"])
+        unchanged = (*changes, "badge", "lastModified")
+        self.assertEqual(without(updated, *unchanged), without(before, *unchanged))
+        self.assertEqual(self.codebuild.start_build(projectName=name)["build"]["serviceRole"], role)
+
+    def test_update_project_concurrent_build_limit_minus_one_removes_it(self):
+        name = self.project()
+        self.codebuild.update_project(name=name, concurrentBuildLimit=-1)
+        self.assertNotIn("concurrentBuildLimit", self.get(name))
+
+    def test_update_project_errors(self):
+        update = self.codebuild.update_project
+        self.assertFails("ResourceNotFoundException", update, name="missing", description="x")
+        environment = dict(PROJECT["environment"], type="MAINFRAME")
+        name = self.project()
+        self.assertFails("InvalidInputException", update, name=name, environment=environment)
+
+
+class WebhookTest(CodeBuildCase):
+    def test_webhook_lifecycle(self):
+        name = self.project()
+        created = self.codebuild.create_webhook(
+            projectName=name, filterGroups=FILTER_GROUPS, buildType="BUILD"
+        )["webhook"]
+        self.assertEqual((created["filterGroups"], created["buildType"]), (FILTER_GROUPS, "BUILD"))
+        self.assertRegex(created["url"], r"^https://api\.github\.com/repos/octo/app/hooks/\d+$")
+        self.assertRegex(
+            created["payloadUrl"],
+            r"^https://codebuild\.us-east-1\.amazonaws\.com/webhooks\?t=.+&v=1$",
+        )
+        self.assertTrue(created["secret"])
+        self.assertEqual(created["status"], "ACTIVE")
+        self.assertEqual(self.get(name)["webhook"], without(created, "secret"))
+
+        self.assertFails(
+            "ResourceAlreadyExistsException", self.codebuild.create_webhook, projectName=name
+        )
+
+        updated = self.codebuild.update_webhook(
+            projectName=name, filterGroups=FILTER_GROUPS[:1], buildType="BUILD_BATCH"
+        )["webhook"]
+        expected = dict(created, filterGroups=FILTER_GROUPS[:1], buildType="BUILD_BATCH")
+        self.assertEqual(updated, without(expected, "secret"))
+        self.assertEqual(self.get(name)["webhook"], updated)
+
+        rotated = self.codebuild.update_webhook(projectName=name, rotateSecret=True)["webhook"]
+        self.assertNotEqual(rotated["secret"], created["secret"])
+        self.assertGreaterEqual(rotated["lastModifiedSecret"], created["lastModifiedSecret"])
+
+        self.codebuild.delete_webhook(projectName=name)
+        self.assertNotIn("webhook", self.get(name))
+        self.assertFails(
+            "ResourceNotFoundException", self.codebuild.delete_webhook, projectName=name
+        )
+
+    def test_organization_webhook_with_pull_request_policy(self):
+        global_source = {"type": "GITHUB", "location": "CODEBUILD_DEFAULT_WEBHOOK_SOURCE_LOCATION"}
+        name = self.project(source=global_source)
+        scope = {"name": "octo", "scope": "GITHUB_ORGANIZATION"}
+        policy = {
+            "requiresCommentApproval": "FORK_PULL_REQUESTS",
+            "approverRoles": ["GITHUB_ADMIN"],
+        }
+        created = self.codebuild.create_webhook(
+            projectName=name, scopeConfiguration=scope, pullRequestBuildPolicy=policy
+        )["webhook"]
+        self.assertEqual(created["scopeConfiguration"], scope)
+        self.assertEqual(created["pullRequestBuildPolicy"], policy)
+        self.assertNotIn("url", created)  # no single repository to hook
+        policy = {"requiresCommentApproval": "DISABLED"}
+        self.codebuild.update_webhook(projectName=name, pullRequestBuildPolicy=policy)
+        self.assertEqual(self.get(name)["webhook"]["pullRequestBuildPolicy"], policy)
+        self.assertEqual(self.get(name)["webhook"]["scopeConfiguration"], scope)
+
+    def test_branch_filter_and_manual_creation(self):
+        created = self.codebuild.create_webhook(
+            projectName=self.project(), branchFilter="^main$", manualCreation=True
+        )["webhook"]
+        self.assertEqual((created["branchFilter"], created["manualCreation"]), ("^main$", True))
+        self.assertNotIn("url", created)
+        self.assertTrue(created["secret"])
+
+    def test_webhook_errors(self):
+        codebuild = self.codebuild
+        for call in (codebuild.create_webhook, codebuild.update_webhook, codebuild.delete_webhook):
+            self.assertFails("ResourceNotFoundException", call, projectName="missing")
+        s3_project = self.project(source={"type": "S3", "location": "bucket/source.zip"})
+        self.assertFails("InvalidInputException", codebuild.create_webhook, projectName=s3_project)
+        self.assertFails(
+            "ResourceNotFoundException", codebuild.update_webhook, projectName=self.project()
+        )
+
+
+# --- moto behaviour checked, not changed --------------------------------------
+
+
+class UnchangedServicesTest(unittest.TestCase):
+    def test_target_group_attributes(self):
+        server = SERVERS["default"]
+        vpc = server.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        elbv2 = server.client("elbv2")
+        [group] = elbv2.create_target_group(
+            Name="standin", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip"
+        )["TargetGroups"]
+        sent = {
+            "deregistration_delay.timeout_seconds": "30",
+            "stickiness.enabled": "true",
+            "stickiness.type": "lb_cookie",
+            "stickiness.lb_cookie.duration_seconds": "3600",
+        }
+        elbv2.modify_target_group_attributes(
+            TargetGroupArn=group["TargetGroupArn"],
+            Attributes=[{"Key": k, "Value": v} for k, v in sent.items()],
+        )
+        described = elbv2.describe_target_group_attributes(TargetGroupArn=group["TargetGroupArn"])
+        attributes = {a["Key"]: a["Value"] for a in described["Attributes"]}
+        self.assertEqual({k: attributes[k] for k in sent}, sent)
+
+    def test_scalable_target_policy_and_scheduled_action_with_timezone(self):
+        server = SERVERS["default"]
+        ecs = server.client("ecs")
+        ecs.create_cluster(clusterName="scaling")
+        ecs.register_task_definition(
+            family="scaling", containerDefinitions=[{"name": "a", "image": "a", "memory": 64}]
+        )
+        ecs.create_service(cluster="scaling", serviceName="web", taskDefinition="scaling")
+        autoscaling = server.client("application-autoscaling")
+        target = {
+            "ServiceNamespace": "ecs",
+            "ResourceId": "service/scaling/web",
+            "ScalableDimension": "ecs:service:DesiredCount",
+        }
+        tracking = {
+            "TargetValue": 50.0,
+            "PredefinedMetricSpecification": {
+                "PredefinedMetricType": "ECSServiceAverageCPUUtilization"
+            },
+        }
+        autoscaling.register_scalable_target(MinCapacity=1, MaxCapacity=4, **target)
+        autoscaling.put_scaling_policy(
+            PolicyName="cpu",
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=tracking,
+            **target,
+        )
+        autoscaling.put_scheduled_action(
+            ScheduledActionName="night",
+            Schedule="cron(0 20 * * ? *)",
+            Timezone="Europe/Paris",
+            ScalableTargetAction={"MinCapacity": 0, "MaxCapacity": 1},
+            **target,
+        )
+        scalables = autoscaling.describe_scalable_targets(ServiceNamespace="ecs")
+        [scalable] = scalables["ScalableTargets"]
+        self.assertEqual((scalable["MinCapacity"], scalable["MaxCapacity"]), (1, 4))
+        [policy] = autoscaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+        self.assertEqual(policy["TargetTrackingScalingPolicyConfiguration"], tracking)
+        [action] = autoscaling.describe_scheduled_actions(
+            ServiceNamespace="ecs", ScheduledActionNames=["night"]
+        )["ScheduledActions"]
+        self.assertEqual(
+            (action["Schedule"], action["Timezone"]), ("cron(0 20 * * ? *)", "Europe/Paris")
+        )
+        self.assertEqual(action["ScalableTargetAction"], {"MinCapacity": 0, "MaxCapacity": 1})
+
+
+if __name__ == "__main__":
+    unittest.main()
