@@ -14,8 +14,11 @@ tools:
 build:
 	$(CARGO) build --bins
 
-# One build of the provider and the test binaries, then every test.
+# Formatting and lints first (they fail fast), then one build of the
+# provider and the test binaries, then every test.
 test: tools
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --bins --tests
 	$(CARGO) test --no-fail-fast -- --test-threads=2
 

@@ -773,7 +773,7 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
             let calls = stats["total"].as_u64().unwrap_or(0);
             let per = calls.saturating_sub(base) as f64 / n as f64;
             let mut top: Vec<(String, u64)> = stats["by_operation"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()).unwrap_or_default();
-            top.sort_by(|a, b| b.1.cmp(&a.1));
+            top.sort_by_key(|t| std::cmp::Reverse(t.1));
             let ops: Vec<String> = top.iter().take(4).map(|(k, v)| format!("{k}×{v}")).collect();
             let mut row = Row::new(&id, what)
                 .value(format!("{:.2} s", took.as_secs_f64()))
@@ -916,7 +916,7 @@ fn engine_seconds(log: &str) -> Option<f64> {
         Some(h * 3600.0 + m * 60.0 + s)
     };
     let first = log.lines().find(|l| l.contains(": starting:")).and_then(secs)?;
-    let last = log.lines().filter(|l| l.contains(": children applied:")).last().and_then(secs)?;
+    let last = log.lines().rfind(|l| l.contains(": children applied:")).and_then(secs)?;
     (last >= first).then_some(last - first)
 }
 

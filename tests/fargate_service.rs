@@ -735,7 +735,7 @@ fn failures_and_adoption() {
     assert_eq!(attrs["execution_role_arn"], user_role.as_str());
     assert!(attrs["security_group_id"].is_null());
     let s = describe_service(&aws, CLUSTER, "connected").unwrap();
-    assert_eq!(s.network_configuration().unwrap().awsvpc_configuration().unwrap().security_groups(), [user_sg.clone()]);
+    assert_eq!(s.network_configuration().unwrap().awsvpc_configuration().unwrap().security_groups(), std::slice::from_ref(&user_sg));
     assert_eq!(task_definition(&aws, &kids["task_definition"]).unwrap().execution_role_arn(), Some(user_role.as_str()));
     assert_eq!(wd.plan_code().code, 0, "settings AWS does not echo back keep their configured values");
     wd.destroy().expect_ok("destroy connected");

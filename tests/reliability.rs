@@ -185,7 +185,7 @@ fn cluster_workdir(m: &Moto, endpoint: &str, name: &str) -> Workdir {
     let mut wd = Workdir::new(&bundled_terraform(), None);
     copy_dir(&repo_root().join("examples/cxflow-cluster"), wd.path());
     wd.env.insert("AWS_ENDPOINT_URL".into(), endpoint.to_string());
-    wd.env.insert("TF_VAR_cxflow_secrets".into(), CLUSTER_SECRETS.replace("production", "production"));
+    wd.env.insert("TF_VAR_cxflow_secrets".into(), CLUSTER_SECRETS.to_string());
     wd.write(
         "terraform.tfvars",
         &format!("region = \"us-east-1\"\nname = \"{name}\"\ndns_zone = \"example.com\"\ndomain = \"{name}.example.com\"\nenvironments = {{ production = {{ image_tag = \"stable\" }} }}\nwebhook_source_cidrs = [\"34.74.90.64/28\"]\ncheckmarx_url = \"https://checkmarx.example.com\"\n"),

@@ -312,9 +312,8 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         Ok(b) => b.to_bytes(),
         Err(e) => return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": format!("could not read the body: {e}")})),
     };
-    let parse_body = || -> Result<serde_json::Value, Response<Full<Bytes>>> {
-        serde_json::from_slice(&body).map_err(|e| json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": format!("body is not JSON: {e}")})))
-    };
+    let parse_body = || -> Result<serde_json::Value, String> { serde_json::from_slice(&body).map_err(|e| format!("body is not JSON: {e}")) };
+    let bad = |e: String| json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": e}));
     match (method, path.as_str()) {
         (Method::GET, "stats") => {
             let mut v = shared.stats.lock().unwrap().to_json();
@@ -349,7 +348,7 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         (Method::POST, "faults") => {
             let v = match parse_body() {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(e) => return bad(e),
             };
             let (list, seed) = match &v {
                 serde_json::Value::Array(a) => (a.clone(), None),
@@ -376,7 +375,7 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         (Method::POST, "delay") => {
             let v = match parse_body() {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(e) => return bad(e),
             };
             let Some(ms) = v.as_u64().or_else(|| v.get("ms").and_then(|m| m.as_u64())) else {
                 return json(StatusCode::BAD_REQUEST, &serde_json::json!({"error": "expected {\"ms\": n} or n"}));

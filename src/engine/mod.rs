@@ -173,7 +173,7 @@ pub enum NodeErrorKind {
 #[derive(Clone, Debug)]
 pub struct NodeError {
     pub kind: NodeErrorKind,
-    pub id: Option<Identity>,
+    pub id: Option<Box<Identity>>,
 }
 
 impl NodeError {
@@ -194,12 +194,12 @@ impl NodeError {
     pub fn with_id(mut self, id: impl Into<String>) -> NodeError {
         let id = id.into();
         if !id.is_empty() {
-            self.id = Some(Identity::new(id));
+            self.id = Some(Box::new(Identity::new(id)));
         }
         self
     }
     pub fn with_identity(mut self, id: Identity) -> NodeError {
-        self.id = Some(id);
+        self.id = Some(Box::new(id));
         self
     }
     pub fn is_not_found(&self) -> bool {

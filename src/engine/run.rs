@@ -123,6 +123,14 @@ enum St {
 }
 
 type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What a child's work in an apply came to, with the calls it made.
+type Worked = ((usize, Action, Res), u32);
+/// A find, with the calls it made.
+type Looked = (usize, (Result<Found, NodeError>, u32));
+/// A release, with the calls it made.
+type Released = (usize, (Result<(), NodeError>, u32));
+/// An observation of the `n`th recorded entry.
+type Seen = (usize, Result<Option<Spec>, NodeError>);
 
 fn stop_reason(opts: &RunOpts) -> Option<Diagnostic> {
     if opts.cancel.is_cancelled() {
@@ -362,7 +370,7 @@ async fn claim_check<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, record: &Recor
     let mut calls = vec![0u32; graph.len()];
     let mut found = BTreeMap::new();
     let mut conflicts = Vec::new();
-    let results: Vec<(usize, (Result<Found, NodeError>, u32))> = futures::stream::iter(todo)
+    let results: Vec<Looked> = futures::stream::iter(todo)
         .map(|i| async move {
             let node = graph.nodes[i].as_ref();
             let cx = opts.cx(BTreeMap::new());
@@ -424,7 +432,7 @@ pub async fn apply<E: ?Sized + Sync>(
     let mut unreleased: BTreeSet<usize> = BTreeSet::new();
     let mut leased: Vec<usize> = Vec::new();
     let mut stopped = false;
-    let mut futs: FuturesUnordered<Fut<'_, ((usize, Action, Res), u32)>> = FuturesUnordered::new();
+    let mut futs: FuturesUnordered<Fut<'_, Worked>> = FuturesUnordered::new();
     for (i, s) in st.iter_mut().enumerate() {
         if !graph.nodes[i].wanted() {
             *s = St::Done;
@@ -501,7 +509,7 @@ pub async fn apply<E: ?Sized + Sync>(
         let prev = out.record.get(&key);
         let new_id = match &res {
             Ok((m, _, _)) => Some(m.id.clone()),
-            Err(e) => e.id.clone(),
+            Err(e) => e.id.as_deref().cloned(),
         };
         if let Some(id) = &new_id {
             if let Some(old) = prev.as_ref().filter(|o| *o != id) {
@@ -573,7 +581,7 @@ async fn release<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, out: &mut Outcome,
     // A cancelled or timed-out apply still releases: its state is recorded all the same.
     let cancel = CancellationToken::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let results: Vec<(usize, (Result<(), NodeError>, u32))> = futures::stream::iter(todo)
+    let results: Vec<Released> = futures::stream::iter(todo)
         .map(|(i, id)| {
             let deps = dep_ids(graph, i, &record);
             let cancel = &cancel;
@@ -690,9 +698,9 @@ pub struct Refreshed {
 pub async fn refresh<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, record: Record, opts: &RunOpts) -> Refreshed {
     let mut out = Refreshed { record: record.clone(), ..Default::default() };
     let todo: Vec<(String, usize, Identity)> = record.entries().into_iter().filter_map(|(e, k, id)| graph.idx(&k).map(|i| (e, i, id))).collect();
-    let mut results: Vec<(usize, Result<Option<Spec>, NodeError>)> = Vec::new();
+    let mut results: Vec<Seen> = Vec::new();
     {
-        let mut futs: FuturesUnordered<Fut<'_, (usize, Result<Option<Spec>, NodeError>)>> = FuturesUnordered::new();
+        let mut futs: FuturesUnordered<Fut<'_, Seen>> = FuturesUnordered::new();
         let mut next = 0;
         loop {
             while next < todo.len() && futs.len() < opts.max_parallel.max(1) {

@@ -68,7 +68,7 @@ impl Check {
             Check::Duration(max) => format!("A duration such as `30s`, `20m` or `1h30m`, at most {}.", human_secs(*max)),
             Check::Cidr => "An IPv4 or IPv6 CIDR block.".into(),
             Check::Ipv4Cidr => "An IPv4 CIDR block.".into(),
-            Check::Arn { service, resource } if resource.is_empty() => format!("An `{service}` ARN."),
+            Check::Arn { service, resource: "" } => format!("An `{service}` ARN."),
             Check::Arn { service, resource } => format!("An `{service}` ARN of a `{resource}`."),
             Check::Items(lo, hi) if *hi == usize::MAX => format!("At least {lo} elements."),
             Check::Items(lo, hi) => format!("{lo} to {hi} elements."),

@@ -632,7 +632,7 @@ async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
     let value_changed = to_write.iter().any(|w| current.get(&cfg.name(&w.key)).and_then(|c| c.value.as_deref()) != Some(w.value.as_str())) || !removed.is_empty();
     let mut tags = aws.merged_tags(&cfg.tags.clone().unwrap_or_default());
     tags.insert(OWNER_TAG.to_string(), cfg.owner());
-    let write_results: Vec<(String, bool, bool, Result<i64, String>)> = futures::stream::iter(to_write.into_iter())
+    let write_results: Vec<(String, bool, bool, Result<i64, String>)> = futures::stream::iter(to_write)
         .map(|w| {
             let name = cfg.name(&w.key);
             let tags = tags.clone();
