@@ -849,6 +849,199 @@ class UnchangedServicesTest(unittest.TestCase):
         )
         self.assertEqual(action["ScalableTargetAction"], {"MinCapacity": 0, "MaxCapacity": 1})
 
+# --- Idempotent creates -----------------------------------------------------
+
+
+class EcrTest(unittest.TestCase):
+    def test_an_empty_scanning_configuration_turns_scan_on_push_off(self):
+        ecr = SERVERS["default"].client("ecr")
+        ecr.create_repository(repositoryName="scan-off", imageScanningConfiguration={"scanOnPush": True})
+        ecr.put_image_scanning_configuration(repositoryName="scan-off", imageScanningConfiguration={})
+        repo = ecr.describe_repositories(repositoryNames=["scan-off"])["repositories"][0]
+        self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": False})
+        ecr.put_image_scanning_configuration(repositoryName="scan-off", imageScanningConfiguration={"scanOnPush": True})
+        repo = ecr.describe_repositories(repositoryNames=["scan-off"])["repositories"][0]
+        self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": True})
+
+
+class IdempotencyTest(unittest.TestCase):
+    def setUp(self):
+        self.server = SERVERS["default"]
+        self.ec2 = self.server.client("ec2")
+
+    def test_ec2_client_token_returns_the_first_result(self):
+        vpc = self.ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+        first = self.ec2.create_route_table(VpcId=vpc, ClientToken="tok-1")["RouteTable"]
+        again = self.ec2.create_route_table(VpcId=vpc, ClientToken="tok-1")["RouteTable"]
+        self.assertEqual(first["RouteTableId"], again["RouteTableId"])
+        other = self.ec2.create_route_table(VpcId=vpc, ClientToken="tok-2")["RouteTable"]
+        self.assertNotEqual(first["RouteTableId"], other["RouteTableId"])
+        tables = self.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+        # main table + the two created ones
+        self.assertEqual(len(tables["RouteTables"]), 3)
+
+    def test_ec2_client_token_with_other_parameters_is_a_mismatch(self):
+        vpc = self.ec2.create_vpc(CidrBlock="10.21.0.0/16")["Vpc"]["VpcId"]
+        vpc2 = self.ec2.create_vpc(CidrBlock="10.22.0.0/16")["Vpc"]["VpcId"]
+        self.ec2.create_route_table(VpcId=vpc, ClientToken="tok-3")
+        with self.assertRaises(ClientError) as context:
+            self.ec2.create_route_table(VpcId=vpc2, ClientToken="tok-3")
+        self.assertEqual(error_code(context), "IdempotentParameterMismatch")
+
+    def test_ec2_failed_request_does_not_hold_its_token(self):
+        with self.assertRaises(ClientError):
+            self.ec2.create_route_table(VpcId="vpc-00000000000000000", ClientToken="tok-4")
+        vpc = self.ec2.create_vpc(CidrBlock="10.23.0.0/16")["Vpc"]["VpcId"]
+        self.ec2.create_route_table(VpcId=vpc, ClientToken="tok-4")
+
+    def _network(self, cidr):
+        vpc = self.ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+        base = cidr.split(".0.0/")[0]
+        subnets = [
+            self.ec2.create_subnet(VpcId=vpc, CidrBlock=f"{base}.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+            for i, az in [(1, "us-east-1a"), (2, "us-east-1b")]
+        ]
+        return vpc, subnets
+
+    def test_load_balancer_with_the_same_settings_is_returned(self):
+        vpc, subnets = self._network("10.30.0.0/16")
+        elbv2 = self.server.client("elbv2")
+        [first] = elbv2.create_load_balancer(Name="idem", Subnets=subnets)["LoadBalancers"]
+        [again] = elbv2.create_load_balancer(Name="idem", Subnets=list(reversed(subnets)))["LoadBalancers"]
+        self.assertEqual(first["LoadBalancerArn"], again["LoadBalancerArn"])
+        self.assertEqual(len(elbv2.describe_load_balancers(Names=["idem"])["LoadBalancers"]), 1)
+        with self.assertRaises(ClientError) as context:
+            elbv2.create_load_balancer(Name="idem", Subnets=subnets, Scheme="internal")
+        self.assertEqual(error_code(context), "DuplicateLoadBalancerName")
+
+    def test_target_group_with_the_same_settings_is_returned(self):
+        vpc, _ = self._network("10.31.0.0/16")
+        elbv2 = self.server.client("elbv2")
+        args = dict(Name="idem-tg", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")
+        [first] = elbv2.create_target_group(**args)["TargetGroups"]
+        [again] = elbv2.create_target_group(**args)["TargetGroups"]
+        self.assertEqual(first["TargetGroupArn"], again["TargetGroupArn"])
+        with self.assertRaises(ClientError) as context:
+            elbv2.create_target_group(**{**args, "Port": 8080})
+        self.assertEqual(error_code(context), "DuplicateTargetGroupName")
+
+    def test_listener_on_the_same_port_with_the_same_settings_is_returned(self):
+        vpc, subnets = self._network("10.32.0.0/16")
+        elbv2 = self.server.client("elbv2")
+        [lb] = elbv2.create_load_balancer(Name="idem-listen", Subnets=subnets)["LoadBalancers"]
+        [tg] = elbv2.create_target_group(Name="idem-listen", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"]
+        args = dict(
+            LoadBalancerArn=lb["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+        )
+        [first] = elbv2.create_listener(**args)["Listeners"]
+        [again] = elbv2.create_listener(**args)["Listeners"]
+        self.assertEqual(first["ListenerArn"], again["ListenerArn"])
+        listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        self.assertEqual(len(listeners), 1)
+        with self.assertRaises(ClientError) as context:
+            elbv2.create_listener(**{**args, "Protocol": "TCP"})
+        self.assertEqual(error_code(context), "DuplicateListener")
+
+    def test_cloud_map_creator_request_id_creates_once(self):
+        sd = self.server.client("servicediscovery")
+        first = sd.create_http_namespace(Name="idem-ns", CreatorRequestId="req-1")["OperationId"]
+        again = sd.create_http_namespace(Name="idem-ns", CreatorRequestId="req-1")["OperationId"]
+        self.assertEqual(first, again)
+        named = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == "idem-ns"]
+        self.assertEqual(len(named), 1)
+        sd.create_http_namespace(Name="idem-ns-2", CreatorRequestId="req-2")
+        self.assertEqual(len([n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == "idem-ns-2"]), 1)
+
+class DependencyTest(unittest.TestCase):
+    def test_security_group_in_use_is_not_deleted(self):
+        ec2 = SERVERS["default"].client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        source = ec2.create_security_group(GroupName="src", Description="d", VpcId=vpc)["GroupId"]
+        target = ec2.create_security_group(GroupName="dst", Description="d", VpcId=vpc)["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=target, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": source}]}]
+        )
+        with self.assertRaises(ClientError) as context:
+            ec2.delete_security_group(GroupId=source)
+        self.assertEqual(error_code(context), "DependencyViolation")
+        ec2.revoke_security_group_ingress(
+            GroupId=target, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": source}]}]
+        )
+        eni = ec2.create_network_interface(SubnetId=subnet, Groups=[source])["NetworkInterface"]["NetworkInterfaceId"]
+        with self.assertRaises(ClientError) as context:
+            ec2.delete_security_group(GroupId=source)
+        self.assertEqual(error_code(context), "DependencyViolation")
+        ec2.delete_network_interface(NetworkInterfaceId=eni)
+        ec2.delete_security_group(GroupId=source)
+        ec2.delete_security_group(GroupId=target)
+
+    def test_security_group_of_a_load_balancer_is_not_deleted(self):
+        server = SERVERS["default"]
+        ec2 = server.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.41.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.41.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+            for i, az in [(1, "us-east-1a"), (2, "us-east-1b")]
+        ]
+        group = ec2.create_security_group(GroupName="lb", Description="d", VpcId=vpc)["GroupId"]
+        elbv2 = server.client("elbv2")
+        [lb] = elbv2.create_load_balancer(Name="dep-lb", Subnets=subnets, SecurityGroups=[group])["LoadBalancers"]
+        with self.assertRaises(ClientError) as context:
+            ec2.delete_security_group(GroupId=group)
+        self.assertEqual(error_code(context), "DependencyViolation")
+        elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+        ec2.delete_security_group(GroupId=group)
+
+    def test_address_of_a_nat_gateway_is_released_only_after_the_gateway(self):
+        ec2 = SERVERS["default"].client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24")["Subnet"]["SubnetId"]
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
+        with self.assertRaises(ClientError) as context:
+            ec2.release_address(AllocationId=allocation)
+        self.assertEqual(error_code(context), "InvalidIPAddress.InUse")
+        enis = lambda: ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]
+        self.assertEqual(len(enis()), 1)
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        self.assertEqual(enis(), [])
+        [address] = ec2.describe_addresses(AllocationIds=[allocation])["Addresses"]
+        self.assertNotIn("AssociationId", address)
+        ec2.release_address(AllocationId=allocation)
+
+
+    def test_subnet_and_gateway_with_dependents_are_kept(self):
+        server = SERVERS["default"]
+        ec2 = server.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.43.0.0/16")["Vpc"]["VpcId"]
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.43.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        other = ec2.create_subnet(VpcId=vpc, CidrBlock="10.43.2.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+        allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=allocation)["NatGateway"]["NatGatewayId"]
+        for call in (lambda: ec2.delete_subnet(SubnetId=subnet), lambda: ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)):
+            with self.assertRaises(ClientError) as context:
+                call()
+            self.assertEqual(error_code(context), "DependencyViolation")
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        elbv2 = server.client("elbv2")
+        [lb] = elbv2.create_load_balancer(Name="dep-subnet", Subnets=[subnet, other])["LoadBalancers"]
+        for call in (lambda: ec2.delete_subnet(SubnetId=subnet), lambda: ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)):
+            with self.assertRaises(ClientError) as context:
+                call()
+            self.assertEqual(error_code(context), "DependencyViolation")
+        elbv2.delete_load_balancer(LoadBalancerArn=lb["LoadBalancerArn"])
+        ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+        ec2.delete_subnet(SubnetId=subnet)
+        [described] = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
+        self.assertEqual([a for a in described["Associations"] if a.get("SubnetId") == subnet], [])
 
 if __name__ == "__main__":
     unittest.main()
