@@ -27,7 +27,10 @@
 //! `reset` (the connection closes before the request reaches the upstream),
 //! `lost` (the request reaches the upstream and takes effect, then the
 //! connection closes instead of the answer: the client retries a call that
-//! already happened) and `slow` (extra delay).
+//! already happened), `slow` (extra delay) and `echo` (a validation error
+//! quoting the request's `Value`, as AWS's do). A rule with `outage=1` starts
+//! an outage when it fires: every later call, of any operation, gets its
+//! fault until the rules are replaced.
 //!
 //! Only loopback upstreams are accepted, and the proxy listens on 127.0.0.1 only.
 
@@ -60,7 +63,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
 
 const USAGE: &str = "usage: cxflow-awsproxy --upstream http://127.0.0.1:<port> [--port N] [--delay-ms N] [--fault SPEC]... [--seed N]\n\
-  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|lost|slow>[,rate=0..1][,count=N][,ms=N]";
+  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|lost|slow|echo>[,rate=0..1][,count=N][,ms=N][,outage=1]";
 
 #[derive(Debug)]
 struct Args {
@@ -131,6 +134,8 @@ struct Shared {
     epoch: std::time::Instant,
     timeline: Mutex<Vec<Call>>,
     requests: Mutex<Recorded>,
+    /// Set once an `outage` rule fires: every later call gets this fault.
+    outage: Mutex<Option<FaultKind>>,
 }
 
 /// Request bodies as they arrived, for tests that check what a client sent.
@@ -220,11 +225,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
 
     let fault = {
         let mut rules = shared.rules.lock().unwrap();
-        if rules.is_empty() {
+        let mut outage = shared.outage.lock().unwrap();
+        if let Some(k) = *outage {
+            Some((k, ops::DEFAULT_SLOW_MS))
+        } else if rules.is_empty() {
             None
         } else {
             let mut rng = shared.rng.lock().unwrap();
-            ops::pick_fault(&mut rules, &op, || rng.f64())
+            let f = ops::pick_fault(&mut rules, &op, || rng.f64());
+            if let Some((k, _, true)) = f {
+                *outage = Some(k);
+            }
+            f.map(|(k, ms, _)| (k, ms))
         }
     };
     if let Some((kind, ms)) = fault {
@@ -243,7 +255,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Answer {
             FaultKind::Slow => tokio::time::sleep(Duration::from_millis(ms)).await,
             _ => {
                 let rid = format!("cxflow-awsproxy-{}", shared.next_id.fetch_add(1, Ordering::Relaxed));
-                if let Some(ans) = ops::error_answer(kind, &op, &rid) {
+                if let Some(ans) = ops::error_answer(kind, &op, &rid, ops::request_value(&body).as_deref()) {
                     let mut r = Response::new(Full::new(Bytes::from(ans.body)));
                     *r.status_mut() = StatusCode::from_u16(ans.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                     for (k, v) in ans.headers {
@@ -368,6 +380,7 @@ async fn control(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             let seed = shared.seed.load(Ordering::Relaxed);
             let out: Vec<serde_json::Value> = rules.iter().map(Rule::to_json).collect();
             *shared.rules.lock().unwrap() = rules;
+            *shared.outage.lock().unwrap() = None;
             *shared.rng.lock().unwrap() = fastrand::Rng::with_seed(seed);
             json(StatusCode::OK, &serde_json::json!({"rules": out, "seed": seed}))
         }
@@ -427,6 +440,7 @@ async fn run(args: Args) -> i32 {
         epoch: std::time::Instant::now(),
         timeline: Mutex::new(Vec::new()),
         requests: Mutex::new(Recorded::default()),
+        outage: Mutex::new(None),
     });
     {
         use std::io::Write;

@@ -196,6 +196,10 @@ pub enum FaultKind {
     Lost,
     /// Answer normally after an extra delay.
     Slow,
+    /// A validation error that quotes the request's `Value` back, as AWS
+    /// validation errors do ("Value '...' at 'value' failed to satisfy
+    /// constraint"): for checking that echoed input never leaks.
+    Echo,
 }
 
 impl FaultKind {
@@ -207,7 +211,8 @@ impl FaultKind {
             "reset" => FaultKind::Reset,
             "lost" => FaultKind::Lost,
             "slow" => FaultKind::Slow,
-            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, lost, slow)")),
+            "echo" => FaultKind::Echo,
+            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, lost, slow, echo)")),
         })
     }
     pub fn as_str(self) -> &'static str {
@@ -218,6 +223,7 @@ impl FaultKind {
             FaultKind::Reset => "reset",
             FaultKind::Lost => "lost",
             FaultKind::Slow => "slow",
+            FaultKind::Echo => "echo",
         }
     }
 }
@@ -245,6 +251,8 @@ pub struct Rule {
     pub ms: u64,
     /// Injections so far.
     pub fired: u64,
+    /// Once the rule fires, every later call (any operation) gets its fault: an outage.
+    pub outage: bool,
 }
 
 impl Rule {
@@ -255,6 +263,7 @@ impl Rule {
         let mut rate = 1.0;
         let mut count = None;
         let mut ms = DEFAULT_SLOW_MS;
+        let mut outage = false;
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| format!("fault rule part {part:?} is not key=value"))?;
             match k.trim() {
@@ -263,10 +272,13 @@ impl Rule {
                 "rate" => rate = v.trim().parse::<f64>().map_err(|_| format!("rate {v:?} is not a number"))?,
                 "count" | "times" => count = Some(v.trim().parse::<u64>().map_err(|_| format!("count {v:?} is not a whole number"))?),
                 "ms" | "delay_ms" => ms = v.trim().parse::<u64>().map_err(|_| format!("ms {v:?} is not a whole number"))?,
-                other => return Err(format!("unknown fault rule key {other:?} (op, kind, rate, count, ms)")),
+                "outage" => outage = matches!(v.trim(), "1" | "true" | "yes"),
+                other => return Err(format!("unknown fault rule key {other:?} (op, kind, rate, count, ms, outage)")),
             }
         }
-        Rule::new(op.ok_or("fault rule needs op=")?, kind.ok_or("fault rule needs kind=")?, rate, count, ms)
+        let mut r = Rule::new(op.ok_or("fault rule needs op=")?, kind.ok_or("fault rule needs kind=")?, rate, count, ms)?;
+        r.outage = outage;
+        Ok(r)
     }
 
     pub fn new(op: String, kind: FaultKind, rate: f64, count: Option<u64>, ms: u64) -> Result<Rule, String> {
@@ -276,7 +288,7 @@ impl Rule {
         if op.is_empty() {
             return Err("op is empty".into());
         }
-        Ok(Rule { op, kind, rate, count, ms, fired: 0 })
+        Ok(Rule { op, kind, rate, count, ms, fired: 0, outage: false })
     }
 
     /// A rule from its JSON form: `{"op":"ecs:CreateService","kind":"500","rate":1.0,"count":2,"ms":100}`,
@@ -287,7 +299,7 @@ impl Rule {
         }
         let o = v.as_object().ok_or("a fault rule is an object or a string")?;
         for k in o.keys() {
-            if !["op", "kind", "rate", "count", "times", "ms", "delay_ms", "fired"].contains(&k.as_str()) {
+            if !["op", "kind", "rate", "count", "times", "ms", "delay_ms", "fired", "outage"].contains(&k.as_str()) {
                 return Err(format!("unknown fault rule key {k:?}"));
             }
         }
@@ -309,11 +321,13 @@ impl Rule {
             None => DEFAULT_SLOW_MS,
             Some(x) => x.as_u64().ok_or("\"ms\" is a whole number")?,
         };
-        Rule::new(op, kind, rate, count, ms)
+        let mut r = Rule::new(op, kind, rate, count, ms)?;
+        r.outage = o.get("outage").and_then(|x| x.as_bool()).unwrap_or(false);
+        Ok(r)
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"op": self.op, "kind": self.kind.as_str(), "rate": self.rate, "count": self.count, "ms": self.ms, "fired": self.fired})
+        serde_json::json!({"op": self.op, "kind": self.kind.as_str(), "rate": self.rate, "count": self.count, "ms": self.ms, "fired": self.fired, "outage": self.outage})
     }
 
     /// Whether the rule's operation pattern covers `op`.
@@ -338,14 +352,15 @@ fn pattern_matches(pat: &str, op: &Operation) -> bool {
 /// (`draw()` in [0, 1)) falls under its rate. A draw is taken for every
 /// matching live rule in order, so a seeded generator gives the same faults
 /// for the same sequence of calls.
-pub fn pick_fault(rules: &mut [Rule], op: &Operation, mut draw: impl FnMut() -> f64) -> Option<(FaultKind, u64)> {
+/// The third value says whether the rule starts an outage.
+pub fn pick_fault(rules: &mut [Rule], op: &Operation, mut draw: impl FnMut() -> f64) -> Option<(FaultKind, u64, bool)> {
     for r in rules.iter_mut() {
         if r.spent() || !r.matches(op) {
             continue;
         }
         if draw() < r.rate {
             r.fired += 1;
-            return Some((r.kind, r.ms));
+            return Some((r.kind, r.ms, r.outage));
         }
     }
     None
@@ -362,9 +377,27 @@ pub struct ErrorAnswer {
     pub body: String,
 }
 
+/// The `Value` a request carries (JSON member or form field), for `echo` faults.
+pub fn request_value(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(text) {
+        return m.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).and_then(|(_, v)| v.as_str().map(str::to_string));
+    }
+    form_value(text, "Value")
+}
+
 /// The answer for `kind` (not `reset`, `lost` or `slow`, which do not answer with an error).
-pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str) -> Option<ErrorAnswer> {
+/// `echo` quotes `value` (the request's) the way AWS validation errors quote input.
+pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str, value: Option<&str>) -> Option<ErrorAnswer> {
+    let echoed;
     let (status, code, message, sender) = match (kind, op.protocol) {
+        (FaultKind::Echo, _) => {
+            echoed = format!(
+                "1 validation error detected: Value '{}' at 'value' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[^\\s]+$",
+                value.unwrap_or_default()
+            );
+            (400, "ValidationException", echoed.as_str(), true)
+        }
         (FaultKind::Throttle, Protocol::Ec2) => (503, "RequestLimitExceeded", "Request limit exceeded.", true),
         (FaultKind::Throttle, Protocol::Json | Protocol::RestJson | Protocol::Cbor) => (400, "ThrottlingException", "Rate exceeded", true),
         (FaultKind::Throttle, _) => (400, "Throttling", "Rate exceeded", true),
@@ -596,8 +629,8 @@ mod tests {
         let create = op("ecs", "CreateService");
         let other = op("ssm", "GetParameter");
         // rate 1.0 always fires, until the count is spent; then the next rule draws.
-        assert_eq!(pick_fault(&mut rules, &create, || 0.99), Some((FaultKind::Internal, DEFAULT_SLOW_MS)));
-        assert_eq!(pick_fault(&mut rules, &create, || 0.99), Some((FaultKind::Internal, DEFAULT_SLOW_MS)));
+        assert_eq!(pick_fault(&mut rules, &create, || 0.99), Some((FaultKind::Internal, DEFAULT_SLOW_MS, false)));
+        assert_eq!(pick_fault(&mut rules, &create, || 0.99), Some((FaultKind::Internal, DEFAULT_SLOW_MS, false)));
         assert_eq!(pick_fault(&mut rules, &create, || 0.99), None);
         assert_eq!(pick_fault(&mut rules, &create, || 0.1).map(|f| f.0), Some(FaultKind::Throttle));
         assert_eq!(pick_fault(&mut rules, &other, || 0.5), None, "draw equal to the rate does not fire");
@@ -623,33 +656,38 @@ mod tests {
 
     #[test]
     fn error_answers_follow_each_protocol() {
-        let json = error_answer(FaultKind::Throttle, &op("ecs", "CreateService"), "r1").unwrap();
+        let json = error_answer(FaultKind::Throttle, &op("ecs", "CreateService"), "r1", None).unwrap();
         assert_eq!(json.status, 400);
         let body: serde_json::Value = serde_json::from_str(&json.body).unwrap();
         assert_eq!(body, serde_json::json!({"__type": "ThrottlingException", "message": "Rate exceeded"}));
         assert!(json.headers.iter().any(|(k, v)| *k == "x-amzn-errortype" && v.starts_with("ThrottlingException")));
 
         let q = Operation { service: "iam".into(), name: "ListRoles".into(), protocol: Protocol::Query };
-        let a = error_answer(FaultKind::Throttle, &q, "r2").unwrap();
+        let a = error_answer(FaultKind::Throttle, &q, "r2", None).unwrap();
         assert_eq!(a.status, 400);
         assert!(a.body.contains("<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>"), "{}", a.body);
 
         let e = Operation { service: "ec2".into(), name: "DescribeVpcs".into(), protocol: Protocol::Ec2 };
-        let a = error_answer(FaultKind::Throttle, &e, "r3").unwrap();
+        let a = error_answer(FaultKind::Throttle, &e, "r3", None).unwrap();
         assert_eq!(a.status, 503);
         assert!(a.body.contains("<Response><Errors><Error><Code>RequestLimitExceeded</Code>"), "{}", a.body);
         assert!(a.body.contains("<RequestID>r3</RequestID>"));
 
         let r = Operation { service: "route53".into(), name: "GetChange".into(), protocol: Protocol::RestXml };
-        let a = error_answer(FaultKind::Throttle, &r, "r4").unwrap();
+        let a = error_answer(FaultKind::Throttle, &r, "r4", None).unwrap();
         assert!(a.body.contains("<Code>Throttling</Code>"));
 
-        assert_eq!(error_answer(FaultKind::Internal, &q, "r").unwrap().status, 500);
-        assert!(error_answer(FaultKind::Internal, &q, "r").unwrap().body.contains("<Type>Receiver</Type>"));
-        assert_eq!(error_answer(FaultKind::Unavailable, &e, "r").unwrap().status, 503);
-        assert_eq!(error_answer(FaultKind::Unavailable, &op("ssm", "X"), "r").unwrap().status, 503);
-        assert!(error_answer(FaultKind::Reset, &q, "r").is_none());
-        assert!(error_answer(FaultKind::Slow, &q, "r").is_none());
+        assert_eq!(error_answer(FaultKind::Internal, &q, "r", None).unwrap().status, 500);
+        assert!(error_answer(FaultKind::Internal, &q, "r", None).unwrap().body.contains("<Type>Receiver</Type>"));
+        assert_eq!(error_answer(FaultKind::Unavailable, &e, "r", None).unwrap().status, 503);
+        assert_eq!(error_answer(FaultKind::Unavailable, &op("ssm", "X"), "r", None).unwrap().status, 503);
+        assert!(error_answer(FaultKind::Reset, &q, "r", None).is_none());
+        let echo = error_answer(FaultKind::Echo, &op("ssm", "PutParameter"), "r", Some("it's-secret")).unwrap();
+        assert_eq!(echo.status, 400);
+        assert!(echo.body.contains("ValidationException") && echo.body.contains("Value 'it's-secret' at 'value'"), "{}", echo.body);
+        assert_eq!(request_value(br#"{"Name":"/a","Value":"v1"}"#).as_deref(), Some("v1"));
+        assert_eq!(request_value(b"Action=X&Value=v%202").as_deref(), Some("v 2"));
+        assert!(error_answer(FaultKind::Slow, &q, "r", None).is_none());
     }
 
     #[test]
