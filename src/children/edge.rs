@@ -401,7 +401,8 @@ impl Node<Aws> for CertificateNode {
         let Some(c) = describe_cert(aws, &id.id).await? else { return Ok(None) };
         let mut names = c.subject_alternative_names().to_vec();
         names.sort();
-        Ok(Some(spec(json!({"domain": c.domain_name(), "names": names}))))
+        let tags = acm_tags_of(aws, &id.id).await?;
+        Ok(Some(spec(json!({"domain": c.domain_name(), "names": names, "tags": tags_json(&tags)}))))
     }
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         let current = match spec_tags(base) {
@@ -524,7 +525,7 @@ impl Node<Aws> for CertificateValidationNode {
         format!("certificate validation records in {}", self.zone)
     }
     fn spec(&self) -> Spec {
-        spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": true}))
+        spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": true, "records_as_made": true}))
     }
     fn find_deps(&self) -> Vec<&str> {
         vec!["certificate"]
@@ -548,14 +549,16 @@ impl Node<Aws> for CertificateValidationNode {
     }
     async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
         let zone = id.part("zone").unwrap_or_default();
-        for name in Self::recorded(id) {
-            if record_set(aws, zone, &name, r53::RrType::Cname).await?.is_none() {
-                return Ok(None);
-            }
+        // Each record still holds the value it was made with (a changed one no longer validates).
+        let mut as_made = true;
+        for (i, name) in Self::recorded(id).iter().enumerate() {
+            let Some(rec) = record_set(aws, zone, name, r53::RrType::Cname).await? else { return Ok(None) };
+            let made = id.part(&format!("value_{i}")).unwrap_or_default();
+            as_made &= rec.resource_records().iter().any(|r| r.value().trim_end_matches('.') == made.trim_end_matches('.'));
         }
-        let Ok(arn) = cx.dep("certificate") else { return Ok(Some(spec(json!({"zone": self.zone})))) };
+        let Ok(arn) = cx.dep("certificate") else { return Ok(Some(spec(json!({"zone": self.zone, "records_as_made": as_made})))) };
         let status = describe_cert(aws, arn).await?.and_then(|c| c.status().map(|s| s.as_str().to_string()));
-        Ok(Some(spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": status.as_deref() == Some("ISSUED")}))))
+        Ok(Some(spec(json!({"certificate": "<certificate>", "zone": self.zone, "issued": status.as_deref() == Some("ISSUED"), "records_as_made": as_made}))))
     }
     async fn update(&self, aws: &Aws, _id: &Identity, _base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
         Ok(Made::identity(self.upsert(aws, cx).await?))
@@ -589,9 +592,13 @@ impl AliasRecordNode {
             .build()
             .expect("name and type set")
     }
+    /// The load balancer's DNS name and zone, if it exists.
+    async fn target_of(aws: &Aws, lb_arn: &str) -> Result<Option<(String, String)>, NodeError> {
+        let lb = LoadBalancerNode::get(aws, lb_arn).await?;
+        Ok(lb.map(|lb| (lb.dns_name().unwrap_or_default().to_string(), lb.canonical_hosted_zone_id().unwrap_or_default().to_string())))
+    }
     async fn target(aws: &Aws, lb_arn: &str) -> Result<(String, String), NodeError> {
-        let lb = LoadBalancerNode::get(aws, lb_arn).await?.ok_or_else(|| NodeError::other("load balancer vanished"))?;
-        Ok((lb.dns_name().unwrap_or_default().to_string(), lb.canonical_hosted_zone_id().unwrap_or_default().to_string()))
+        Self::target_of(aws, lb_arn).await?.ok_or_else(|| NodeError::other(format!("load balancer {lb_arn} does not exist")))
     }
     fn points_at(rec: &r53::ResourceRecordSet, dns: &str) -> bool {
         rec.alias_target().is_some_and(|a| a.dns_name().trim_end_matches('.').eq_ignore_ascii_case(dns.trim_end_matches('.')))
@@ -647,12 +654,14 @@ impl Node<Aws> for AliasRecordNode {
     async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
         let zone = id.part("zone").unwrap_or_default();
         let Some(rec) = record_set(aws, zone, &id.id, r53::RrType::A).await? else { return Ok(None) };
+        let literal = || rec.alias_target().map(|a| a.dns_name().to_string()).unwrap_or_default();
+        // Without its load balancer (deleted outside Terraform) the record points at what it names.
         let target = match cx.dep("load_balancer") {
-            Ok(lb) => {
-                let (dns, _) = Self::target(aws, lb).await?;
-                if Self::points_at(&rec, &dns) { "<load_balancer>".to_string() } else { rec.alias_target().map(|a| a.dns_name().to_string()).unwrap_or_default() }
-            }
-            Err(_) => rec.alias_target().map(|a| a.dns_name().to_string()).unwrap_or_default(),
+            Ok(lb) => match Self::target_of(aws, lb).await? {
+                Some((dns, _)) if Self::points_at(&rec, &dns) => "<load_balancer>".to_string(),
+                _ => literal(),
+            },
+            Err(_) => literal(),
         };
         Ok(Some(spec(json!({"name": rec.name(), "target": target}))))
     }

@@ -125,7 +125,7 @@ impl Node<Aws> for RoleNode {
     fn spec(&self) -> Spec {
         let managed: Vec<String> = self.managed_set().into_iter().collect();
         spec(json!({
-            "name": self.name, "path": self.path, "trust": self.trust, "managed_policies": managed,
+            "name": self.name, "path": self.path, "description": self.description, "trust": self.trust, "managed_policies": managed,
             "inline_policies": self.inline, "tags": tags_json(&self.wanted_tags()),
         }))
     }
@@ -175,7 +175,10 @@ impl Node<Aws> for RoleNode {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut s = spec(json!({"name": role.role_name(), "path": role.path(), "trust": trust, "inline_policies": inline, "tags": tags_json(&role_tags(&role))}));
+        let description = role.description().unwrap_or_default();
+        let mut s = spec(
+            json!({"name": role.role_name(), "path": role.path(), "description": description, "trust": trust, "inline_policies": inline, "tags": tags_json(&role_tags(&role))}),
+        );
         if !self.managed.is_empty() {
             // Policies attached outside Terraform are left alone: only the configured ones are compared.
             let attached: Vec<String> = self.attached(aws).await?.intersection(&self.managed_set()).cloned().collect();
@@ -184,6 +187,9 @@ impl Node<Aws> for RoleNode {
         Ok(Some(s))
     }
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        if base.get("description").is_some_and(|d| d != &json!(self.description)) {
+            aws.iam().update_role().role_name(&self.name).description(&self.description).send().await.map_err(|e| aws_err("iam:UpdateRole", e))?;
+        }
         if base.get("trust") != Some(&self.trust) {
             aws.iam()
                 .update_assume_role_policy()

@@ -410,19 +410,25 @@ impl Node<Aws> for ClusterNode {
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let want = self.spec();
         let arn = id.id.as_str();
-        if base.get("container_insights") != want.get("container_insights") {
-            aws.ecs().update_cluster_settings().cluster(arn).settings(self.setting()).send().await.map_err(|e| aws_err("ecs:UpdateClusterSettings", e))?;
-        }
-        if base.get("execute_command") != want.get("execute_command") || base.get("service_connect_namespace") != want.get("service_connect_namespace") {
-            let mut u = aws.ecs().update_cluster().cluster(arn).set_configuration(self.configuration(cx)?);
-            u = match self.sc_defaults(cx)? {
-                Some(d) => u.service_connect_defaults(d),
-                // An empty namespace removes the defaults.
-                None if base.get("service_connect_namespace").is_some_and(|v| !v.is_null()) => {
-                    u.service_connect_defaults(ecs::ClusterServiceConnectDefaultsRequest::builder().namespace("").build().map_err(|e| NodeError::other(e.to_string()))?)
-                }
-                None => u,
-            };
+        let insights = base.get("container_insights") != want.get("container_insights");
+        let config = base.get("execute_command") != want.get("execute_command") || base.get("service_connect_namespace") != want.get("service_connect_namespace");
+        if insights || config {
+            // One UpdateCluster carries the settings, ECS Exec configuration and Service Connect defaults.
+            let mut u = aws.ecs().update_cluster().cluster(arn);
+            if insights {
+                u = u.settings(self.setting());
+            }
+            if config {
+                u = u.set_configuration(self.configuration(cx)?);
+                u = match self.sc_defaults(cx)? {
+                    Some(d) => u.service_connect_defaults(d),
+                    // An empty namespace removes the defaults.
+                    None if base.get("service_connect_namespace").is_some_and(|v| !v.is_null()) => {
+                        u.service_connect_defaults(ecs::ClusterServiceConnectDefaultsRequest::builder().namespace("").build().map_err(|e| NodeError::other(e.to_string()))?)
+                    }
+                    None => u,
+                };
+            }
             u.send().await.map_err(|e| aws_err("ecs:UpdateCluster", e))?;
         }
         if base.get("capacity_providers") != want.get("capacity_providers") || base.get("default_capacity_provider_strategy") != want.get("default_capacity_provider_strategy") {

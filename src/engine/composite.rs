@@ -693,7 +693,11 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         if let (Some(obj), Type::Object(attrs)) = (j.as_object_mut(), &ty) {
             obj.retain(|k, _| attrs.contains_key(k));
         }
-        Value::from_json(&j, &ty).map_err(|e| Diagnostic::error("Could not read stored state", typed::redact_quoted(&e.to_string())).into())
+        let mut v = Value::from_json(&j, &ty).map_err(|e| -> Diags { Diagnostic::error("Could not read stored state", typed::redact_quoted(&e.to_string())).into() })?;
+        // A version that left an attribute unset stored null where the schema
+        // now declares its default: the default is what that version used.
+        schema::fill_defaults(&schema.block, &mut v);
+        Ok(v)
     }
 }
 
@@ -718,7 +722,10 @@ async fn import_children<E: Env, T: Composite<E>>(env: &E, id: &str, ctx: &Ctx) 
         for key in graph.keys_in_order() {
             let Some(node) = graph.node(key) else { continue };
             let hint = hinted.get(key).filter(|i| record.get(key).as_ref() != Some(*i));
-            if !node.wanted() || (record.contains(key) && hint.is_none()) {
+            // A child the configuration so far does not want is still taken when an
+            // observation names it and its tags say it is ours (the configuration then
+            // learns it from the child, e.g. a namespace this composite created).
+            if (!node.wanted() && hint.is_none()) || (record.contains(key) && hint.is_none()) {
                 continue;
             }
             // Found through its dependencies: wait for a round in which they are known.

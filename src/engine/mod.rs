@@ -261,6 +261,9 @@ impl Cx<'_> {
     }
     /// `(LEASE_TAG, value)`: the tag a release leaves (the lease, marked recorded).
     pub fn recorded_tag(&self) -> (String, String) {
+        // Journaled too: an apply that only adopts and releases, then dies before
+        // Terraform saves its state, must still recognise these marks as its own.
+        self.lease.journal();
         (LEASE_TAG.to_string(), self.lease.recorded_value())
     }
 }

@@ -132,17 +132,22 @@ type Released = (usize, (Result<(), NodeError>, u32));
 /// An observation of the `n`th recorded entry.
 type Seen = (usize, Result<Option<Spec>, NodeError>);
 
+/// What the user may rely on after an interrupted apply. Terraform marks a
+/// resource whose first create failed as tainted, so its next apply replaces
+/// it (deleting the recorded children first); an update continues.
+const RECORDED_SO_FAR: &str = "Children created so far are recorded in state, and `terraform destroy` removes them. After a failed first create Terraform marks the resource tainted and the next apply replaces it; after a failed update the next apply continues from there.";
+
 fn stop_reason(opts: &RunOpts) -> Option<Diagnostic> {
     if opts.cancel.is_cancelled() {
         return Some(Diagnostic::error(
             "Operation cancelled",
-            "Terraform asked the provider to stop. Children created so far are recorded in state; the next apply continues from there.",
+            format!("Terraform asked the provider to stop. {RECORDED_SO_FAR}"),
         ));
     }
     if Instant::now() >= opts.deadline {
         return Some(Diagnostic::error(
             "Operation timed out",
-            "The time allowed for this operation (see the `timeouts` block) ran out before every child was done. Children created so far are recorded in state; the next apply continues from there.",
+            format!("The time allowed for this operation (see the `timeouts` block) ran out before every child was done. {RECORDED_SO_FAR}"),
         ));
     }
     None
@@ -194,7 +199,7 @@ fn node_diag<E: ?Sized + Sync>(node: &dyn Node<E>, action: Action, e: &NodeError
         _ => {
             let mut detail = e.to_string();
             if matches!(action, Action::Create | Action::Adopt | Action::Update | Action::Replace) {
-                detail.push_str(". Children created so far are recorded in state; the next apply continues from there, and `terraform destroy` removes them.");
+                detail.push_str(&format!(". {RECORDED_SO_FAR}"));
             }
             Diagnostic::error(format!("Could not {} {}", action.verb(), node.describe()), detail)
         }
@@ -242,6 +247,28 @@ fn rebase(v: &mut serde_json::Value, replaced: &BTreeMap<String, String>) {
         }
         serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rebase(x, replaced)),
         serde_json::Value::Object(m) => m.values_mut().for_each(|x| rebase(x, replaced)),
+        _ => {}
+    }
+}
+
+/// The inverse of `rebase`: name a dependency's current identity as `<dep>`
+/// again where an observation saw it as a literal (the dependency was missing
+/// from the record when observed, e.g. deleted out of band and recreated under
+/// the same name). Identities long enough to be unambiguous (ARNs) are also
+/// replaced inside longer strings such as policy documents.
+fn relink(v: &mut serde_json::Value, current: &BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::String(s) => {
+            for (k, id) in current.iter().filter(|(_, id)| !id.is_empty()) {
+                if s == id {
+                    *s = format!("<{k}>");
+                } else if id.len() >= 20 && s.contains(id.as_str()) {
+                    *s = s.replace(id.as_str(), &format!("<{k}>"));
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| relink(x, current)),
+        serde_json::Value::Object(m) => m.values_mut().for_each(|x| relink(x, current)),
         _ => {}
     }
 }
@@ -302,6 +329,7 @@ pub fn field_drift(key: &str, desired: &Spec, observed: &Spec) -> Vec<String> {
 fn show(v: Option<&serde_json::Value>) -> String {
     let s = match v {
         None => "absent".to_string(),
+        Some(serde_json::Value::String(s)) if s.is_empty() => "\"\"".to_string(),
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     };
@@ -459,6 +487,18 @@ pub async fn apply<E: ?Sized + Sync>(
                 let existing = out.record.get(&key);
                 let mut base = base_of(&key, prior, known);
                 if let Some(b) = base.as_mut() {
+                    let now: BTreeMap<String, String> = graph.deps[i]
+                        .iter()
+                        .filter(|&&d| !replaced.contains_key(graph.nodes[d].key()))
+                        .filter_map(|&d| out.record.get(graph.nodes[d].key()).map(|id| (graph.nodes[d].key().to_string(), id.id.clone())))
+                        .collect();
+                    if !now.is_empty() {
+                        let mut v = serde_json::Value::Object(std::mem::take(b));
+                        relink(&mut v, &now);
+                        if let serde_json::Value::Object(m) = v {
+                            *b = m;
+                        }
+                    }
                     let olds: BTreeMap<String, String> =
                         graph.deps[i].iter().filter_map(|&d| replaced.get(graph.nodes[d].key()).map(|o| (graph.nodes[d].key().to_string(), o.clone()))).collect();
                     if !olds.is_empty() {

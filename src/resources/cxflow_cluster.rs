@@ -222,15 +222,15 @@ fn schema_block() -> Block {
     ];
     let vpc = Block::new(vec![
         Attribute::new("cidr_block", Type::String)
-            .optional()
+            .default(Value::string("10.0.0.0/16"))
             .force_new()
             .check(Check::Ipv4Cidr)
-            .describe("VPC CIDR (default `10.0.0.0/16`, between /16 and /22). Public and private subnets are carved from it."),
-        Attribute::new("az_count", Type::Number).optional().force_new().check(Check::Int(2, MAX_AZS)).describe("Availability zones to spread subnets over (default 2)."),
+            .describe("VPC CIDR, between /16 and /22. Public and private subnets are carved from it."),
+        Attribute::new("az_count", Type::Number).default(Value::int(2)).force_new().check(Check::Int(2, MAX_AZS)).describe("Availability zones to spread subnets over."),
         Attribute::new("nat_gateways", Type::String)
-            .optional()
+            .default(Value::string("single"))
             .check(Check::OneOf(&["single", "per_az", "none"]))
-            .describe("`single` (default), `per_az` or `none` (private subnets without internet access)."),
+            .describe("`single`, `per_az` or `none` (private subnets without internet access)."),
         Attribute::new("flow_log_bucket_arn", Type::String)
             .optional()
             .check(Check::Arn { service: "s3", resource: "" })
@@ -245,11 +245,17 @@ fn schema_block() -> Block {
         Attribute::new("private_subnet_ids", Type::list(Type::String)).required().check(Check::Items(1, 16)).describe("Private subnets for the tasks."),
     ]);
     let ecr = Block::new(vec![
-        Attribute::new("image_tag_mutability", Type::String).optional().check(Check::OneOf(&["MUTABLE", "IMMUTABLE"])).describe("`IMMUTABLE` (default) or `MUTABLE`."),
-        Attribute::new("scan_on_push", Type::Bool).optional().describe("Scan images on push (default true)."),
-        Attribute::new("encryption_type", Type::String).optional().force_new().check(Check::OneOf(&["AES256", "KMS"])).describe("`AES256` (default) or `KMS`."),
+        Attribute::new("image_tag_mutability", Type::String)
+            .default(Value::string("IMMUTABLE"))
+            .check(Check::OneOf(&["MUTABLE", "IMMUTABLE"]))
+            .describe("`IMMUTABLE` or `MUTABLE`."),
+        Attribute::new("scan_on_push", Type::Bool).default(Value::Bool(true)).describe("Scan images on push."),
+        Attribute::new("encryption_type", Type::String).default(Value::string("AES256")).force_new().check(Check::OneOf(&["AES256", "KMS"])).describe("`AES256` or `KMS`."),
         Attribute::new("kms_key_arn", Type::String).optional().force_new().check(Check::Arn { service: "kms", resource: "" }).describe("KMS key for `encryption_type = \"KMS\"`."),
-        Attribute::new("keep_images", Type::Number).optional().check(Check::Int(1, 1000)).describe("Images kept by the lifecycle policy besides `latest` (default 5)."),
+        Attribute::new("keep_images", Type::Number)
+            .default(Value::int(DEFAULT_KEEP_IMAGES))
+            .check(Check::Int(1, 1000))
+            .describe("Images kept by the lifecycle policy besides `latest`."),
     ]);
     Block::new(attrs)
         .with_blocks(vec![

@@ -121,7 +121,10 @@ impl SecretSync {
                      `cxflow_ssm_secret`). A plain variable or literal puts the value in Terraform's own plan file (its variables section), \
                      which no provider can prevent, and Terraform does not tell providers where a value came from.",
             ),
-            Attribute::new("secrets_wo_version", Type::Number).optional().describe("Change this number to push every secret again even when SSM already holds the same values."),
+            Attribute::new("secrets_wo_version", Type::Number)
+                .optional()
+                .check(Check::Int(0, i64::from(i32::MAX)))
+                .describe("Change this number to push every secret again even when SSM already holds the same values."),
             Attribute::new("parameters", Type::map(Type::String))
                 .optional()
                 .describe("Plain (non-secret) values written as String parameters, kept in state, e.g. `checkmarx/url`."),
@@ -418,6 +421,10 @@ impl Resource<Aws> for SecretSync {
         for d in diags.0.iter_mut() {
             d.detail = scrub(&d.detail, &scrub_list);
             d.summary = scrub(&d.summary, &scrub_list);
+        }
+        // A create that wrote nothing (refused, or failed before the first write) leaves no state behind.
+        if req.prior.is_null() && state.arns.is_empty() && diags.has_errors() {
+            return ApplyResponse { new_state: Value::Null, diags, ..Default::default() };
         }
         match state_value(&state) {
             Ok(v) => ApplyResponse::partial(v, diags),
