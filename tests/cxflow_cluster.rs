@@ -5,6 +5,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::aws::{Aws, changed_keys};
+use common::snapshot::Snapshot;
 use common::*;
 use serde_json::Value as Json;
 
@@ -23,145 +25,20 @@ fn tfvars(envs: &str) -> String {
 const TWO_ENVS: &str = "  production = { image_tag = \"stable\" }\n  staging    = { image_tag = \"latest\", desired_count = 1, cpu = 512, memory = 2048 }";
 
 fn children(wd: &Workdir) -> BTreeMap<String, String> {
-    let a = wd.state_attrs("cxflow_cluster", "this");
-    serde_json::from_value(a["children"].clone()).unwrap_or_default()
+    common::aws::children(wd, "cxflow_cluster", "this")
 }
 
-fn changed_keys(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
-    let mut keys: Vec<String> = a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).cloned().collect();
-    keys.sort();
-    keys.dedup();
-    keys
+async fn service(aws: &Aws, name: &str) -> Option<aws_sdk_ecs::types::Service> {
+    let out = aws.ecs.describe_services().cluster("cxflow").services(name).send().await.ok()?;
+    out.services().iter().find(|s| s.status() == Some("ACTIVE")).cloned()
 }
 
-struct Aws {
-    ecs: aws_sdk_ecs::Client,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
-    ec2: aws_sdk_ec2::Client,
-    iam: aws_sdk_iam::Client,
-    acm: aws_sdk_acm::Client,
-    r53: aws_sdk_route53::Client,
-    ecr: aws_sdk_ecr::Client,
-    logs: aws_sdk_cloudwatchlogs::Client,
-}
-
-impl Aws {
-    fn new(m: &Moto) -> Aws {
-        let s = m.sdk();
-        Aws {
-            ecs: aws_sdk_ecs::Client::new(&s),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&s),
-            ec2: aws_sdk_ec2::Client::new(&s),
-            iam: aws_sdk_iam::Client::new(&s),
-            acm: aws_sdk_acm::Client::new(&s),
-            r53: aws_sdk_route53::Client::new(&s),
-            ecr: aws_sdk_ecr::Client::new(&s),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&s),
-        }
-    }
-
-    async fn service(&self, name: &str) -> Option<aws_sdk_ecs::types::Service> {
-        let out = self.ecs.describe_services().cluster("cxflow").services(name).send().await.ok()?;
-        out.services().iter().find(|s| s.status() == Some("ACTIVE")).cloned()
-    }
-
-    async fn rules(&self) -> Vec<aws_sdk_elasticloadbalancingv2::types::Rule> {
-        let lb = self.elb.describe_load_balancers().names("cxflow-alb").send().await.unwrap();
-        let arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
-        let ls = self.elb.describe_listeners().load_balancer_arn(&arn).send().await.unwrap();
-        let l = ls.listeners().iter().find(|l| l.port() == Some(443)).unwrap().listener_arn().unwrap().to_string();
-        self.elb.describe_rules().listener_arn(&l).send().await.unwrap().rules().to_vec()
-    }
-
-    /// Every object anywhere still tagged as owned by the cluster.
-    async fn owned_leftovers(&self) -> Vec<String> {
-        let owner = "cxflow_cluster/cxflow";
-        let mut left = Vec::new();
-        let f = aws_sdk_ec2::types::Filter::builder().name("tag:cxflow:owner").values(owner).build();
-        for v in self.ec2.describe_vpcs().filters(f.clone()).send().await.unwrap().vpcs() {
-            left.push(format!("vpc {}", v.vpc_id().unwrap_or_default()));
-        }
-        for s in self.ec2.describe_subnets().filters(f.clone()).send().await.unwrap().subnets() {
-            left.push(format!("subnet {}", s.subnet_id().unwrap_or_default()));
-        }
-        for g in self.ec2.describe_security_groups().filters(f.clone()).send().await.unwrap().security_groups() {
-            left.push(format!("security group {}", g.group_id().unwrap_or_default()));
-        }
-        for g in self.ec2.describe_internet_gateways().filters(f.clone()).send().await.unwrap().internet_gateways() {
-            left.push(format!("internet gateway {}", g.internet_gateway_id().unwrap_or_default()));
-        }
-        for t in self.ec2.describe_route_tables().filters(f.clone()).send().await.unwrap().route_tables() {
-            left.push(format!("route table {}", t.route_table_id().unwrap_or_default()));
-        }
-        for n in self.ec2.describe_nat_gateways().filter(f.clone()).send().await.unwrap().nat_gateways() {
-            if !matches!(n.state().map(|s| s.as_str()), Some("deleted")) {
-                left.push(format!("NAT gateway {}", n.nat_gateway_id().unwrap_or_default()));
-            }
-        }
-        for a in self.ec2.describe_addresses().filters(f.clone()).send().await.unwrap().addresses() {
-            left.push(format!("address {}", a.allocation_id().unwrap_or_default()));
-        }
-        for c in self.ecs.list_clusters().send().await.unwrap().cluster_arns() {
-            let d = self.ecs.describe_clusters().clusters(c).include(aws_sdk_ecs::types::ClusterField::Tags).send().await.unwrap();
-            for cl in d.clusters().iter().filter(|c| c.status() == Some("ACTIVE")) {
-                if cl.tags().iter().any(|t| t.value() == Some(owner)) {
-                    left.push(format!("ECS cluster {c}"));
-                }
-                let svcs = self.ecs.list_services().cluster(c).send().await.unwrap();
-                if !svcs.service_arns().is_empty() {
-                    let d = self
-                        .ecs
-                        .describe_services()
-                        .cluster(c)
-                        .set_services(Some(svcs.service_arns().to_vec()))
-                        .include(aws_sdk_ecs::types::ServiceField::Tags)
-                        .send()
-                        .await
-                        .unwrap();
-                    for s in d.services().iter().filter(|s| s.status() == Some("ACTIVE") && s.tags().iter().any(|t| t.value() == Some(owner))) {
-                        left.push(format!("ECS service {}", s.service_name().unwrap_or_default()));
-                    }
-                }
-            }
-        }
-        let mut arns: Vec<String> =
-            self.elb.describe_load_balancers().send().await.unwrap().load_balancers().iter().filter_map(|l| l.load_balancer_arn().map(str::to_string)).collect();
-        arns.extend(self.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)));
-        for chunk in arns.chunks(20) {
-            let tags = self.elb.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.unwrap();
-            for d in tags.tag_descriptions() {
-                if d.tags().iter().any(|t| t.value() == Some(owner)) {
-                    left.push(format!("ELB {}", d.resource_arn().unwrap_or_default()));
-                }
-            }
-        }
-        for r in self.iam.list_roles().send().await.unwrap().roles() {
-            let t = self.iam.list_role_tags().role_name(r.role_name()).send().await.unwrap();
-            if t.tags().iter().any(|t| t.value() == owner) {
-                left.push(format!("IAM role {}", r.role_name()));
-            }
-        }
-        for c in self.acm.list_certificates().send().await.unwrap().certificate_summary_list() {
-            let arn = c.certificate_arn().unwrap_or_default();
-            let t = self.acm.list_tags_for_certificate().certificate_arn(arn).send().await.unwrap();
-            if t.tags().iter().any(|t| t.value() == Some(owner)) {
-                left.push(format!("certificate {arn}"));
-            }
-        }
-        for r in self.ecr.describe_repositories().send().await.unwrap().repositories() {
-            left.push(format!("ECR repository {}", r.repository_name().unwrap_or_default()));
-        }
-        for g in self.logs.describe_log_groups().log_group_name_prefix("/app/cxflow").send().await.unwrap().log_groups() {
-            left.push(format!("log group {}", g.log_group_name().unwrap_or_default()));
-        }
-        let zone = self.r53.list_hosted_zones().send().await.unwrap().hosted_zones()[0].id().to_string();
-        for r in self.r53.list_resource_record_sets().hosted_zone_id(zone).send().await.unwrap().resource_record_sets() {
-            if r.alias_target().is_some() {
-                left.push(format!("alias record {}", r.name()));
-            }
-        }
-        left
-    }
+async fn rules(aws: &Aws) -> Vec<aws_sdk_elasticloadbalancingv2::types::Rule> {
+    let lb = aws.elb.describe_load_balancers().names("cxflow-alb").send().await.unwrap();
+    let arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+    let ls = aws.elb.describe_listeners().load_balancer_arn(&arn).send().await.unwrap();
+    let l = ls.listeners().iter().find(|l| l.port() == Some(443)).unwrap().listener_arn().unwrap().to_string();
+    aws.elb.describe_rules().listener_arn(&l).send().await.unwrap().rules().to_vec()
 }
 
 #[test]
@@ -176,6 +53,7 @@ fn lifecycle_with(terraform: &std::path::Path) {
     let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
     let aws = Aws::new(&moto);
     block_on(async { aws.r53.create_hosted_zone().name("example.com").caller_reference("tests").send().await.unwrap() });
+    let s0 = Snapshot::take(&moto);
 
     let mut wd = Workdir::new(terraform, Some(&moto));
     copy_dir(&repo_root().join("examples/cxflow-cluster"), wd.path());
@@ -207,7 +85,7 @@ fn lifecycle_with(terraform: &std::path::Path) {
     }
     block_on(async {
         for env in ["production", "staging"] {
-            let svc = aws.service(&format!("cxflow-{env}")).await.unwrap_or_else(|| panic!("service for {env}"));
+            let svc = service(&aws, &format!("cxflow-{env}")).await.unwrap_or_else(|| panic!("service for {env}"));
             assert_eq!(svc.desired_count(), 1);
             let td = aws.ecs.describe_task_definition().task_definition(svc.task_definition().unwrap()).send().await.unwrap();
             let td = td.task_definition().unwrap();
@@ -228,7 +106,7 @@ fn lifecycle_with(terraform: &std::path::Path) {
         let fixed = l.default_actions()[0].fixed_response_config().unwrap();
         assert_eq!((fixed.status_code(), fixed.message_body()), (Some("404"), Some("Missing environment in path")));
         let hosts: Vec<String> =
-            aws.rules().await.iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
+            rules(&aws).await.iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
         assert!(hosts.contains(&"production.cxflow.example.com".to_string()) && hosts.contains(&"staging.cxflow.example.com".to_string()), "{hosts:?}");
         // The ALB accepts 443 from the webhook ranges only.
         let sg = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("cxflow-alb").build()).send().await.unwrap();
@@ -265,9 +143,9 @@ fn lifecycle_with(terraform: &std::path::Path) {
     assert!(changed.contains(&"task_definition_staging".to_string()), "{changed:?}");
     assert!(changed.iter().all(|k| k.ends_with("_staging")), "only staging changed: {changed:?}");
     block_on(async {
-        let svc = aws.service("cxflow-staging").await.unwrap();
+        let svc = service(&aws, "cxflow-staging").await.unwrap();
         assert!(svc.task_definition().unwrap().ends_with("cxflow-staging:2"), "{:?}", svc.task_definition());
-        let prod = aws.service("cxflow-production").await.unwrap();
+        let prod = service(&aws, "cxflow-production").await.unwrap();
         assert!(prod.task_definition().unwrap().ends_with("cxflow-production:1"));
     });
 
@@ -276,15 +154,15 @@ fn lifecycle_with(terraform: &std::path::Path) {
         "  production = { image_tag = \"stable\" }\n  staging    = { image_tag = \"v2\", desired_count = 1, cpu = 512, memory = 2048 }\n  qa         = { image_tag = \"latest\" }";
     wd.write("terraform.tfvars", &tfvars(three));
     wd.apply().expect_ok("apply adding qa");
-    assert!(block_on(aws.service("cxflow-qa")).is_some());
+    assert!(block_on(service(&aws, "cxflow-qa")).is_some());
     assert!(children(&wd).contains_key("listener_rule_qa"));
     wd.write("terraform.tfvars", &tfvars("  production = { image_tag = \"stable\" }\n  staging    = { image_tag = \"v2\", desired_count = 1, cpu = 512, memory = 2048 }"));
     wd.apply().expect_ok("apply removing qa");
-    assert!(block_on(aws.service("cxflow-qa")).is_none());
+    assert!(block_on(service(&aws, "cxflow-qa")).is_none());
     let now = children(&wd);
     assert!(!now.keys().any(|k| k.ends_with("_qa")), "{now:?}");
     let hosts: Vec<String> =
-        block_on(aws.rules()).iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
+        block_on(rules(&aws)).iter().flat_map(|r| r.conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())).collect();
     assert!(!hosts.iter().any(|h| h.starts_with("qa.")), "{hosts:?}");
 
     // 5. A listener rule deleted out of band shows in plan; apply repairs only it.
@@ -296,7 +174,7 @@ fn lifecycle_with(terraform: &std::path::Path) {
     let repaired = children(&wd);
     let changed = changed_keys(&before, &repaired);
     assert_eq!(changed, vec!["listener_rule_production".to_string()], "only the rule was recreated");
-    assert!(block_on(aws.rules()).iter().any(|r| r.rule_arn() == Some(repaired["listener_rule_production"].as_str())));
+    assert!(block_on(rules(&aws)).iter().any(|r| r.rule_arn() == Some(repaired["listener_rule_production"].as_str())));
     assert_eq!(wd.plan_code().code, 0, "in sync after the repair");
 
     // 6. Import by name into a fresh state, then an empty plan.
@@ -325,10 +203,10 @@ resource "cxflow_cluster" "this" {
     let p = imp.plan_code();
     assert_eq!(p.code, 0, "plan right after import is empty:\n{}", p.all());
 
-    // 7. Destroy leaves nothing owned by the cluster.
+    // 7. Destroy leaves exactly what existed before (the hosted zone's records included).
     wd.destroy().expect_ok("destroy");
-    let left = block_on(aws.owned_leftovers());
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves what existed before");
 }
 
 #[test]

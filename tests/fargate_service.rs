@@ -16,38 +16,16 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use common::aws::{Aws, LEASE_TAG, OWNER_TAG};
 use common::*;
 use cxflow::resources::ecs_fargate_service::Names;
 use serde_json::Value as Json;
 
-const OWNER_TAG: &str = "cxflow:owner";
-const LEASE_TAG: &str = "cxflow:lease";
 const CLUSTER: &str = "cruddur";
 const IMAGE_V1: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/backend-flask:v1";
 const IMAGE_V2: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com/backend-flask:v2";
 const PARAM_ARN: &str = "arn:aws:ssm:us-east-1:123456789012:parameter/cruddur/backend-flask/CONNECTION_URL";
 const SECRET_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cruddur/rollbar-AbCdEf";
-
-struct Aws {
-    ecs: aws_sdk_ecs::Client,
-    iam: aws_sdk_iam::Client,
-    ec2: aws_sdk_ec2::Client,
-    logs: aws_sdk_cloudwatchlogs::Client,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
-}
-
-impl Aws {
-    fn new(m: &Moto) -> Aws {
-        let c = m.sdk();
-        Aws {
-            ecs: aws_sdk_ecs::Client::new(&c),
-            iam: aws_sdk_iam::Client::new(&c),
-            ec2: aws_sdk_ec2::Client::new(&c),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&c),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&c),
-        }
-    }
-}
 
 /// Moto's default VPC: two subnets, an ALB with an HTTP listener, and the cluster.
 struct Fixture {
@@ -184,8 +162,7 @@ resource "cxflow_ecs_fargate_service" "backend" {{
 }
 
 fn children(wd: &Workdir) -> BTreeMap<String, String> {
-    let a = wd.state_attrs("cxflow_ecs_fargate_service", "backend");
-    a["children"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default()
+    common::aws::children(wd, "cxflow_ecs_fargate_service", "backend")
 }
 
 fn policy(doc: &str) -> Json {
@@ -211,83 +188,6 @@ fn urldecode(s: &str) -> String {
 /// The statement with `sid` from a policy document.
 fn statement<'a>(doc: &'a Json, sid: &str) -> &'a Json {
     doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("no statement {sid} in {doc}"))
-}
-
-/// Every object in moto that still carries the ownership tag (INACTIVE ECS
-/// services and task definitions are AWS tombstones and do not count).
-fn tagged_leftovers(aws: &Aws) -> Vec<String> {
-    block_on(async {
-        let mut out = Vec::new();
-        let owned = |k: Option<&str>| k == Some(OWNER_TAG);
-        // ECS services and task definitions.
-        for cluster in aws.ecs.list_clusters().send().await.unwrap().cluster_arns() {
-            let arns = aws.ecs.list_services().cluster(cluster).send().await.unwrap().service_arns().to_vec();
-            if !arns.is_empty() {
-                let d = aws.ecs.describe_services().cluster(cluster).set_services(Some(arns)).include(aws_sdk_ecs::types::ServiceField::Tags).send().await.unwrap();
-                for s in d.services() {
-                    if s.status() != Some("INACTIVE") && s.tags().iter().any(|t| owned(t.key())) {
-                        out.push(format!("ecs service {}", s.service_arn().unwrap()));
-                    }
-                }
-            }
-        }
-        let tds = aws.ecs.list_task_definitions().status(aws_sdk_ecs::types::TaskDefinitionStatus::Active).send().await.unwrap();
-        for td in tds.task_definition_arns() {
-            let tags = aws.ecs.list_tags_for_resource().resource_arn(td).send().await.unwrap();
-            if tags.tags().iter().any(|t| owned(t.key())) {
-                out.push(format!("task definition {td}"));
-            }
-        }
-        // IAM roles.
-        for r in aws.iam.list_roles().send().await.unwrap().roles() {
-            let tags = aws.iam.list_role_tags().role_name(r.role_name()).send().await.unwrap();
-            if tags.tags().iter().any(|t| t.key() == OWNER_TAG) {
-                out.push(format!("role {}", r.role_name()));
-            }
-        }
-        // Log groups.
-        for g in aws.logs.describe_log_groups().send().await.unwrap().log_groups() {
-            let arn = g.log_group_arn().map(str::to_string).unwrap_or_else(|| g.arn().unwrap().trim_end_matches(":*").to_string());
-            let tags = aws.logs.list_tags_for_resource().resource_arn(arn).send().await.unwrap();
-            if tags.tags().is_some_and(|t| t.contains_key(OWNER_TAG)) {
-                out.push(format!("log group {}", g.log_group_name().unwrap()));
-            }
-        }
-        // EC2: anything tagged. moto's DescribeTags keeps the tags of deleted
-        // security groups, so those are confirmed with DescribeSecurityGroups.
-        let tag_key = || aws_sdk_ec2::types::Filter::builder().name("tag-key").values(OWNER_TAG).build();
-        let live_sgs = aws.ec2.describe_security_groups().filters(tag_key()).send().await.unwrap();
-        for g in live_sgs.security_groups() {
-            out.push(format!("ec2 {}", g.group_id().unwrap()));
-        }
-        let tags = aws.ec2.describe_tags().filters(aws_sdk_ec2::types::Filter::builder().name("key").values(OWNER_TAG).build()).send().await.unwrap();
-        for t in tags.tags() {
-            if t.resource_type().map(|r| r.as_str()) != Some("security-group") {
-                out.push(format!("ec2 {}", t.resource_id().unwrap()));
-            }
-        }
-        // ELBv2 target groups and listener rules.
-        let mut elb_arns: Vec<String> =
-            aws.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)).collect();
-        for lb in aws.elb.describe_load_balancers().send().await.unwrap().load_balancers() {
-            for l in aws.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap().listeners() {
-                for r in aws.elb.describe_rules().listener_arn(l.listener_arn().unwrap()).send().await.unwrap().rules() {
-                    if r.is_default() != Some(true) {
-                        elb_arns.push(r.rule_arn().unwrap().to_string());
-                    }
-                }
-            }
-        }
-        for chunk in elb_arns.chunks(20) {
-            let d = aws.elb.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.unwrap();
-            for td in d.tag_descriptions() {
-                if td.tags().iter().any(|t| owned(t.key())) {
-                    out.push(format!("elbv2 {}", td.resource_arn().unwrap()));
-                }
-            }
-        }
-        out
-    })
 }
 
 fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Option<aws_sdk_ecs::types::Service> {
@@ -559,7 +459,7 @@ fn lifecycle() {
 
     // ---- destroy leaves nothing tagged behind
     wd.destroy().expect_ok("destroy");
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
     assert!(describe_service(&aws, CLUSTER, "backend-flask").is_none());
 }
 
@@ -636,7 +536,7 @@ fn failures_and_adoption() {
     assert_eq!(role_arn(&aws, &ghost.execution_role()).as_deref(), Some(kids["execution_role"].as_str()));
     assert!(task_definition(&aws, &kids["task_definition"]).is_some());
     wd.destroy().expect_ok("destroy after a failed create");
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new(), "destroy removes every child the failed apply made");
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new(), "destroy removes every child the failed apply made");
     assert!(!log_group_exists(&aws, &ghost.log_group()));
 
     // ---- adoption after a crash: leftovers under our names that carry the
@@ -677,7 +577,7 @@ fn failures_and_adoption() {
     assert!(describe_service(&aws, CLUSTER, "adopted").is_some());
     assert_eq!(wd.plan_code().code, 0);
     wd.destroy().expect_ok("destroy adopted");
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
 
     // ---- an untagged object under our name is refused, with the way out
     let squat = Names::new(CLUSTER, "squatter");
@@ -693,7 +593,7 @@ fn failures_and_adoption() {
     assert!(!children(&wd).contains_key("service"), "nothing after the failure ran");
     wd.destroy().expect_ok("destroy after refusal");
     assert!(log_group_exists(&aws, &squat.log_group()), "the foreign object is left alone");
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
     block_on(async { aws.logs.delete_log_group().log_group_name(squat.log_group()).send().await.unwrap() });
 
     // ---- the steady-state wait gives up with the service's own words, and keeps the service in state
@@ -712,7 +612,7 @@ fn failures_and_adoption() {
     );
     wd.destroy().expect_ok("destroy stuck");
     assert!(describe_service(&aws, CLUSTER, "stuck").is_none());
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
 
     // ---- user-supplied roles and security groups, Service Connect, circuit breaker, no wait
     let (user_role, user_sg) = block_on(async {
@@ -741,7 +641,7 @@ fn failures_and_adoption() {
     wd.destroy().expect_ok("destroy connected");
     assert!(role_arn(&aws, "CruddurServiceExecutionRole").is_some(), "a supplied role is not ours to delete");
     block_on(async { assert_eq!(aws.ec2.describe_security_groups().group_ids(&user_sg).send().await.unwrap().security_groups().len(), 1) });
-    assert_eq!(tagged_leftovers(&aws), Vec::<String>::new());
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
 }
 
 #[test]

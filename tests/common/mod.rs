@@ -4,6 +4,14 @@
 //! with dev_overrides, and AWS SDK clients pointed at the same moto for checks.
 #![allow(dead_code)]
 
+pub mod aws;
+pub mod contract;
+pub mod iam;
+pub mod oob;
+pub mod snapshot;
+#[allow(unused_imports)]
+pub use snapshot::Snapshot;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -117,6 +125,11 @@ impl Moto {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
+            // CXFLOW_TEST_MOTO_LOG=<dir>: keep each server's log as <dir>/moto-<port>.log.
+            if let Some(dir) = std::env::var_os("CXFLOW_TEST_MOTO_LOG") {
+                let log = std::fs::File::create(Path::new(&dir).join(format!("moto-{port}.log"))).unwrap();
+                cmd.stderr(log);
+            }
             for (k, v) in env {
                 cmd.env(k, v);
             }

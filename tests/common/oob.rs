@@ -1,0 +1,451 @@
+//! Changes made out of band: what a colleague does in the console or with the
+//! AWS CLI to one child of a composite, found by the identity the composite
+//! recorded. The contract suite uses these to check that every child kind
+//! notices deletion and drift, repairs them, and tags everything.
+//!
+//! A child's kind comes from its identity (ID prefixes, ARN resource types)
+//! or, for plain names, from the object the snapshot lists under that name.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::Filter;
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+
+use super::aws::Aws;
+use super::snapshot::Snapshot;
+
+/// The tag the mutations add and the probes look for.
+pub const DRIFT_TAG: &str = "oob-drift";
+
+/// One recorded child: its key, its identity and the identity's parts.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub key: String,
+    pub id: String,
+    pub parts: BTreeMap<String, String>,
+    /// `<service> <kind>`, as the snapshot names objects (`ec2 vpc`, `elbv2 rule`, ...).
+    pub kind: String,
+}
+
+/// The children of a `children` record, each with its kind. Panics on an
+/// identity that names no object AWS holds: the record must tell the truth.
+pub fn children(record: &BTreeMap<String, String>, snap: &Snapshot) -> Vec<Child> {
+    let mut out = Vec::new();
+    for (key, id) in record.iter().filter(|(k, _)| !k.contains('.')) {
+        let prefix = format!("{key}.");
+        let parts = record.iter().filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone()))).filter(|(k, _)| !k.starts_with("superseded")).collect();
+        let kind = kind_of(id, snap).unwrap_or_else(|| panic!("child {key} = {id} names nothing AWS holds"));
+        out.push(Child { key: key.clone(), id: id.clone(), parts, kind });
+    }
+    out
+}
+
+fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
+    let by_prefix = [
+        ("vpc-", "ec2 vpc"),
+        ("subnet-", "ec2 subnet"),
+        ("igw-", "ec2 internet-gateway"),
+        ("rtb-", "ec2 route-table"),
+        ("nat-", "ec2 nat-gateway"),
+        ("eipalloc-", "ec2 elastic-ip"),
+        ("sg-", "ec2 security-group"),
+        ("fl-", "ec2 flow-log"),
+    ];
+    let arn_kinds = [
+        (":loadbalancer/", "elbv2 load-balancer"),
+        (":listener/", "elbv2 listener"),
+        (":listener-rule/", "elbv2 rule"),
+        (":targetgroup/", "elbv2 target-group"),
+        (":certificate/", "acm certificate"),
+        (":cluster/", "ecs cluster"),
+        (":service/", "ecs service"),
+        (":task-definition/", "ecs task-definition"),
+        (":role/", "iam role"),
+        (":namespace/", "servicediscovery namespace"),
+    ];
+    let kind = if let Some((_, k)) = by_prefix.iter().find(|(p, _)| id.starts_with(p)) {
+        k.to_string()
+    } else if id.starts_with("arn:") {
+        arn_kinds.iter().find(|(p, _)| id.contains(p))?.1.to_string()
+    } else if id.ends_with('.') {
+        "route53 record".to_string()
+    } else {
+        ["ecr repository", "logs log-group", "ssm parameter"].iter().find(|k| snap.0.contains(&format!("{k} {id}")))?.to_string()
+    };
+    // The object must exist: look it up the way the snapshot lists it.
+    let listed = match kind.as_str() {
+        "iam role" => snap.0.contains(&format!("iam role {}", id.rsplit('/').next().unwrap_or_default())),
+        "route53 record" => snap.0.iter().any(|l| l.starts_with("route53 record ") && l.ends_with(&format!(" {id}"))),
+        "ecs task-definition" => snap.0.contains(&format!("ecs task-definition {id} ACTIVE")),
+        k => snap.0.contains(&format!("{k} {id}")),
+    };
+    listed.then_some(kind)
+}
+
+/// What an out-of-band delete did.
+#[derive(Debug)]
+pub enum Deleted {
+    Yes,
+    /// AWS refuses to delete the object while others depend on it (a VPC with
+    /// subnets, a role's ...): no one can delete it alone.
+    Refused(String),
+}
+
+fn refused<E>(what: &str, e: aws_sdk_ec2::error::SdkError<E>) -> Deleted
+where
+    E: std::fmt::Debug + aws_sdk_ec2::error::ProvideErrorMetadata,
+{
+    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default().to_string();
+    let msg = e.as_service_error().and_then(|s| s.message()).unwrap_or_default().to_string();
+    let dependency = ["InUse", "Dependency", "Contains", "Conflict", "ResourceInUse"].iter().any(|p| code.contains(p));
+    assert!(dependency, "out-of-band {what} failed for a reason other than a dependency: {e:?}");
+    Deleted::Refused(format!("{code}: {msg}"))
+}
+
+macro_rules! tried {
+    ($what:expr, $call:expr) => {
+        match $call.await {
+            Ok(_) => Deleted::Yes,
+            Err(e) => return refused($what, e),
+        }
+    };
+}
+
+fn last(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Delete the child as a person would in the console (detaching what the
+/// console detaches first).
+pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
+    let id = c.id.as_str();
+    match c.kind.as_str() {
+        "ec2 vpc" => tried!("DeleteVpc", aws.ec2.delete_vpc().vpc_id(id).send()),
+        "ec2 subnet" => tried!("DeleteSubnet", aws.ec2.delete_subnet().subnet_id(id).send()),
+        "ec2 internet-gateway" => {
+            let d = aws.ec2.describe_internet_gateways().internet_gateway_ids(id).send().await.unwrap();
+            for a in d.internet_gateways().iter().flat_map(|g| g.attachments()) {
+                if let Some(vpc) = a.vpc_id() {
+                    tried!("DetachInternetGateway", aws.ec2.detach_internet_gateway().internet_gateway_id(id).vpc_id(vpc).send());
+                }
+            }
+            tried!("DeleteInternetGateway", aws.ec2.delete_internet_gateway().internet_gateway_id(id).send())
+        }
+        "ec2 route-table" => {
+            let d = aws.ec2.describe_route_tables().route_table_ids(id).send().await.unwrap();
+            for a in d.route_tables().iter().flat_map(|t| t.associations()).filter(|a| a.main() != Some(true)) {
+                if let Some(assoc) = a.route_table_association_id() {
+                    tried!("DisassociateRouteTable", aws.ec2.disassociate_route_table().association_id(assoc).send());
+                }
+            }
+            tried!("DeleteRouteTable", aws.ec2.delete_route_table().route_table_id(id).send())
+        }
+        "ec2 nat-gateway" => tried!("DeleteNatGateway", aws.ec2.delete_nat_gateway().nat_gateway_id(id).send()),
+        "ec2 elastic-ip" => tried!("ReleaseAddress", aws.ec2.release_address().allocation_id(id).send()),
+        "ec2 security-group" => tried!("DeleteSecurityGroup", aws.ec2.delete_security_group().group_id(id).send()),
+        "ec2 flow-log" => tried!("DeleteFlowLogs", aws.ec2.delete_flow_logs().flow_log_ids(id).send()),
+        "elbv2 load-balancer" => tried!("DeleteLoadBalancer", aws.elb.delete_load_balancer().load_balancer_arn(id).send()),
+        "elbv2 listener" => tried!("DeleteListener", aws.elb.delete_listener().listener_arn(id).send()),
+        "elbv2 rule" => tried!("DeleteRule", aws.elb.delete_rule().rule_arn(id).send()),
+        "elbv2 target-group" => tried!("DeleteTargetGroup", aws.elb.delete_target_group().target_group_arn(id).send()),
+        "acm certificate" => tried!("DeleteCertificate", aws.acm.delete_certificate().certificate_arn(id).send()),
+        "route53 record" => {
+            let zone = c.parts.get("zone").unwrap_or_else(|| panic!("record child {} has no zone part", c.key));
+            let sets = record_sets(aws, zone, id).await;
+            assert!(!sets.is_empty(), "record {id} not found in zone {zone}");
+            let changes: Vec<Change> = sets.into_iter().map(|s| Change::builder().action(ChangeAction::Delete).resource_record_set(s).build().unwrap()).collect();
+            tried!(
+                "ChangeResourceRecordSets",
+                aws.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap()).send()
+            )
+        }
+        "ecr repository" => tried!("DeleteRepository", aws.ecr.delete_repository().repository_name(id).force(true).send()),
+        "ecs cluster" => tried!("DeleteCluster", aws.ecs.delete_cluster().cluster(id).send()),
+        "ecs service" => {
+            let cluster = id.split('/').nth(1).unwrap_or_default();
+            tried!("DeleteService", aws.ecs.delete_service().cluster(cluster).service(id).force(true).send())
+        }
+        "ecs task-definition" => {
+            // The console's "Deregister" then "Delete": nothing of it stays, as before the apply.
+            tried!("DeregisterTaskDefinition", aws.ecs.deregister_task_definition().task_definition(id).send());
+            tried!("DeleteTaskDefinitions", aws.ecs.delete_task_definitions().task_definitions(id).send())
+        }
+        "iam role" => {
+            let name = last(id);
+            for p in aws.iam.list_role_policies().role_name(&name).send().await.unwrap().policy_names() {
+                tried!("DeleteRolePolicy", aws.iam.delete_role_policy().role_name(&name).policy_name(p).send());
+            }
+            for p in aws.iam.list_attached_role_policies().role_name(&name).send().await.unwrap().attached_policies() {
+                tried!("DetachRolePolicy", aws.iam.detach_role_policy().role_name(&name).policy_arn(p.policy_arn().unwrap_or_default()).send());
+            }
+            tried!("DeleteRole", aws.iam.delete_role().role_name(&name).send())
+        }
+        "logs log-group" => tried!("DeleteLogGroup", aws.logs.delete_log_group().log_group_name(id).send()),
+        "ssm parameter" => tried!("DeleteParameter", aws.ssm.delete_parameter().name(id).send()),
+        "servicediscovery namespace" => tried!("DeleteNamespace", aws.sd.delete_namespace().id(last(id)).send()),
+        k => panic!("no out-of-band delete for {k}"),
+    }
+}
+
+async fn record_sets(aws: &Aws, zone: &str, name: &str) -> Vec<ResourceRecordSet> {
+    let out = aws.r53.list_resource_record_sets().hosted_zone_id(zone).send().await.unwrap();
+    out.resource_record_sets().iter().filter(|s| s.name() == name).cloned().collect()
+}
+
+async fn ecr_arn(aws: &Aws, name: &str) -> String {
+    let d = aws.ecr.describe_repositories().repository_names(name).send().await.unwrap();
+    d.repositories()[0].repository_arn().unwrap().to_string()
+}
+
+fn log_group_arn(id: &str) -> String {
+    format!("arn:aws:logs:us-east-1:123456789012:log-group:{id}")
+}
+
+/// The child's tags, or None for objects AWS cannot tag (DNS records).
+pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
+    let id = c.id.as_str();
+    let kv = |k: Option<&str>, v: Option<&str>| Some((k?.to_string(), v.unwrap_or_default().to_string()));
+    let tags: BTreeMap<String, String> = match c.kind.split(' ').next().unwrap_or_default() {
+        "ec2" => {
+            let d = aws.ec2.describe_tags().filters(Filter::builder().name("resource-id").values(id).build()).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "elbv2" => {
+            let d = aws.elb.describe_tags().resource_arns(id).send().await.unwrap();
+            d.tag_descriptions().iter().flat_map(|t| t.tags()).filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "acm" => {
+            let d = aws.acm.list_tags_for_certificate().certificate_arn(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), t.value())).collect()
+        }
+        "route53" => return None,
+        "ecr" => {
+            let d = aws.ecr.list_tags_for_resource().resource_arn(ecr_arn(aws, id).await).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        "ecs" => {
+            let d = aws.ecs.list_tags_for_resource().resource_arn(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "iam" => {
+            let d = aws.iam.list_role_tags().role_name(last(id)).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        "logs" => aws.logs.list_tags_for_resource().resource_arn(log_group_arn(id)).send().await.unwrap().tags().cloned().unwrap_or_default().into_iter().collect(),
+        "ssm" => {
+            let d = aws.ssm.list_tags_for_resource().resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter).resource_id(id).send().await.unwrap();
+            d.tag_list().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        "servicediscovery" => {
+            let d = aws.sd.list_tags_for_resource().resource_arn(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        k => panic!("no tag reader for {k}"),
+    };
+    Some(tags)
+}
+
+/// A field changed out of band; `still_changed` reads it back from AWS.
+pub struct Mutation {
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// Change one mutable field of the child, preferring a field of its own over
+/// its tags (a tag `oob-drift` where tags are all it has). None: the child has
+/// nothing that can change in place (a DNS record is changed, not tagged).
+pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
+    let id = c.id.as_str();
+    match c.kind.as_str() {
+        "ec2 security-group" => {
+            let perm = aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(9)
+                .to_port(9)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("192.0.2.0/24").build())
+                .build();
+            aws.ec2.authorize_security_group_ingress().group_id(id).ip_permissions(perm).send().await.unwrap();
+            Mutation { field: "ingress", value: "tcp/9 from 192.0.2.0/24".into() }
+        }
+        "elbv2 load-balancer" => {
+            // Add the VPC's default security group to the load balancer's.
+            let lb = aws.elb.describe_load_balancers().load_balancer_arns(id).send().await.unwrap().load_balancers()[0].clone();
+            let f = Filter::builder().name("vpc-id").values(lb.vpc_id().unwrap_or_default()).build();
+            let default = aws.ec2.describe_security_groups().filters(f).send().await.unwrap();
+            let default = default.security_groups().iter().find(|g| g.group_name() == Some("default")).and_then(|g| g.group_id()).unwrap().to_string();
+            let mut groups = lb.security_groups().to_vec();
+            groups.push(default.clone());
+            aws.elb.set_security_groups().load_balancer_arn(id).set_security_groups(Some(groups)).send().await.unwrap();
+            Mutation { field: "security_groups", value: default }
+        }
+        "elbv2 listener" => {
+            aws.elb.modify_listener().listener_arn(id).ssl_policy("ELBSecurityPolicy-2016-08").send().await.unwrap();
+            Mutation { field: "ssl_policy", value: "ELBSecurityPolicy-2016-08".into() }
+        }
+        "ecr repository" => {
+            let d = aws.ecr.describe_repositories().repository_names(id).send().await.unwrap();
+            let on = d.repositories()[0].image_scanning_configuration().map(|c| c.scan_on_push()).unwrap_or(false);
+            let conf = aws_sdk_ecr::types::ImageScanningConfiguration::builder().scan_on_push(!on).build();
+            aws.ecr.put_image_scanning_configuration().repository_name(id).image_scanning_configuration(conf).send().await.unwrap();
+            Mutation { field: "scan_on_push", value: (!on).to_string() }
+        }
+        "elbv2 target-group" => {
+            aws.elb.modify_target_group().target_group_arn(id).health_check_path("/oob-drift").send().await.unwrap();
+            Mutation { field: "health_check", value: "/oob-drift".into() }
+        }
+        "elbv2 rule" => {
+            let cond = aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(aws_sdk_elasticloadbalancingv2::types::HostHeaderConditionConfig::builder().values("oob-drift.example.com").build())
+                .build();
+            aws.elb.modify_rule().rule_arn(id).conditions(cond).send().await.unwrap();
+            Mutation { field: "conditions", value: "oob-drift.example.com".into() }
+        }
+        "ecs service" => {
+            let cluster = id.split('/').nth(1).unwrap_or_default();
+            let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
+            let n = d.services()[0].desired_count() + 1;
+            aws.ecs.update_service().cluster(cluster).service(id).desired_count(n).send().await.unwrap();
+            Mutation { field: "desired_count", value: n.to_string() }
+        }
+        "ecs cluster" => {
+            let now = insights(aws, id).await;
+            let to = if now == "disabled" { "enabled" } else { "disabled" };
+            let s = aws_sdk_ecs::types::ClusterSetting::builder().name(aws_sdk_ecs::types::ClusterSettingName::ContainerInsights).value(to).build();
+            aws.ecs.update_cluster().cluster(id).settings(s).send().await.unwrap();
+            Mutation { field: "container_insights", value: to.into() }
+        }
+        "logs log-group" => {
+            let now = retention(aws, id).await;
+            let to = if now == Some(3) { 5 } else { 3 };
+            aws.logs.put_retention_policy().log_group_name(id).retention_in_days(to).send().await.unwrap();
+            Mutation { field: "retention_in_days", value: to.to_string() }
+        }
+        "iam role" => {
+            aws.iam.update_role().role_name(last(id)).description("changed out of band").send().await.unwrap();
+            Mutation { field: "description", value: "changed out of band".into() }
+        }
+        "route53 record" => {
+            let zone = c.parts.get("zone").unwrap_or_else(|| panic!("record child {} has no zone part", c.key));
+            let set = record_sets(aws, zone, id).await.into_iter().next().unwrap_or_else(|| panic!("record {id} not found"));
+            let changed = if set.r#type() == &RrType::Cname {
+                ResourceRecordSet::builder()
+                    .name(id)
+                    .r#type(RrType::Cname)
+                    .ttl(300)
+                    .resource_records(ResourceRecord::builder().value("oob-drift.example.com.").build().unwrap())
+                    .build()
+                    .unwrap()
+            } else {
+                ResourceRecordSet::builder()
+                    .name(id)
+                    .r#type(set.r#type().clone())
+                    .ttl(60)
+                    .resource_records(ResourceRecord::builder().value("192.0.2.1").build().unwrap())
+                    .build()
+                    .unwrap()
+            };
+            let value = changed.resource_records()[0].value().to_string();
+            let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(changed).build().unwrap();
+            aws.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(ChangeBatch::builder().changes(change).build().unwrap()).send().await.unwrap();
+            Mutation { field: "value", value }
+        }
+        _ => {
+            add_drift_tag(aws, c).await;
+            Mutation { field: "tags", value: DRIFT_TAG.into() }
+        }
+    }
+}
+
+/// Whether the mutation is still what AWS holds.
+pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
+    let id = c.id.as_str();
+    match (c.kind.as_str(), m.field) {
+        ("ec2 security-group", _) => {
+            let d = aws.ec2.describe_security_groups().group_ids(id).send().await.unwrap();
+            d.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(9) && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some("192.0.2.0/24")))
+        }
+        ("elbv2 load-balancer", _) => {
+            let d = aws.elb.describe_load_balancers().load_balancer_arns(id).send().await.unwrap();
+            d.load_balancers()[0].security_groups().contains(&m.value)
+        }
+        ("elbv2 listener", _) => {
+            let d = aws.elb.describe_listeners().listener_arns(id).send().await.unwrap();
+            d.listeners()[0].ssl_policy() == Some(m.value.as_str())
+        }
+        ("ecr repository", _) => {
+            let d = aws.ecr.describe_repositories().repository_names(id).send().await.unwrap();
+            d.repositories()[0].image_scanning_configuration().map(|c| c.scan_on_push()).unwrap_or(false).to_string() == m.value
+        }
+        ("elbv2 target-group", _) => {
+            let d = aws.elb.describe_target_groups().target_group_arns(id).send().await.unwrap();
+            d.target_groups()[0].health_check_path() == Some(m.value.as_str())
+        }
+        ("elbv2 rule", _) => {
+            let d = aws.elb.describe_rules().rule_arns(id).send().await.unwrap();
+            d.rules()[0].conditions().iter().flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default()).any(|v| v == m.value)
+        }
+        ("ecs service", _) => {
+            let cluster = id.split('/').nth(1).unwrap_or_default();
+            let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
+            d.services()[0].desired_count().to_string() == m.value
+        }
+        ("ecs cluster", _) => insights(aws, id).await == m.value,
+        ("logs log-group", _) => retention(aws, id).await.map(|r| r.to_string()) == Some(m.value.clone()),
+        ("iam role", _) => {
+            let r = aws.iam.get_role().role_name(last(id)).send().await.unwrap();
+            r.role().and_then(|r| r.description()) == Some(m.value.as_str())
+        }
+        ("route53 record", _) => {
+            let zone = &c.parts["zone"];
+            record_sets(aws, zone, id).await.iter().any(|s| s.resource_records().iter().any(|r| r.value() == m.value))
+        }
+        _ => tags(aws, c).await.is_some_and(|t| t.contains_key(DRIFT_TAG)),
+    }
+}
+
+async fn add_drift_tag(aws: &Aws, c: &Child) {
+    let id = c.id.as_str();
+    match c.kind.split(' ').next().unwrap_or_default() {
+        "ec2" => {
+            aws.ec2.create_tags().resources(id).tags(aws_sdk_ec2::types::Tag::builder().key(DRIFT_TAG).value("1").build()).send().await.unwrap();
+        }
+        "elbv2" => {
+            aws.elb.add_tags().resource_arns(id).tags(aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(DRIFT_TAG).value("1").build()).send().await.unwrap();
+        }
+        "acm" => {
+            aws.acm.add_tags_to_certificate().certificate_arn(id).tags(aws_sdk_acm::types::Tag::builder().key(DRIFT_TAG).value("1").build().unwrap()).send().await.unwrap();
+        }
+        "ecr" => {
+            let arn = ecr_arn(aws, id).await;
+            aws.ecr.tag_resource().resource_arn(arn).tags(aws_sdk_ecr::types::Tag::builder().key(DRIFT_TAG).value("1").build().unwrap()).send().await.unwrap();
+        }
+        "ecs" => {
+            aws.ecs.tag_resource().resource_arn(id).tags(aws_sdk_ecs::types::Tag::builder().key(DRIFT_TAG).value("1").build()).send().await.unwrap();
+        }
+        "servicediscovery" => {
+            aws.sd.tag_resource().resource_arn(id).tags(aws_sdk_servicediscovery::types::Tag::builder().key(DRIFT_TAG).value("1").build().unwrap()).send().await.unwrap();
+        }
+        "ssm" => {
+            aws.ssm
+                .add_tags_to_resource()
+                .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+                .resource_id(id)
+                .tags(aws_sdk_ssm::types::Tag::builder().key(DRIFT_TAG).value("1").build().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        k => panic!("no tag writer for {k}"),
+    }
+}
+
+async fn insights(aws: &Aws, arn: &str) -> String {
+    let d = aws.ecs.describe_clusters().clusters(arn).include(aws_sdk_ecs::types::ClusterField::Settings).send().await.unwrap();
+    d.clusters()[0].settings().iter().find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights")).and_then(|s| s.value()).unwrap_or("disabled").to_string()
+}
+
+async fn retention(aws: &Aws, name: &str) -> Option<i32> {
+    let d = aws.logs.describe_log_groups().log_group_name_prefix(name).send().await.unwrap();
+    d.log_groups().iter().find(|g| g.log_group_name() == Some(name)).and_then(|g| g.retention_in_days())
+}
