@@ -139,10 +139,7 @@ const RECORDED_SO_FAR: &str = "Children created so far are recorded in state, an
 
 fn stop_reason(opts: &RunOpts) -> Option<Diagnostic> {
     if opts.cancel.is_cancelled() {
-        return Some(Diagnostic::error(
-            "Operation cancelled",
-            format!("Terraform asked the provider to stop. {RECORDED_SO_FAR}"),
-        ));
+        return Some(Diagnostic::error("Operation cancelled", format!("Terraform asked the provider to stop. {RECORDED_SO_FAR}")));
     }
     if Instant::now() >= opts.deadline {
         return Some(Diagnostic::error(
