@@ -52,10 +52,24 @@ impl PartialEq for Lease {
 
 impl Eq for Lease {}
 
-/// The journal of this working directory's applies.
+/// The journal of the applies of this working directory's current workspace.
+/// Workspaces of one directory are separate states, so each has its own
+/// journal: a composite of the same name in another workspace is refused, not
+/// taken for this one's interrupted create.
 fn journal_dir() -> PathBuf {
     let data = std::env::var_os("TF_DATA_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".terraform"));
-    data.join("cxflow").join("leases")
+    data.join("cxflow").join("leases").join(workspace_key(&data))
+}
+
+/// The current workspace (`TF_WORKSPACE`, else what `terraform workspace
+/// select` wrote to `<data dir>/environment`, else `default`), as a file name.
+fn workspace_key(data: &std::path::Path) -> String {
+    let name = std::env::var("TF_WORKSPACE")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+        .or_else(|| std::fs::read_to_string(data.join("environment")).ok().map(|s| s.trim().to_string()).filter(|w| !w.is_empty()))
+        .unwrap_or_else(|| "default".to_string());
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') && name.len() <= 64 { name } else { format!("ws-{}", super::names::short_hash(&name)) }
 }
 
 /// Whether an apply in this working directory used `token`.
@@ -202,6 +216,18 @@ mod tests {
         assert_eq!(me.judge(Some(&other.recorded_value())), Claim::Recorded);
         assert_eq!(me.judge(Some(&me.recorded_value())), Claim::Mine);
         assert!(Lease::is_recorded(&me.recorded_value()) && !Lease::is_recorded(&me.tag_value()));
+    }
+
+    #[test]
+    fn each_workspace_has_its_own_journal() {
+        let data = tempfile::tempdir().unwrap();
+        assert_eq!(workspace_key(data.path()), std::env::var("TF_WORKSPACE").ok().filter(|w| !w.trim().is_empty()).unwrap_or_else(|| "default".into()));
+        if std::env::var_os("TF_WORKSPACE").is_none() {
+            std::fs::write(data.path().join("environment"), "staging\n").unwrap();
+            assert_eq!(workspace_key(data.path()), "staging");
+            std::fs::write(data.path().join("environment"), "../x").unwrap();
+            assert!(workspace_key(data.path()).starts_with("ws-"));
+        }
     }
 
     #[test]
