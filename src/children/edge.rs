@@ -141,6 +141,7 @@ impl Node<Aws> for LoadBalancerNode {
             .map_err(|e| aws_err("elasticloadbalancing:CreateLoadBalancer", e))?;
         let lb = out.load_balancers().first().cloned().ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateLoadBalancer"))?;
         let arn = lb.load_balancer_arn().filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateLoadBalancer"))?.to_string();
+        super::lb::elb_created_by_this_apply(aws, &arn, "elasticloadbalancing:CreateLoadBalancer", cx).await?;
         until(&format!("load balancer {} to become active", self.name), cx.remaining(), cx.cancel, Duration::from_secs(2), Duration::from_secs(15), || async {
             let l = Self::get(aws, &arn).await.map_err(NodeError::from)?;
             match l.as_ref().and_then(|l| l.state()).and_then(|s| s.code()).map(|c| c.as_str().to_string()) {

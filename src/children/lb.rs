@@ -37,6 +37,24 @@ pub async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
 }
 
 /// Bring an ELBv2 resource's tags from `current` (read when unknown) to `desired`.
+/// CreateLoadBalancer and CreateTargetGroup answer a repeat of the same name
+/// and settings with the object that exists (AWS documents it as
+/// idempotent), tags unchanged. What a create got back is only new if it
+/// carries this apply's lease; anything else is reported as the name being
+/// taken, so the engine judges the existing object's ownership.
+pub async fn elb_created_by_this_apply(aws: &Aws, arn: &str, operation: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+    let tags = elb_tags_of(aws, arn).await.map_err(|e| NodeError::from(e).with_id(arn))?;
+    if tags.get(crate::engine::LEASE_TAG) == Some(&cx.lease_tag().1) {
+        return Ok(());
+    }
+    Err(NodeError::from(AwsError {
+        operation: operation.to_string(),
+        code: Some(if operation.ends_with("TargetGroup") { "DuplicateTargetGroupName" } else { "DuplicateLoadBalancerName" }.to_string()),
+        message: format!("{arn} existed before this create (the same name and settings)"),
+        unreachable: false,
+    }))
+}
+
 pub async fn elb_retag(aws: &Aws, arn: &str, current: Option<Tags>, desired: &Tags) -> Result<(), NodeError> {
     let current = match current {
         Some(c) => c,
@@ -232,6 +250,7 @@ impl Node<Aws> for TargetGroupNode {
             .await
             .map_err(|e| aws_err("elasticloadbalancing:CreateTargetGroup", e))?;
         let arn = out.target_groups().first().and_then(|t| t.target_group_arn()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateTargetGroup"))?.to_string();
+        elb_created_by_this_apply(aws, &arn, "elasticloadbalancing:CreateTargetGroup", cx).await?;
         self.set_attributes(aws, &arn).await.map_err(|e| e.with_id(&arn))?;
         Ok(Made::id(arn))
     }
