@@ -78,7 +78,10 @@ fn infrastructure(m: &Moto) -> (String, String) {
         let a = ec2.create_subnet().vpc_id(&vpc).cidr_block("10.0.1.0/24").availability_zone("us-east-1a").send().await.unwrap().subnet.unwrap().subnet_id.unwrap();
         let b = ec2.create_subnet().vpc_id(&vpc).cidr_block("10.0.2.0/24").availability_zone("us-east-1b").send().await.unwrap().subnet.unwrap().subnet_id.unwrap();
         aws_sdk_ecs::Client::new(&s).create_cluster().cluster_name("rel").send().await.unwrap();
-        let lb = elb.create_load_balancer().name("rel").subnets(&a).subnets(&b).send().await.unwrap();
+        // One load balancer per call: a second of the same name in other subnets is a DuplicateLoadBalancerName.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let lb = elb.create_load_balancer().name(format!("rel-{n}")).subnets(&a).subnets(&b).send().await.unwrap();
         let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
         let fixed = aws_sdk_elasticloadbalancingv2::types::Action::builder()
             .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::FixedResponse)
@@ -606,6 +609,32 @@ fn a_second_state_with_the_same_names_is_refused_before_any_write() {
     assert_eq!(a.plan_code().code, 0, "state A still plans empty");
     assert_eq!(a.state_attrs("cxflow_ecs_fargate_service", "svc")["children"], a_children);
     a.destroy().expect_ok("destroy A");
+    assert!(owned_leftovers(&moto).is_empty());
+}
+
+/// Workspaces of one working directory are separate states sharing one data
+/// directory: the workspace that did not create the composite must not take
+/// its objects for its own interrupted create.
+#[test]
+fn another_workspace_of_the_same_directory_is_refused() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let mut wd = Workdir::new(&bundled_terraform(), None);
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    wd.write("main.tf", &format!("{}\n{}", provider_block(""), include_str!("contract/cxflow_ecs_cluster.tf")));
+    wd.apply().expect_ok("the default workspace creates the cluster");
+    let before = Snapshot::take(&moto);
+    wd.tf(&["workspace", "new", "other"]).expect_ok("workspace new");
+    proxy.reset();
+    let r = wd.apply();
+    r.expect_fail("the other workspace over the default one's cluster");
+    let err = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(err.contains("another Terraform state has recorded") && err.contains("terraform import cxflow_ecs_cluster.<name> contract"), "{err}");
+    assert!(writes(&proxy).is_empty(), "the other workspace wrote nothing: {:?}", writes(&proxy));
+    assert_eq!(Snapshot::take(&moto), before);
+    wd.tf(&["workspace", "select", "default"]).expect_ok("workspace select");
+    assert_eq!(wd.plan_code().code, 0, "the default workspace still plans empty");
+    wd.destroy().expect_ok("destroy");
     assert!(owned_leftovers(&moto).is_empty());
 }
 

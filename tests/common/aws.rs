@@ -65,29 +65,29 @@ impl Aws {
     pub async fn owned_leftovers(&self) -> Vec<String> {
         let mut out = Vec::new();
         let owned = |k: Option<&str>| k == Some(OWNER_TAG);
-        // EC2: moto's DescribeTags keeps the tags of deleted security groups,
-        // so those are confirmed with DescribeSecurityGroups.
-        let key = |name: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(OWNER_TAG).build();
-        for g in self.ec2.describe_security_groups().filters(key("tag-key")).send().await.unwrap().security_groups() {
-            out.push(format!("ec2 {}", g.group_id().unwrap_or_default()));
-        }
-        let nat_gone: Vec<String> = self
-            .ec2
-            .describe_nat_gateways()
-            .send()
-            .await
-            .unwrap()
-            .nat_gateways()
-            .iter()
-            .filter(|n| matches!(n.state().map(|s| s.as_str()), Some("deleted") | Some("deleting")))
-            .filter_map(|n| n.nat_gateway_id().map(str::to_string))
-            .collect();
-        for t in self.ec2.describe_tags().filters(key("key")).send().await.unwrap().tags() {
-            let id = t.resource_id().unwrap_or_default();
-            if t.resource_type().map(|r| r.as_str()) != Some("security-group") && !nat_gone.iter().any(|n| n == id) {
-                out.push(format!("ec2 {id}"));
-            }
-        }
+        // EC2, kind by kind (moto's DescribeTags keeps the tags of deleted objects).
+        let f = || aws_sdk_ec2::types::Filter::builder().name("tag-key").values(OWNER_TAG).build();
+        let ec2 = &self.ec2;
+        let mut ids: Vec<String> = Vec::new();
+        ids.extend(ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().iter().filter_map(|x| x.vpc_id().map(str::to_string)));
+        ids.extend(ec2.describe_subnets().filters(f()).send().await.unwrap().subnets().iter().filter_map(|x| x.subnet_id().map(str::to_string)));
+        ids.extend(ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways().iter().filter_map(|x| x.internet_gateway_id().map(str::to_string)));
+        ids.extend(ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables().iter().filter_map(|x| x.route_table_id().map(str::to_string)));
+        ids.extend(
+            ec2.describe_nat_gateways()
+                .filter(f())
+                .send()
+                .await
+                .unwrap()
+                .nat_gateways()
+                .iter()
+                .filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted") | Some("deleting")))
+                .filter_map(|x| x.nat_gateway_id().map(str::to_string)),
+        );
+        ids.extend(ec2.describe_addresses().filters(f()).send().await.unwrap().addresses().iter().filter_map(|x| x.allocation_id().map(str::to_string)));
+        ids.extend(ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups().iter().filter_map(|x| x.group_id().map(str::to_string)));
+        ids.extend(ec2.describe_flow_logs().filter(f()).send().await.unwrap().flow_logs().iter().filter_map(|x| x.flow_log_id().map(str::to_string)));
+        out.extend(ids.into_iter().map(|id| format!("ec2 {id}")));
         // ELBv2: load balancers, target groups, listener rules.
         let mut arns: Vec<String> = Vec::new();
         for lb in self.elb.describe_load_balancers().send().await.unwrap().load_balancers() {

@@ -212,7 +212,13 @@ pub fn run(s: &Subject) {
     r.proxy.reset();
     wd.apply().expect_ok(&format!("{}: apply", s.type_name));
     let first_writes = write_calls(&r.proxy);
+    r.proxy.reset();
     r.converged(&wd, "after the first apply");
+    let mut refresh: BTreeMap<String, usize> = BTreeMap::new();
+    for c in r.proxy.calls() {
+        *refresh.entry(c["op"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+    }
+    println!("[contract] refresh of {}: {} calls {refresh:?}", s.type_name, refresh.values().sum::<usize>());
     let s1 = Snapshot::take(&r.moto);
     let made = s1.added_since(&s0);
     assert!(!made.is_empty(), "{}: the apply made nothing", s.type_name);
