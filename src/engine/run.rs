@@ -525,7 +525,10 @@ pub async fn apply<E: ?Sized + Sync>(
                 }
                 st[i] = St::Running;
                 tracing::info!(target: "cxflow::engine", owner = opts.owner.tag_value(), child = key.as_str(), action = action.verb(), "starting");
-                if base.as_ref().is_some_and(live_lease) {
+                // A lease an earlier apply failed to release: seen in the observed tags,
+                // or, for kinds whose observation has no tags, known from the child being
+                // left unfinished (release is one idempotent tagging call).
+                if base.as_ref().is_some_and(live_lease) || (drifted.contains(&key) && base.as_ref().is_none_or(|b| !b.contains_key("tags"))) {
                     unreleased.insert(i);
                 }
                 let cx = opts.cx(dep_ids(graph, i, &out.record));

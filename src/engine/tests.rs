@@ -4,8 +4,8 @@
 //! clean-up), not any AWS behaviour.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -84,6 +84,8 @@ struct T {
     cancel_on_create: Option<CancellationToken>,
     /// AWS calls a create makes (counted through `crate::calls`).
     calls: u32,
+    /// Releases fail while set.
+    fail_release: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 fn t(key: &'static str, deps: &[&'static str]) -> T {
@@ -100,6 +102,7 @@ fn t(key: &'static str, deps: &[&'static str]) -> T {
         fail_update: false,
         cancel_on_create: None,
         calls: 1,
+        fail_release: None,
     }
 }
 
@@ -193,6 +196,9 @@ impl Node<World> for T {
     async fn release(&self, w: &World, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         w.log(format!("release {}", self.key));
         crate::calls::record();
+        if self.fail_release.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Err(NodeError::other("tagging refused"));
+        }
         if let Some(o) = w.objects.lock().unwrap().get_mut(&id.id) {
             let (k, v) = cx.recorded_tag();
             o.tags.insert(k, v);
@@ -328,6 +334,29 @@ async fn a_child_that_exists_despite_failing_is_recorded_and_released() {
     let svc = id(&out.record, "svc");
     assert!(w.exists(&svc));
     assert!(w.tags(&svc).get(LEASE_TAG).is_some_and(|v| Lease::is_recorded(v)), "recorded, so no longer adoptable by another state");
+}
+
+/// A kind whose observation reports no tags cannot show a lease left live by a
+/// failed release; the child is unfinished, and the next apply releases it.
+#[tokio::test]
+async fn a_failed_release_is_retried_by_the_next_apply() {
+    let w = World::default();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut a = t("a", &[]);
+    a.fail_release = Some(failing.clone());
+    let g = graph(vec![a]);
+    let first = create_all(&w, &g).await;
+    assert!(!first.ok() && first.diags.to_string().contains("Could not release test child a"), "{}", first.diags);
+    assert!(first.unfinished.contains("a"));
+    let obj = id(&first.record, "a");
+    assert!(w.tags(&obj).get(LEASE_TAG).is_some_and(|v| !Lease::is_recorded(v)), "the lease is still live");
+    failing.store(false, Ordering::SeqCst);
+    let drifted: BTreeSet<String> = ["a".to_string()].into();
+    let o = opts();
+    let again = apply(&w, &g, Some(&g), first.record.clone(), &nothing(), &drifted, &o).await;
+    assert!(again.ok(), "{}", again.diags);
+    assert_eq!(id(&again.record, "a"), obj, "the same object");
+    assert_eq!(w.tags(&obj).get(LEASE_TAG), Some(&o.lease.recorded_value()), "released by the next apply");
 }
 
 #[tokio::test]
