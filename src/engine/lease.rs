@@ -179,7 +179,8 @@ impl Lease {
             // Released: recorded in a state, unless by an apply of this working directory that died first.
             return if token == self.token || in_journal(token) { Claim::Mine } else { Claim::Recorded };
         }
-        let Some(other) = Lease::parse(tag) else { return Claim::Abandoned };
+        // A lease tag no apply wrote (edited by hand): nothing says the object is free.
+        let Some(other) = Lease::parse(tag) else { return Claim::Recorded };
         if other.token == self.token || in_journal(&other.token) {
             return Claim::Mine;
         }
@@ -242,6 +243,7 @@ mod tests {
     fn claims_follow_token_process_and_expiry() {
         let me = Lease::new(Duration::from_secs(600));
         assert_eq!(me.judge(None), Claim::Recorded, "no lease: recorded in some state");
+        assert_eq!(me.judge(Some("edited by hand")), Claim::Recorded, "an unreadable lease is never taken as abandoned");
         assert_eq!(me.judge(Some(&me.tag_value())), Claim::Mine);
         // Another apply in this very process (another token): it is alive.
         let other = Lease { token: "other".into(), ..me.clone() };
