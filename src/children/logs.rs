@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{Common, spec_tags, tag_diff, tags_json, user_visible};
-use crate::aws::{Aws, aws_err};
+use crate::aws::{Aws, AwsError, aws_err};
 use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 pub struct LogGroupNode {
@@ -23,6 +23,16 @@ pub struct LogGroupNode {
 }
 
 impl LogGroupNode {
+    async fn set_retention(&self, aws: &Aws) -> Result<(), AwsError> {
+        aws.logs()
+            .put_retention_policy()
+            .log_group_name(&self.name)
+            .retention_in_days(self.retention_days as i32)
+            .send()
+            .await
+            .map_err(|e| aws_err("logs:PutRetentionPolicy", e))?;
+        Ok(())
+    }
     fn arn(&self) -> String {
         format!("arn:{}:logs:{}:{}:log-group:{}", self.c.partition(), self.c.region, self.c.account, self.name)
     }
@@ -81,13 +91,7 @@ impl Node<Aws> for LogGroupNode {
             .send()
             .await
             .map_err(|e| aws_err("logs:CreateLogGroup", e))?;
-        aws.logs()
-            .put_retention_policy()
-            .log_group_name(&self.name)
-            .retention_in_days(self.retention_days as i32)
-            .send()
-            .await
-            .map_err(|e| NodeError::from(aws_err("logs:PutRetentionPolicy", e)).with_id(&self.name))?;
+        self.set_retention(aws).await.map_err(|e| NodeError::from(e).with_id(&self.name))?;
         Ok(Made::id(&self.name).with("arn", self.arn()))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
@@ -95,13 +99,7 @@ impl Node<Aws> for LogGroupNode {
     }
     async fn update(&self, aws: &Aws, _id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         if base.get("retention_in_days") != Some(&json!(self.retention_days)) {
-            aws.logs()
-                .put_retention_policy()
-                .log_group_name(&self.name)
-                .retention_in_days(self.retention_days as i32)
-                .send()
-                .await
-                .map_err(|e| aws_err("logs:PutRetentionPolicy", e))?;
+            self.set_retention(aws).await?;
         }
         let current = match spec_tags(base) {
             Some(t) => t,
