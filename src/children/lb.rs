@@ -36,7 +36,6 @@ pub async fn elb_tags_of(aws: &Aws, arn: &str) -> Result<Tags, AwsError> {
     Ok(elb_tags_of_many(aws, &[arn.to_string()]).await?.remove(arn).unwrap_or_default())
 }
 
-/// Bring an ELBv2 resource's tags from `current` (read when unknown) to `desired`.
 /// CreateLoadBalancer and CreateTargetGroup answer a repeat of the same name
 /// and settings with the object that exists (AWS documents it as
 /// idempotent), tags unchanged. What a create got back is only new if it
@@ -55,6 +54,7 @@ pub async fn elb_created_by_this_apply(aws: &Aws, arn: &str, operation: &str, cx
     }))
 }
 
+/// Bring an ELBv2 resource's tags from `current` (read when unknown) to `desired`.
 pub async fn elb_retag(aws: &Aws, arn: &str, current: Option<Tags>, desired: &Tags) -> Result<(), NodeError> {
     let current = match current {
         Some(c) => c,
