@@ -228,6 +228,19 @@ fn base_of<E: ?Sized + Sync>(key: &str, prior: Option<&Graph<E>>, known: &BTreeM
     base
 }
 
+/// [`relink`] on a spec: `current` maps dependency keys to the identities
+/// they have now.
+fn relink_spec(base: &mut Spec, desired: &Spec, current: &BTreeMap<String, String>) {
+    if current.is_empty() {
+        return;
+    }
+    for (k, d) in desired {
+        if let Some(b) = base.get_mut(k) {
+            relink(b, d, current);
+        }
+    }
+}
+
 /// `base` with references to children that got a new identity in this run
 /// written as their previous identity: the fields naming them then differ
 /// from the desired spec, and an update sends them (and knows what to
@@ -248,24 +261,31 @@ fn rebase(v: &mut serde_json::Value, replaced: &BTreeMap<String, String>) {
     }
 }
 
-/// The inverse of `rebase`: name a dependency's current identity as `<dep>`
-/// again where an observation saw it as a literal (the dependency was missing
-/// from the record when observed, e.g. deleted out of band and recreated under
-/// the same name). Identities long enough to be unambiguous (ARNs) are also
-/// replaced inside longer strings such as policy documents.
-fn relink(v: &mut serde_json::Value, current: &BTreeMap<String, String>) {
-    match v {
-        serde_json::Value::String(s) => {
-            for (k, id) in current.iter().filter(|(_, id)| !id.is_empty()) {
-                if s == id {
-                    *s = format!("<{k}>");
-                } else if id.len() >= 20 && s.contains(id.as_str()) {
-                    *s = s.replace(id.as_str(), &format!("<{k}>"));
+/// The inverse of `rebase`: where the desired spec names a dependency
+/// (`<dep>`, also inside longer strings such as policy documents) and the
+/// base holds exactly that with the dependency's current identity written
+/// out (it was observed while the dependency was missing from the record,
+/// e.g. deleted out of band and recreated under the same name), the base
+/// names the dependency again. Literals the desired spec itself holds are
+/// left alone.
+fn relink(base: &mut serde_json::Value, desired: &serde_json::Value, current: &BTreeMap<String, String>) {
+    use serde_json::Value;
+    match (base, desired) {
+        (Value::Object(b), Value::Object(d)) => {
+            for (k, dv) in d {
+                if let Some(bv) = b.get_mut(k) {
+                    relink(bv, dv, current);
                 }
             }
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| relink(x, current)),
-        serde_json::Value::Object(m) => m.values_mut().for_each(|x| relink(x, current)),
+        (Value::Array(b), Value::Array(d)) if b.len() == d.len() => b.iter_mut().zip(d).for_each(|(bv, dv)| relink(bv, dv, current)),
+        (Value::String(b), Value::String(d)) if d.contains('<') => {
+            let mut written = Value::String(d.clone());
+            rebase(&mut written, current);
+            if written.as_str() == Some(b.as_str()) {
+                *b = d.clone();
+            }
+        }
         _ => {}
     }
 }
@@ -489,13 +509,7 @@ pub async fn apply<E: ?Sized + Sync>(
                         .filter(|&&d| !replaced.contains_key(graph.nodes[d].key()))
                         .filter_map(|&d| out.record.get(graph.nodes[d].key()).map(|id| (graph.nodes[d].key().to_string(), id.id.clone())))
                         .collect();
-                    if !now.is_empty() {
-                        let mut v = serde_json::Value::Object(std::mem::take(b));
-                        relink(&mut v, &now);
-                        if let serde_json::Value::Object(m) = v {
-                            *b = m;
-                        }
-                    }
+                    relink_spec(b, &node.spec(), &now);
                     let olds: BTreeMap<String, String> =
                         graph.deps[i].iter().filter_map(|&d| replaced.get(graph.nodes[d].key()).map(|o| (graph.nodes[d].key().to_string(), o.clone()))).collect();
                     if !olds.is_empty() {
@@ -828,7 +842,16 @@ pub fn plan<E: ?Sized + Sync>(graph: &Graph<E>, prior: Option<&Graph<E>>, record
             }
             continue;
         }
-        let base = base_of(key, prior, known);
+        let mut base = base_of(key, prior, known);
+        // As apply does: a dependency's identity observed as a literal is the dependency.
+        if let Some(b) = base.as_mut() {
+            let now: BTreeMap<String, String> = graph.deps[i]
+                .iter()
+                .filter(|&&d| !s.new_identity.contains(graph.nodes[d].key()))
+                .filter_map(|&d| record.get(graph.nodes[d].key()).map(|id| (graph.nodes[d].key().to_string(), id.id.clone())))
+                .collect();
+            relink_spec(b, &node.spec(), &now);
+        }
         let spec_changed = match (prior.and_then(|p| p.node(key)), &base) {
             (Some(old), Some(b)) => !old.wanted() || old.spec() != node.spec() || !differing(&node.spec(), b).is_empty(),
             _ => true,

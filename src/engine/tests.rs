@@ -86,6 +86,8 @@ struct T {
     calls: u32,
     /// Releases fail while set.
     fail_release: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// The spec names the first dependency (`"dep": "<a>"`), as kinds name what they need.
+    links: bool,
 }
 
 fn t(key: &'static str, deps: &[&'static str]) -> T {
@@ -103,6 +105,7 @@ fn t(key: &'static str, deps: &[&'static str]) -> T {
         cancel_on_create: None,
         calls: 1,
         fail_release: None,
+        links: false,
     }
 }
 
@@ -130,7 +133,11 @@ impl Node<World> for T {
         format!("test child {}", self.key)
     }
     fn spec(&self) -> Spec {
-        spec(json!({"v": self.v}))
+        let mut s = spec(json!({"v": self.v}));
+        if let (true, Some(d)) = (self.links, self.deps.first()) {
+            s.insert("dep".into(), json!(format!("<{d}>")));
+        }
+        s
     }
     fn replaced_by(&self) -> &'static [&'static str] {
         if self.replaces { &["v"] } else { &[] }
@@ -357,6 +364,24 @@ async fn a_failed_release_is_retried_by_the_next_apply() {
     assert!(again.ok(), "{}", again.diags);
     assert_eq!(id(&again.record, "a"), obj, "the same object");
     assert_eq!(w.tags(&obj).get(LEASE_TAG), Some(&o.lease.recorded_value()), "released by the next apply");
+}
+
+/// A dependency deleted out of band and recreated under the same identity
+/// was observed as a literal in its dependent's spec; plan, like apply, reads
+/// it as the dependency and plans no update of the dependent.
+#[test]
+fn plan_reads_a_dependency_observed_as_a_literal_as_the_dependency() {
+    let mut b = t("b", &["a"]);
+    b.links = true;
+    let g = graph(vec![t("a", &[]), b]);
+    let mut record = Record::new();
+    record.set("a", &Identity::new("a-1"));
+    record.set("b", &Identity::new("b-1"));
+    let known: BTreeMap<String, Spec> = [("b".to_string(), spec(json!({"v": 1, "dep": "a-1"})))].into();
+    let p = plan(&g, Some(&g), &record, &known, &none());
+    assert!(p.update.is_empty(), "no update: {:?}", p.update);
+    let moved: BTreeMap<String, Spec> = [("b".to_string(), spec(json!({"v": 1, "dep": "a-0"})))].into();
+    assert!(plan(&g, Some(&g), &record, &moved, &none()).update.contains("b"), "another identity is a change");
 }
 
 #[tokio::test]
