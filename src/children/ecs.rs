@@ -33,6 +33,8 @@ pub struct Container {
     pub environment: Option<BTreeMap<String, String>>,
     pub secrets: Option<BTreeMap<String, String>>,
     pub health_check: Option<HealthCheck>,
+    /// Docker labels on the container.
+    pub docker_labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -111,6 +113,9 @@ pub fn container_definitions(containers: &[Container], service_connect: bool, lo
         }
         for (k, v) in c.secrets.iter().flatten() {
             b = b.secrets(ecs::Secret::builder().name(k).value_from(v).build().map_err(bad)?);
+        }
+        if let Some(l) = c.docker_labels.as_ref().filter(|l| !l.is_empty()) {
+            b = b.set_docker_labels(Some(l.clone().into_iter().collect()));
         }
         if let Some(h) = &c.health_check {
             b = b.health_check(
@@ -252,6 +257,7 @@ pub fn containers_from_spec(defs: &[Json]) -> Vec<Container> {
                 command: strs("command"),
                 environment: Some(map("environment").unwrap_or_default()),
                 secrets: Some(map("secrets").unwrap_or_default()),
+                docker_labels: map("dockerLabels"),
                 health_check: d.get("healthCheck").map(|h| HealthCheck {
                     command: h["command"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
                     interval: h["interval"].as_i64(),

@@ -155,6 +155,13 @@ pub trait Composite<E: Env>: Send + Sync + 'static {
     fn plan_defaults(_planned: &mut Value) {}
     /// Computed attributes that follow from configuration alone.
     fn derived(_planned: &mut Value) {}
+    /// Computed attributes plan looks up in AWS before the graph is built
+    /// (an image tag's digest), with their warnings. Runs only when the
+    /// configuration is wholly known; `prior` is null on create. The graph
+    /// and apply see what it planned.
+    async fn plan_lookups(_env: &E, _planned: &mut Value, _prior: &Value) -> Diags {
+        Diags::new()
+    }
     /// The name in the ownership tag after the type: `<cluster>/<service>`.
     fn owner_name(state: &Self::State) -> String;
     /// The `id` attribute, which is also the import ID.
@@ -524,7 +531,11 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         let drifted: BTreeSet<String> = if fresh { BTreeSet::new() } else { Record::drift_of(&req.prior).into_keys().collect() };
 
         let mut summary = None;
-        if config_known(&sch, &planned) {
+        let known = config_known(&sch, &planned);
+        if known {
+            resp.diags.extend(T::plan_lookups(env, &mut planned, if fresh { &Value::Null } else { &req.prior }).await);
+        }
+        if known && !resp.diags.has_errors() {
             match typed::from_value::<T::State>(&known_or_null(&planned)) {
                 Ok(cfg) => {
                     planned.set_attr("id", Value::string(T::id(&cfg)));
@@ -697,6 +708,16 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         // A version that left an attribute unset stored null where the schema
         // now declares its default: the default is what that version used.
         schema::fill_defaults(&schema.block, &mut v);
+        // A block that version did not have is stored by Terraform as an empty collection, never null.
+        for b in &schema.block.blocks {
+            if v.get(&b.name).is_null() {
+                match b.nesting {
+                    Nesting::List => v.set_attr(&b.name, Value::List(Vec::new())),
+                    Nesting::Set => v.set_attr(&b.name, Value::Set(Vec::new())),
+                    _ => {}
+                }
+            }
+        }
         Ok(v)
     }
 }
