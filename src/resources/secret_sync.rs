@@ -48,6 +48,7 @@ struct Config {
     secrets_wo_version: Option<i64>,
     parameters: Option<BTreeMap<String, String>>,
     redeploy_services: Option<Vec<String>>,
+    required_keys: Option<Vec<String>>,
     tags: Option<BTreeMap<String, String>>,
 }
 
@@ -84,6 +85,7 @@ struct State {
     secrets_wo_version: Option<i64>,
     parameters: Option<BTreeMap<String, String>>,
     redeploy_services: Option<Vec<String>>,
+    required_keys: Option<Vec<String>>,
     tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     secret_versions: BTreeMap<String, i64>,
@@ -101,6 +103,32 @@ struct Current {
     version: i64,
     arn: String,
     secure: bool,
+}
+
+/// Every key of `required_keys` that neither `secrets_wo` nor `parameters`
+/// provides, in one diagnostic (nothing while any of them is unknown).
+fn missing_required_keys(config: &Value) -> Diags {
+    let mut d = Diags::new();
+    let (req, wo, params) = (config.get("required_keys"), config.get("secrets_wo"), config.get("parameters"));
+    let known = |v: &Value| v.is_null() || v.entries().is_some() || v.elements().is_some();
+    if req.is_null() || !known(req) || !known(wo) || !known(params) || req.elements().is_some_and(|e| e.iter().any(Value::is_unknown)) {
+        return d;
+    }
+    let have: BTreeSet<&str> = wo.entries().into_iter().chain(params.entries()).flat_map(|m| m.keys().map(String::as_str)).collect();
+    let missing: Vec<&str> = req.elements().into_iter().flatten().filter_map(Value::as_str).filter(|k| !have.contains(k)).collect();
+    if !missing.is_empty() {
+        d.attr_error(
+            Path::attr("required_keys"),
+            "Required keys missing",
+            format!(
+                "{} {} required but given neither in secrets_wo nor in parameters: {}. The service that reads them would fail to start.",
+                missing.len(),
+                if missing.len() == 1 { "key is" } else { "keys are" },
+                missing.join(", ")
+            ),
+        );
+    }
+    d
 }
 
 impl SecretSync {
@@ -131,6 +159,10 @@ impl SecretSync {
             Attribute::new("redeploy_services", Type::list(Type::String))
                 .optional()
                 .describe("ECS service ARNs (or `cluster/service`) that get a new deployment whenever a value changes, so tasks pick up the new secrets."),
+            Attribute::new("required_keys", Type::set(Type::String)).optional().describe(
+                "Keys (relative to `path_prefix`) that `secrets_wo` and `parameters` together must provide, checked at plan time before \
+                 any write, e.g. `cxflow_cluster.this.secret_keys[\"production\"]`. The diagnostic names every missing key.",
+            ),
             Attribute::new("tags", Type::map(Type::String)).optional().check(Check::Tags).describe("Tags on every parameter, merged over the provider's `default_tags`."),
             Attribute::new("secret_versions", Type::map(Type::Number)).computed().describe("SSM version of each secret parameter, by key."),
             Attribute::new("parameter_versions", Type::map(Type::Number)).computed().describe("SSM version of each plain parameter, by key."),
@@ -332,6 +364,7 @@ impl Resource<Aws> for SecretSync {
                 d.attr_error(Path::attr("kms_key_id"), "Invalid KMS key", "kms_key_id must be a key ID, a key ARN or an alias such as alias/aws/ssm.");
             }
         }
+        d.extend(missing_required_keys(config));
         for (path, s) in list_strings(config, "redeploy_services") {
             if parse_service_ref(s).is_none() {
                 d.attr_error(
@@ -346,6 +379,11 @@ impl Resource<Aws> for SecretSync {
 
     async fn plan(&self, aws: &Aws, req: PlanRequest) -> PlanResponse {
         let schema = self.schema();
+        // `required_keys` often comes from another resource, unknown at validate time.
+        let missing = missing_required_keys(&req.config);
+        if !req.proposed.is_null() && missing.has_errors() {
+            return PlanResponse { diags: missing, ..Default::default() };
+        }
         if req.proposed.is_null() || req.prior.is_null() {
             let mut resp = crate::framework::provider::default_plan(&schema, req);
             if let Value::Object(_) = resp.planned {
@@ -408,6 +446,11 @@ impl Resource<Aws> for SecretSync {
                 Ok(()) => ApplyResponse::ok(Value::Null),
                 Err(e) => ApplyResponse::partial(req.prior, Diagnostic::error("Could not delete SSM parameters", e.to_string()).into()),
             };
+        }
+        // Keys that were unknown at plan time are known now: still nothing is written without them.
+        let missing = missing_required_keys(&req.config);
+        if missing.has_errors() {
+            return if req.prior.is_null() { ApplyResponse { new_state: Value::Null, diags: missing, ..Default::default() } } else { ApplyResponse::partial(req.prior, missing) };
         }
         let cfg: Config = match typed::from_value(&req.config) {
             Ok(c) => c,
@@ -575,6 +618,7 @@ async fn sync(aws: &Aws, cfg: &Config, prior: &State) -> (State, Diags) {
         secrets_wo_version: cfg.secrets_wo_version,
         parameters: cfg.parameters.clone(),
         redeploy_services: cfg.redeploy_services.clone(),
+        required_keys: cfg.required_keys.clone(),
         tags: cfg.tags.clone(),
         secret_versions: prior.secret_versions.clone(),
         parameter_versions: prior.parameter_versions.clone(),
