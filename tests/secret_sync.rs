@@ -324,6 +324,7 @@ resource "cxflow_secret_sync" "bad" {
   }
   parameters = { "dup" = "plain" }
   redeploy_services = ["not-a-service"]
+  required_keys     = ["dup", "empty", "gitlab/webhook_token", "checkmarx/url"]
 }
 "#,
     );
@@ -331,7 +332,19 @@ resource "cxflow_secret_sync" "bad" {
     let r = wd.tf(&["validate"]);
     r.expect_fail("validate with bad keys");
     let out = r.all();
-    for needle in ["Invalid path_prefix", "path_prefix", "/leading/slash", "Duplicate key", "dup", "Empty value", "Invalid service reference", "redeploy_services"] {
+    for needle in [
+        "Invalid path_prefix",
+        "path_prefix",
+        "/leading/slash",
+        "Duplicate key",
+        "dup",
+        "Empty value",
+        "Invalid service reference",
+        "redeploy_services",
+        "Required keys missing",
+        "2 keys are required",
+        "checkmarx/url, gitlab/webhook_token",
+    ] {
         assert!(out.contains(needle), "validate output lacks {needle:?}:\n{out}");
     }
     // With the secret known (plan validates with real values), no diagnostic quotes it.
