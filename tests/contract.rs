@@ -26,8 +26,10 @@ fn cxflow_ecs_cluster() {
 /// test recreates the objects a state names (the same configuration applied
 /// with this build: deterministic names must come out the same), writes the
 /// identities AWS chose this time into the old state, and plans: no
-/// replacement; the apply converges and every child keeps its identity.
-fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy: &str) {
+/// replacement; the apply converges and every child keeps its identity,
+/// except the `retired` ones this build no longer has (deleted by the apply)
+/// and the `renewed` ones (key prefixes) a deliberate change gives a new one.
+fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy: &str, retired: &[&str], renewed: &[&str], check: fn(&common::aws::Aws, &str)) {
     use common::aws::{Aws, children};
     use common::contract::Fixture;
     use common::*;
@@ -57,6 +59,10 @@ fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy:
     let mut state = legacy.to_string();
     let mut kept: Vec<(String, String)> = Vec::new();
     for (key, recorded) in attrs["children"].as_object().unwrap() {
+        if retired.contains(&key.split('.').next().unwrap_or_default()) {
+            assert!(!now.contains_key(key), "{key} is retired, yet this build made it");
+            continue;
+        }
         // This build's entries for the key: its identity, its parts, and what a
         // packed old identity stands for today (a NAT gateway's Elastic IP).
         let eip = key.strip_prefix("nat_").map(|n| format!("eip_{n}"));
@@ -71,7 +77,9 @@ fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy:
             let new = candidates.iter().find(|c| random_kind(c).as_deref() == Some(&kind)).unwrap_or_else(|| panic!("{key}: no {kind} among {candidates:?}"));
             state = state.replace(token, new);
         }
-        kept.push((key.clone(), now[key].clone()));
+        if !renewed.iter().any(|p| key.starts_with(p)) {
+            kept.push((key.clone(), now[key].clone()));
+        }
     }
     if let Some(l) = attrs["load_balancer"]["listener_arn"].as_str() {
         state = state.replace(l, &fixture.listener);
@@ -81,7 +89,8 @@ fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy:
     }
     wd.write("terraform.tfstate", &state);
 
-    wd.tf(&["plan", "-out=upgrade.tfplan"]).expect_ok("plan on the old state");
+    let upgrade_plan = wd.tf(&["plan", "-out=upgrade.tfplan"]);
+    upgrade_plan.expect_ok("plan on the old state");
     let shown = wd.tf(&["show", "-json", "upgrade.tfplan"]);
     shown.expect_ok("show the plan");
     let plan: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
@@ -94,6 +103,10 @@ fn legacy_state_plans_without_replacement(type_name: &str, config: &str, legacy:
     for (key, id) in &kept {
         assert_eq!(after.get(key), Some(id), "{type_name}: {key} keeps its identity");
     }
+    for key in retired {
+        assert!(!after.contains_key(*key), "{type_name}: retired child {key} is gone from the record");
+    }
+    check(&aws, &upgrade_plan.all());
     wd.destroy().expect_ok("destroy");
     let left = Snapshot::take(&moto);
     assert_eq!((left.added_since(&s0), left.removed_since(&s0)), (vec![], vec![]), "destroy leaves what existed before");
@@ -105,10 +118,33 @@ fn legacy_service_state_plans_without_replacement() {
         "cxflow_ecs_fargate_service",
         include_str!("contract/cxflow_ecs_fargate_service.tf"),
         include_str!("fixtures/legacy/cxflow_ecs_fargate_service.tfstate"),
+        &[],
+        &[],
+        |_, _| {},
     );
 }
 
 #[test]
 fn legacy_cluster_state_plans_without_replacement() {
-    legacy_state_plans_without_replacement("cxflow_cluster", include_str!("contract/cxflow_cluster.tf"), include_str!("fixtures/legacy/cxflow_cluster.tfstate"));
+    // One execution role per environment replaced the shared one (its task
+    // definitions get a revision naming the new role); the services stay.
+    legacy_state_plans_without_replacement(
+        "cxflow_cluster",
+        include_str!("contract/cxflow_cluster.tf"),
+        include_str!("fixtures/legacy/cxflow_cluster.tfstate"),
+        &["execution_role"],
+        &["task_definition_"],
+        |aws, plan| {
+            assert!(plan.contains("Environment reads the old webhook token key"), "the plan says how to move:\n{plan}");
+            // The state predates the seed's key names: the service keeps reading the old webhook token key.
+            common::block_on(async {
+                let svc = aws.ecs.describe_services().cluster("contract").services("contract-production").send().await.unwrap();
+                let td = aws.ecs.describe_task_definition().task_definition(svc.services()[0].task_definition().unwrap()).send().await.unwrap();
+                let secrets = td.task_definition().unwrap().container_definitions()[0].secrets().to_vec();
+                let hook = secrets.iter().find(|s| s.name() == "GITLAB_WEBHOOK_TOKEN").unwrap();
+                assert!(hook.value_from().ends_with(":parameter/contract/production/gitlab/webhook-token"), "{hook:?}");
+                assert!(td.task_definition().unwrap().execution_role_arn().unwrap().contains("contract-production-execution"));
+            });
+        },
+    );
 }

@@ -1,11 +1,13 @@
 # CxFlow on ECS Fargate: the whole deployment, step by step.
 #
-# 1. Fill in terraform.tfvars (region, hosted zone, domain, tags, environments).
+# 1. Fill in terraform.tfvars (region, hosted zone, domain, tags, environments,
+#    and the CI system's OIDC provider for the pusher role).
 # 2. Export the secrets as ephemeral variables (they never reach state):
 #      export TF_VAR_cxflow_secrets='{"production":{"checkmarx_username":"...",...}}'
 # 3. terraform init && terraform apply
-# 4. Point each Git webhook at the webhook URL printed for its environment.
-# 5. Update CxFlow by changing an environment's image_tag and applying again.
+# 4. Enter each gitlab_webhooks entry in the GitLab project's webhook settings.
+# 5. Update CxFlow the seed's way: the container pipeline re-pushes `latest`,
+#    then `terraform apply` rolls the environments on `latest` to its new digest.
 
 terraform {
   required_version = ">= 1.11"
@@ -44,4 +46,6 @@ module "cxflow" {
   vpc_cidr             = var.vpc_cidr
   checkmarx_url        = var.checkmarx_url
   secrets              = var.cxflow_secrets
+  ci_oidc_provider_arn = var.ci_oidc_provider_arn
+  ci_subjects          = var.ci_subjects
 }

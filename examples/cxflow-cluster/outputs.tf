@@ -19,3 +19,22 @@ output "ssm_path_prefixes" {
 output "service_arns" {
   value = module.cxflow.service_arns
 }
+
+output "images" {
+  description = "The image (digest) each environment runs."
+  value       = module.cxflow.images
+}
+
+output "gitlab_webhooks" {
+  description = "Per environment: what to enter in GitLab's webhook settings."
+  value       = module.cxflow.gitlab_webhooks
+}
+
+output "ci_policy_json" {
+  description = "The least-privilege policy for the job that pushes the image and writes the parameters."
+  value       = module.cxflow.ci_policy_json
+}
+
+output "ci_role_arn" {
+  value = module.cxflow.ci_role_arn
+}

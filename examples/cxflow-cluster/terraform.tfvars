@@ -17,3 +17,8 @@ tags = {
   Team    = "appsec"
   Service = "cxflow"
 }
+
+# The container repository's pipeline assumes a role through its GitLab ID
+# token to push the image and write the SSM parameters (uncomment to create it):
+# ci_oidc_provider_arn = "arn:aws:iam::123456789012:oidc-provider/gitlab.com"
+# ci_subjects          = ["project_path:example-group/cxflow-container:ref_type:branch:ref:main"]

@@ -15,17 +15,18 @@ variable "dns_zone" {
 }
 
 variable "domain" {
-  description = "Domain for the cluster, inside dns_zone. Each environment is served at <environment>.<domain>."
+  description = "Domain for the cluster, inside dns_zone. Each environment is served at <environment>.<domain> unless its hostname says otherwise (one may serve the domain itself)."
   type        = string
 }
 
 variable "environments" {
-  description = "One CxFlow service per environment."
+  description = "One CxFlow service per environment. image_tag may be a moving tag such as latest: plan pins its digest."
   type = map(object({
     image_tag     = string
     desired_count = optional(number)
     cpu           = optional(number)
     memory        = optional(number)
+    hostname      = optional(string)
   }))
 }
 
@@ -62,4 +63,16 @@ variable "cxflow_secrets" {
   }))
   ephemeral = true
   sensitive = true
+}
+
+variable "ci_oidc_provider_arn" {
+  description = "IAM OIDC provider of the GitLab (or GitHub) that runs the container repository's pipeline; null: no CI role, use the ci_policy_json output yourself."
+  type        = string
+  default     = null
+}
+
+variable "ci_subjects" {
+  description = "Token subjects allowed to assume the CI role, e.g. project_path:example-group/cxflow-container:ref_type:branch:ref:main."
+  type        = list(string)
+  default     = []
 }

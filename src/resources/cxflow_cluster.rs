@@ -1,7 +1,8 @@
 //! `cxflow_cluster`: the whole CxFlow deployment on ECS Fargate as one
 //! resource — network, HTTPS load balancer with an ACM certificate validated
-//! in Route53, ECR repository, ECS cluster, execution role, and one service
-//! per environment reading its secrets from `/<name>/<environment>/...`.
+//! in Route53, ECR repository, ECS cluster, and per environment an execution
+//! role and a service reading its secrets from `/<name>/<environment>/...`,
+//! pinned to the digest of its image tag; optionally the CI pusher's role.
 //!
 //! Read top to bottom: typed configuration → schema → validation (no AWS
 //! calls) → the children and their dependencies → outputs → import.
@@ -45,15 +46,33 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_CERT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const MAX_AZS: i64 = 6;
 
-/// The SSM parameters every CxFlow service reads: key under `/<name>/<env>/` → variable.
-const CXFLOW_SECRETS: &[(&str, &str)] = &[
-    ("checkmarx/username", "CHECKMARX_USERNAME"),
-    ("checkmarx/password", "CHECKMARX_PASSWORD"),
-    ("checkmarx/url", "CHECKMARX_BASE_URL"),
-    ("checkmarx/token", "CHECKMARX_CLIENT_SECRET"),
-    ("gitlab/token", "GITLAB_TOKEN"),
-    ("gitlab/webhook-token", "GITLAB_WEBHOOK_TOKEN"),
+/// The SSM parameters every CxFlow service reads unless its environment's
+/// `secrets` says otherwise: variable → key under `/<name>/<env>/`. These
+/// are the keys of seed 000's vault pipeline.
+pub const DEFAULT_SECRETS: &[(&str, &str)] = &[
+    ("CHECKMARX_USERNAME", "checkmarx/username"),
+    ("CHECKMARX_PASSWORD", "checkmarx/password"),
+    ("CHECKMARX_BASE_URL", "checkmarx/url"),
+    ("CHECKMARX_CLIENT_SECRET", "checkmarx/token"),
+    ("GITLAB_TOKEN", "gitlab/token"),
+    ("GITLAB_WEBHOOK_TOKEN", "gitlab/webhook_token"),
 ];
+/// The webhook token's key before the seed's names were adopted (schema
+/// version 1 and earlier); states of those versions keep reading it.
+const LEGACY_WEBHOOK_KEY: &str = "gitlab/webhook-token";
+const WEBHOOK_TOKEN_VAR: &str = "GITLAB_WEBHOOK_TOKEN";
+/// The Docker label that records which tag a digest-pinned image was resolved from.
+const IMAGE_TAG_LABEL: &str = "cxflow.image-tag";
+const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
+
+fn default_secrets() -> BTreeMap<String, String> {
+    DEFAULT_SECRETS.iter().map(|(v, k)| (v.to_string(), k.to_string())).collect()
+}
+
+/// The environment variable an extra SSM key is passed as: `bitbucket/token` → `BITBUCKET_TOKEN`.
+fn variable_of(key: &str) -> String {
+    key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+}
 
 // ------------------------------------------------------------------ typed configuration and state
 
@@ -63,9 +82,61 @@ pub struct Environment {
     pub desired_count: Option<i64>,
     pub cpu: Option<i64>,
     pub memory: Option<i64>,
+    /// Variable → SSM key under the environment's prefix; [`DEFAULT_SECRETS`] when unset.
+    pub secrets: Option<BTreeMap<String, String>>,
     /// Extra SSM keys under the environment's prefix (e.g. `bitbucket/token`).
     pub extra_secrets: Option<Vec<String>>,
     pub environment: Option<BTreeMap<String, String>>,
+    /// Host name the environment is served at; `<env>.<domain>` when unset.
+    pub hostname: Option<String>,
+}
+
+impl Environment {
+    /// Every secret the service reads: variable → key under its prefix.
+    pub fn secret_map(&self) -> BTreeMap<String, String> {
+        let mut m = self.secrets.clone().unwrap_or_else(default_secrets);
+        for k in self.extra_secrets.iter().flatten() {
+            m.insert(variable_of(k), k.clone());
+        }
+        m
+    }
+}
+
+/// A role the CI job that builds the image and writes the secrets assumes
+/// through its OIDC token (GitLab or GitHub).
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct CiRole {
+    pub oidc_provider_arn: String,
+    pub subjects: Vec<String>,
+    pub audience: Option<String>,
+    pub name: Option<String>,
+}
+
+impl CiRole {
+    /// The OIDC provider's host: `gitlab.com`, `token.actions.githubusercontent.com`.
+    fn host(&self) -> &str {
+        self.oidc_provider_arn.split_once(":oidc-provider/").map(|(_, h)| h).unwrap_or_default()
+    }
+    fn audience(&self) -> String {
+        match &self.audience {
+            Some(a) => a.clone(),
+            None if self.host() == GITHUB_OIDC_HOST => "sts.amazonaws.com".to_string(),
+            None => format!("https://{}", self.host()),
+        }
+    }
+    fn trust(&self) -> serde_json::Value {
+        let host = self.host();
+        let mut subjects = self.subjects.clone();
+        subjects.sort();
+        let sub_op = if subjects.iter().any(|s| s.contains('*') || s.contains('?')) { "StringLike" } else { "StringEquals" };
+        let mut cond = serde_json::Map::new();
+        cond.insert("StringEquals".into(), json!({ format!("{host}:aud"): self.audience() }));
+        let entry = cond.entry(sub_op.to_string()).or_insert_with(|| json!({}));
+        entry[format!("{host}:sub")] = json!(subjects);
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": self.oidc_provider_arn}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": cond,
+        }]})
+    }
 }
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
@@ -110,6 +181,11 @@ pub struct Cluster {
     pub certificate_arn: Option<String>,
     pub tls_policy: Option<String>,
     pub wait_for_steady_state: Option<bool>,
+    pub pin_image_digests: Option<bool>,
+    #[serde(default)]
+    pub ci_role: Vec<CiRole>,
+    /// Per environment: the image its task definition runs (resolved at plan).
+    pub images: Option<BTreeMap<String, String>>,
     pub tags: Option<BTreeMap<String, String>>,
     /// Kept for the certificate validation wait (part of the standard `timeouts` block).
     pub timeouts: Option<BTreeMap<String, Option<String>>>,
@@ -117,7 +193,14 @@ pub struct Cluster {
 
 impl Cluster {
     fn host(&self, env: &str) -> String {
-        format!("{env}.{}", self.domain)
+        self.environments.get(env).and_then(|e| e.hostname.clone()).unwrap_or_else(|| format!("{env}.{}", self.domain))
+    }
+    fn repo_uri(&self, c: &Common) -> String {
+        format!("{}.dkr.ecr.{}.amazonaws.com/{}", c.account, c.region, self.name)
+    }
+    /// The image environment `env` runs: the digest plan resolved, else its tag.
+    fn image(&self, env: &str, e: &Environment, c: &Common) -> String {
+        self.images.as_ref().and_then(|m| m.get(env).cloned()).unwrap_or_else(|| format!("{}:{}", self.repo_uri(c), e.image_tag))
     }
     fn service_name(&self, env: &str) -> String {
         format!("{}-{env}", self.name)
@@ -155,6 +238,7 @@ fn priority(env: &str) -> i64 {
 
 // ------------------------------------------------------------------ schema
 
+const SSM_KEY_RE: &str = "[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,200}";
 const DNS_RE: &str = r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?";
 
 fn schema_block() -> Block {
@@ -162,13 +246,35 @@ fn schema_block() -> Block {
         Attribute::new("image_tag", Type::String)
             .required()
             .check(Check::Matches("[A-Za-z0-9_.-]{1,128}", "an image tag of 1-128 letters, digits, `_`, `.` or `-`"))
-            .describe("Tag of the CxFlow image in the cluster's ECR repository to run. Changing it rolls only this environment's tasks."),
+            .describe(
+                "Tag of the CxFlow image in the cluster's ECR repository to run, e.g. `latest` or `1.6.15`. A moving tag is fine: \
+                 with `pin_image_digests` (the default) plan resolves it to its digest and the task definition runs \
+                 `<repository>@sha256:...`, so a re-pushed tag shows in the plan as a new digest for the environments on that \
+                 tag, and apply rolls only their services.",
+            ),
         Attribute::new("desired_count", Type::Number).default(Value::int(1)).check(Check::Int(0, 1000)).describe("Number of tasks."),
         Attribute::new("cpu", Type::Number).default(Value::int(DEFAULT_CPU)).check(Check::IntIn(&[256, 512, 1024, 2048, 4096, 8192, 16384])).describe("Fargate CPU units."),
         Attribute::new("memory", Type::Number).default(Value::int(DEFAULT_MEMORY)).check(Check::Int(512, 122880)).describe("Fargate memory in MiB (valid for `cpu`)."),
+        Attribute::new("secrets", Type::map(Type::String))
+            .default(Value::Map(default_secrets().into_iter().map(|(k, v)| (k, Value::string(v))).collect()))
+            .check(Check::keys(Check::Matches("[A-Za-z_][A-Za-z0-9_]*", "a variable name: letters, digits and underscores, not starting with a digit")))
+            .check(Check::each(Check::Matches(SSM_KEY_RE, "a key relative to /<name>/<environment>/, e.g. gitlab/webhook_token")))
+            .describe(
+                "Environment variable → SSM key under `/<name>/<environment>/` for every parameter CxFlow reads. Unset: the keys of \
+                 the seed's vault pipeline, `CHECKMARX_USERNAME` = `checkmarx/username`, `CHECKMARX_PASSWORD` = `checkmarx/password`, \
+                 `CHECKMARX_BASE_URL` = `checkmarx/url` (a plain String parameter), `CHECKMARX_CLIENT_SECRET` = `checkmarx/token`, \
+                 `GITLAB_TOKEN` = `gitlab/token` and `GITLAB_WEBHOOK_TOKEN` = `gitlab/webhook_token`. Setting it replaces that table \
+                 (give every variable); `extra_secrets` adds to it. The `secret_keys` output lists what each environment reads, for \
+                 `cxflow_secret_sync.required_keys`. States written before these defaults keep reading `gitlab/webhook-token` until \
+                 `secrets` is set.",
+            ),
+        Attribute::new("hostname", Type::String)
+            .optional()
+            .check(Check::Matches(DNS_RE, "a DNS name such as production.cxflow.example.com"))
+            .describe("Host name the environment is served at: `domain` itself or one label under it (which the certificate covers). Default `<environment>.<domain>`."),
         Attribute::new("extra_secrets", Type::list(Type::String))
             .optional()
-            .check(Check::each(Check::Matches("[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,200}", "a key relative to /<name>/<environment>/, e.g. bitbucket/token")))
+            .check(Check::each(Check::Matches(SSM_KEY_RE, "a key relative to /<name>/<environment>/, e.g. bitbucket/token")))
             .describe("More SSM keys under the environment's prefix to pass to CxFlow, e.g. `bitbucket/token` or `auth0/client-secret` (variable `BITBUCKET_TOKEN`, `AUTH0_CLIENT_SECRET`)."),
         Attribute::new("environment", Type::map(Type::String))
             .optional()
@@ -189,11 +295,10 @@ fn schema_block() -> Block {
             .force_new()
             .check(Check::Matches(DNS_RE, "a DNS name such as example.com"))
             .describe("An existing public Route53 hosted zone, e.g. `example.com`."),
-        Attribute::new("domain", Type::String)
-            .required()
-            .force_new()
-            .check(Check::Matches(DNS_RE, "a DNS name such as cxflow.example.com"))
-            .describe("Domain of the cluster inside `dns_zone`. Environment `<env>` is served at `<env>.<domain>`; the certificate covers `<domain>` and `*.<domain>`."),
+        Attribute::new("domain", Type::String).required().force_new().check(Check::Matches(DNS_RE, "a DNS name such as cxflow.example.com")).describe(
+            "Domain of the cluster inside `dns_zone`. Environment `<env>` is served at `<env>.<domain>` unless its `hostname` says \
+                 otherwise; the certificate covers `<domain>` and `*.<domain>`, so environments come and go without a new certificate.",
+        ),
         Attribute::nested("environments", Nesting::Map, env_attrs).required().describe("One CxFlow service per environment, keyed by environment name."),
         Attribute::new("webhook_source_cidrs", Type::set(Type::String))
             .required()
@@ -209,10 +314,44 @@ fn schema_block() -> Block {
             .check(Check::Matches("ELBSecurityPolicy-[A-Za-z0-9-]+", "an ALB security policy such as ELBSecurityPolicy-TLS13-1-2-2021-06"))
             .describe("ALB security policy (TLS 1.2 and 1.3 by default)."),
         Attribute::new("wait_for_steady_state", Type::Bool).default(Value::Bool(true)).describe("Wait until every service's deployment completes."),
+        Attribute::new("pin_image_digests", Type::Bool).default(Value::Bool(true)).describe(
+            "Resolve each environment's `image_tag` to its digest at plan time (one `ecr:DescribeImages` per environment) and run the \
+             digest. A tag that does not exist yet gives a warning and the service is created on the tag; the first plan after the \
+             image is pushed pins it. `false`: task definitions name the tag, and a re-pushed tag reaches tasks only when they restart.",
+        ),
         Attribute::new("cluster_arn", Type::String).computed().describe("ARN of the ECS cluster."),
         Attribute::new("repository_url", Type::String).computed().describe("URL of the ECR repository to push CxFlow images to."),
         Attribute::new("load_balancer_dns_name", Type::String).computed().describe("DNS name of the load balancer."),
-        Attribute::new("execution_role_arn", Type::String).computed().describe("ARN of the task execution role."),
+        Attribute::new("execution_role_arns", Type::map(Type::String))
+            .computed()
+            .describe("Per environment: the task execution role, which reads only that environment's SSM path and writes only its log group."),
+        Attribute::new("images", Type::map(Type::String))
+            .computed()
+            .describe("Per environment: the image its task definition runs, `<repository>@sha256:...` once the tag resolves (see `pin_image_digests`)."),
+        Attribute::new("secret_keys", Type::map(Type::list(Type::String)))
+            .computed()
+            .describe("Per environment: every SSM key (relative to its `ssm_path_prefixes` entry) the service reads, sorted. Pass it to `cxflow_secret_sync.required_keys`."),
+        Attribute::new("ci_policy_json", Type::String).computed().describe(
+            "A least-privilege IAM policy for the CI job that builds and pushes the CxFlow image and writes the environments' SSM \
+             parameters: ECR push and pull on this repository only, `ecr:GetAuthorizationToken`, `ssm:PutParameter` under each \
+             environment's path, and `kms:Encrypt`/`kms:GenerateDataKey` through SSM for SecureStrings. `ci_role` gets exactly this policy.",
+        ),
+        Attribute::new("ci_role_arn", Type::String).computed().describe("ARN of the role `ci_role` creates; null without a `ci_role` block."),
+        Attribute::new(
+            "gitlab_webhooks",
+            Type::map(Type::object([
+                ("url", Type::String),
+                ("push_events", Type::Bool),
+                ("merge_requests_events", Type::Bool),
+                ("enable_ssl_verification", Type::Bool),
+                ("secret_token_parameter", Type::String),
+            ])),
+        )
+        .computed()
+        .describe(
+            "Per environment: what to enter in the GitLab project's *Settings → Webhooks* (the provider cannot reach GitLab): the URL, \
+             the trigger events (push and merge request), SSL verification on, and the SSM parameter holding the secret token.",
+        ),
         Attribute::new("vpc_id", Type::String).computed().describe("The VPC the services run in."),
         Attribute::new("webhook_urls", Type::map(Type::String)).computed().describe("Per environment: the URL to give the Git host's webhook."),
         Attribute::new("service_arns", Type::map(Type::String)).computed().describe("Per environment: the ECS service ARN."),
@@ -245,10 +384,10 @@ fn schema_block() -> Block {
         Attribute::new("private_subnet_ids", Type::list(Type::String)).required().check(Check::Items(1, 16)).describe("Private subnets for the tasks."),
     ]);
     let ecr = Block::new(vec![
-        Attribute::new("image_tag_mutability", Type::String)
-            .default(Value::string("IMMUTABLE"))
-            .check(Check::OneOf(&["MUTABLE", "IMMUTABLE"]))
-            .describe("`IMMUTABLE` or `MUTABLE`."),
+        Attribute::new("image_tag_mutability", Type::String).default(Value::string("MUTABLE")).check(Check::OneOf(&["MUTABLE", "IMMUTABLE"])).describe(
+            "`MUTABLE` (default) or `IMMUTABLE`. Mutable, so that the seed's flow of re-pushing `latest` works; deployments stay \
+                 reproducible because task definitions run the digest plan resolved (`pin_image_digests`).",
+        ),
         Attribute::new("scan_on_push", Type::Bool).default(Value::Bool(true)).describe("Scan images on push."),
         Attribute::new("encryption_type", Type::String).default(Value::string("AES256")).force_new().check(Check::OneOf(&["AES256", "KMS"])).describe("`AES256` or `KMS`."),
         Attribute::new("kms_key_arn", Type::String).optional().force_new().check(Check::Arn { service: "kms", resource: "" }).describe("KMS key for `encryption_type = \"KMS\"`."),
@@ -257,17 +396,39 @@ fn schema_block() -> Block {
             .check(Check::Int(1, 1000))
             .describe("Images kept by the lifecycle policy besides `latest`."),
     ]);
+    let ci_role = Block::new(vec![
+        Attribute::new("oidc_provider_arn", Type::String)
+            .required()
+            .check(Check::Arn { service: "iam", resource: "oidc-provider/" })
+            .describe("The account's IAM OIDC provider for the CI system, e.g. `arn:aws:iam::123456789012:oidc-provider/gitlab.com` or `.../token.actions.githubusercontent.com`."),
+        Attribute::new("subjects", Type::set(Type::String)).required().check(Check::Items(1, 50)).describe(
+            "Token subjects allowed to assume the role. GitLab: `project_path:<group>/<project>:ref_type:branch:ref:<branch>`; \
+             GitHub (provider `token.actions.githubusercontent.com`): `repo:<owner>/<repo>:ref:refs/heads/<branch>` or \
+             `repo:<owner>/<repo>:environment:<name>`. `*` may stand for the rest after the project.",
+        ),
+        Attribute::new("audience", Type::String)
+            .optional()
+            .check(Check::Len(1, 256))
+            .describe("The token's `aud`. Default `sts.amazonaws.com` for GitHub, `https://<host>` for GitLab (the `aud` of the job's `id_tokens`)."),
+        Attribute::new("name", Type::String)
+            .optional()
+            .force_new()
+            .check(Check::Matches("[A-Za-z0-9+=,.@_-]{1,64}", "an IAM role name of 1-64 letters, digits or +=,.@_-"))
+            .describe("Role name. Default `<name>-ci`."),
+    ]);
     Block::new(attrs)
         .with_blocks(vec![
             NestedBlock::new("vpc", Nesting::List, vpc.describe("Create a VPC with public and private subnets, NAT and routing.")).max(1),
             NestedBlock::new("network", Nesting::List, network.describe("Use an existing VPC instead of `vpc`.")).max(1),
             NestedBlock::new("ecr", Nesting::List, ecr.describe("ECR repository settings.")).max(1),
+            NestedBlock::new("ci_role", Nesting::List, ci_role.describe("Create a role for the CI job, trusted through its OIDC token, with `ci_policy_json`.")).max(1),
         ])
         .describe(
             "The whole CxFlow deployment on ECS Fargate: network, an HTTPS load balancer (443 from the Git host's webhook CIDRs only, \
              default action a fixed 404), an ACM certificate validated through Route53, one alias record per environment, an ECR \
-             repository, an ECS cluster, the execution role, and per environment a service reading its secrets from \
-             `/<name>/<environment>/...` in SSM.",
+             repository, an ECS cluster, and per environment an execution role and a service reading its secrets from \
+             `/<name>/<environment>/...` in SSM (the keys in `secret_keys`), running the digest its image tag resolves to. \
+             Optionally the CI pusher's role (`ci_role`).",
         )
 }
 
@@ -303,7 +464,11 @@ fn validate_config(c: &Value) -> Diags {
             d.attr_error(Path::attr("environments"), "No environments", "Declare at least one environment.");
         }
         let mut prios: BTreeMap<i64, &str> = BTreeMap::new();
-        for (env, e) in envs {
+        let mut hosts: BTreeMap<String, &str> = BTreeMap::new();
+        // Explicit host names claim theirs first, so a clash names the default one.
+        let mut ordered: Vec<(&String, &Value)> = envs.iter().collect();
+        ordered.sort_by_key(|(_, e)| e.get("hostname").is_null());
+        for (env, e) in ordered {
             let p = Path::attr("environments").key(env.clone());
             if !env_name_ok(env) {
                 d.attr_error(p.clone(), "Invalid environment name", format!("{env:?}: environment names are 1-11 lowercase letters, digits or hyphens, starting with a letter."));
@@ -320,6 +485,26 @@ fn validate_config(c: &Value) -> Diags {
             if let Some(other) = prios.insert(priority(env), env) {
                 d.attr_error(p.clone(), "Listener rule priority clash", format!("Environments {other:?} and {env:?} map to the same listener rule priority; rename one."));
             }
+            validate_environment_secrets(&mut d, &p, e);
+            if let (Some(h), Some(dom)) = (e.get("hostname").as_str(), c.get("domain").as_str()) {
+                let h = h.trim_end_matches('.').to_ascii_lowercase();
+                let dom = dom.trim_end_matches('.').to_ascii_lowercase();
+                let one_label = h.strip_suffix(&format!(".{dom}")).is_some_and(|l| !l.is_empty() && !l.contains('.'));
+                if h != dom && !one_label {
+                    d.attr_error(
+                        p.then_attr("hostname"),
+                        "Host name outside the certificate",
+                        format!("{h} must be {dom} or one label under it (like {env}.{dom}): the certificate covers {dom} and *.{dom}, and a name beyond them would need a new certificate."),
+                    );
+                } else if let Some(other) = hosts.insert(h.clone(), env) {
+                    d.attr_error(p.then_attr("hostname"), "Host name used twice", format!("Environments {other:?} and {env:?} are both served at {h}; each needs its own."));
+                }
+            } else if let Some(dom) = c.get("domain").as_str() {
+                let h = format!("{env}.{}", dom.trim_end_matches('.').to_ascii_lowercase());
+                if let Some(other) = hosts.insert(h.clone(), env) {
+                    d.attr_error(p.clone(), "Host name used twice", format!("Environments {other:?} and {env:?} are both served at {h}; each needs its own."));
+                }
+            }
             let cpu = if e.get("cpu").is_null() { Some(DEFAULT_CPU) } else { e.get("cpu").as_i64() };
             let mem = if e.get("memory").is_null() { Some(DEFAULT_MEMORY) } else { e.get("memory").as_i64() };
             if let (Some(cpu), Some(mem)) = (cpu, mem) {
@@ -328,6 +513,9 @@ fn validate_config(c: &Value) -> Diags {
                 }
             }
         }
+    }
+    if let Some(ci) = c.get("ci_role").elements().and_then(|v| v.first()) {
+        validate_ci_role(&mut d, ci);
     }
     let vpc = c.get("vpc").elements().and_then(|v| v.first()).cloned().unwrap_or(Value::Null);
     if c.get("network").elements().is_some_and(|n| !n.is_empty()) && !vpc.is_null() {
@@ -345,6 +533,54 @@ fn validate_config(c: &Value) -> Diags {
     d
 }
 
+/// An environment's secrets: every variable once, none also a plain variable.
+fn validate_environment_secrets(d: &mut Diags, p: &Path, e: &Value) {
+    let explicit: Option<BTreeMap<String, String>> = e.get("secrets").entries().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect());
+    let mut vars: BTreeMap<String, String> = explicit.unwrap_or_else(default_secrets);
+    for (i, k) in e.get("extra_secrets").elements().into_iter().flatten().enumerate() {
+        let Some(k) = k.as_str() else { continue };
+        let var = variable_of(k);
+        if let Some(prev) = vars.insert(var.clone(), k.to_string()) {
+            d.attr_error(
+                p.then_attr("extra_secrets").index(i),
+                "Secret variable set twice",
+                format!("{k:?} would be passed as {var}, which already reads {prev:?}; set it in `secrets` under another variable name instead."),
+            );
+        }
+    }
+    for var in e.get("environment").entries().into_iter().flat_map(|m| m.keys()) {
+        if vars.contains_key(var) {
+            d.attr_error(
+                p.then_attr("environment").key(var.clone()),
+                "Variable is also a secret",
+                format!("{var} is read from SSM (`secrets`); a plain value would be ignored by ECS. Remove one."),
+            );
+        }
+    }
+}
+
+/// The CI role's subjects must name the project, in the token format of its provider.
+fn validate_ci_role(d: &mut Diags, ci: &Value) {
+    let p = Path::attr("ci_role").index(0);
+    let Some(arn) = ci.get("oidc_provider_arn").as_str() else { return };
+    let github = arn.ends_with(&format!(":oidc-provider/{GITHUB_OIDC_HOST}"));
+    let (re, what) = if github {
+        (r"^repo:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+:.+$", "a GitHub subject such as repo:example-org/cxflow-container:ref:refs/heads/main")
+    } else {
+        (r"^project_path:[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+:.+$", "a GitLab subject such as project_path:example-group/cxflow-container:ref_type:branch:ref:main")
+    };
+    let re = regex::Regex::new(re).expect("subject pattern");
+    for s in ci.get("subjects").elements().into_iter().flatten().filter_map(Value::as_str) {
+        if !re.is_match(s) {
+            d.attr_error(
+                p.then_attr("subjects"),
+                "Invalid token subject",
+                format!("{s:?} is not {what}. The owner and project must be named in full, so that no other project's pipeline can assume the role."),
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------------ the children
 
 /// Subnet CIDRs: public ones first, then private, each a sixteenth of the VPC.
@@ -358,43 +594,76 @@ fn subnet_cidrs(vpc: &str, azs: usize) -> Result<(Vec<String>, Vec<String>), Str
     Ok((subnets[..azs].iter().map(|s| s.to_string()).collect(), subnets[azs..].iter().map(|s| s.to_string()).collect()))
 }
 
-fn execution_policy(cfg: &Cluster, c: &Common) -> serde_json::Value {
-    let ssm: Vec<String> = cfg.environments.keys().map(|e| c.fill(&format!("arn:{{partition}}:ssm:{{region}}:{{account}}:parameter{}/*", cfg.ssm_prefix(e)))).collect();
-    let logs: Vec<String> = cfg.environments.keys().map(|e| c.fill(&format!("arn:{{partition}}:logs:{{region}}:{{account}}:log-group:{}:*", cfg.log_group(e)))).collect();
+fn repository_arn(cfg: &Cluster, c: &Common) -> String {
+    c.fill(&format!("arn:{{partition}}:ecr:{{region}}:{{account}}:repository/{}", cfg.name))
+}
+
+fn parameters_arn(cfg: &Cluster, env: &str, c: &Common) -> String {
+    c.fill(&format!("arn:{{partition}}:ssm:{{region}}:{{account}}:parameter{}/*", cfg.ssm_prefix(env)))
+}
+
+/// Environment `env`'s execution role: its own SSM path and log group, nothing of another environment's.
+fn execution_policy(cfg: &Cluster, env: &str, c: &Common) -> serde_json::Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "ReadEnvironmentParameters", "Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": ssm},
+            {"Sid": "ReadEnvironmentParameters", "Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": parameters_arn(cfg, env, c)},
             {"Sid": "DecryptThroughSsm", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": c.fill("arn:{partition}:kms:{region}:{account}:key/*"),
              "Condition": {"StringEquals": {"kms:ViaService": c.fill("ssm.{region}.amazonaws.com")}}},
             {"Sid": "PullCxFlowImages", "Effect": "Allow", "Action": ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-             "Resource": c.fill(&format!("arn:{{partition}}:ecr:{{region}}:{{account}}:repository/{}", cfg.name))},
+             "Resource": repository_arn(cfg, c)},
             {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": logs}
+            {"Sid": "WriteOwnLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": c.fill(&format!("arn:{{partition}}:logs:{{region}}:{{account}}:log-group:{}:*", cfg.log_group(env)))}
         ]
     })
 }
 
-fn container_for(cfg: &Cluster, env: &str, e: &Environment, repo_uri: &str, c: &Common) -> Container {
+/// What the CI job that pushes the image and writes the parameters may do (the seed's pusher, scoped).
+pub fn ci_policy(cfg: &Cluster, c: &Common) -> serde_json::Value {
+    let params: Vec<String> = cfg.environments.keys().map(|e| parameters_arn(cfg, e, c)).collect();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "PushCxFlowImages", "Effect": "Allow", "Action": [
+                "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:CompleteLayerUpload", "ecr:GetDownloadUrlForLayer",
+                "ecr:InitiateLayerUpload", "ecr:PutImage", "ecr:UploadLayerPart"],
+             "Resource": repository_arn(cfg, c)},
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "WriteEnvironmentParameters", "Effect": "Allow", "Action": "ssm:PutParameter", "Resource": params},
+            {"Sid": "EncryptThroughSsm", "Effect": "Allow", "Action": ["kms:Encrypt", "kms:GenerateDataKey"], "Resource": c.fill("arn:{partition}:kms:{region}:{account}:key/*"),
+             "Condition": {"StringEquals": {"kms:ViaService": c.fill("ssm.{region}.amazonaws.com")}}}
+        ]
+    })
+}
+
+fn execution_role_name(cfg: &Cluster, env: &str) -> String {
+    names::bounded(&format!("{}-{env}-execution", cfg.name), &format!("{}-{env}", cfg.name), "", 64, |ch| ch.is_ascii_alphanumeric() || "+=,.@-_".contains(ch))
+}
+
+fn ci_role_name(cfg: &Cluster, ci: &CiRole) -> String {
+    ci.name.clone().unwrap_or_else(|| format!("{}-ci", cfg.name))
+}
+
+fn container_for(cfg: &Cluster, env: &str, e: &Environment, c: &Common) -> Container {
     let param = |k: &str| c.fill(&format!("arn:{{partition}}:ssm:{{region}}:{{account}}:parameter{}/{k}", cfg.ssm_prefix(env)));
-    let mut secrets: BTreeMap<String, String> = CXFLOW_SECRETS.iter().map(|(k, var)| (var.to_string(), param(k))).collect();
-    for k in e.extra_secrets.clone().unwrap_or_default() {
-        let var: String = k.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-        secrets.insert(var, param(&k));
-    }
+    let secrets: BTreeMap<String, String> = e.secret_map().iter().map(|(var, k)| (var.clone(), param(k))).collect();
+    let image = cfg.image(env, e, c);
+    // A digest does not say which tag it came from: the label does (import reads it back).
+    let labels = image.contains("@sha256:").then(|| BTreeMap::from([(IMAGE_TAG_LABEL.to_string(), e.image_tag.clone())]));
     Container {
         name: CONTAINER.to_string(),
-        image: format!("{repo_uri}:{}", e.image_tag),
+        image,
         port: Some(CONTAINER_PORT),
         essential: Some(true),
         environment: Some(e.environment.clone().unwrap_or_default()),
         secrets: Some(secrets),
+        docker_labels: labels,
         ..Default::default()
     }
 }
 
 fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
-    let repo_uri = format!("{}.dkr.ecr.{}.amazonaws.com/{}", c.account, c.region, cfg.name);
     let mut nodes: Vec<Box<dyn Node<Aws>>> = Vec::new();
 
     // Network: created, or the user's.
@@ -493,7 +762,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
         key: "repository".into(),
         spec: RepositorySpec {
             name: cfg.name.clone(),
-            immutable: ecr.image_tag_mutability.as_deref().unwrap_or("IMMUTABLE") == "IMMUTABLE",
+            immutable: ecr.image_tag_mutability.as_deref() == Some("IMMUTABLE"),
             scan_on_push: ecr.scan_on_push.unwrap_or(true),
             encryption: ecr.encryption_type.clone().unwrap_or_else(|| "AES256".into()),
             kms_key: ecr.kms_key_arn.clone(),
@@ -511,22 +780,48 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
         exec: None,
         service_connect_namespace: None,
     }));
+    // The execution role every environment shared before each got its own
+    // (schema version 1): never wanted, so a state that records it deletes it.
     nodes.push(Box::new(RoleNode {
         c: c.clone(),
         key: "execution_role".into(),
         name: names::bounded(&format!("{}-execution", cfg.name), &cfg.name, "", 64, |ch| ch.is_ascii_alphanumeric() || "+=,.@-_".contains(ch)),
         path: "/".into(),
-        description: format!("Managed by terraform-provider-cxflow for {}", c.owner),
-        trust: service_trust("ecs-tasks.amazonaws.com", Some(json!({"StringEquals": {"aws:SourceAccount": c.account}}))),
+        description: String::new(),
+        trust: service_trust("ecs-tasks.amazonaws.com", None),
         managed: Vec::new(),
-        inline: BTreeMap::from([("cxflow-execution".to_string(), execution_policy(cfg, &c))]),
-        wanted: true,
+        inline: BTreeMap::new(),
+        wanted: false,
+    }));
+    // Always in the graph (unwanted without a `ci_role` block), so removing the block deletes the role and import can find it.
+    let ci = cfg.ci_role.first().cloned().unwrap_or_default();
+    nodes.push(Box::new(RoleNode {
+        c: c.clone(),
+        key: "ci_role".into(),
+        name: ci_role_name(cfg, &ci),
+        path: "/".into(),
+        description: format!("CI pusher for {}, managed by terraform-provider-cxflow", c.owner),
+        trust: ci.trust(),
+        managed: Vec::new(),
+        inline: BTreeMap::from([("cxflow-ci".to_string(), ci_policy(cfg, &c))]),
+        wanted: !cfg.ci_role.is_empty(),
     }));
 
     // One service per environment.
     for (env, e) in &cfg.environments {
         let k = env_key(env);
         let svc = cfg.service_name(env);
+        nodes.push(Box::new(RoleNode {
+            c: c.clone(),
+            key: format!("execution_role_{k}"),
+            name: execution_role_name(cfg, env),
+            path: "/".into(),
+            description: format!("Managed by terraform-provider-cxflow for {} ({env})", c.owner),
+            trust: service_trust("ecs-tasks.amazonaws.com", Some(json!({"StringEquals": {"aws:SourceAccount": c.account}}))),
+            managed: Vec::new(),
+            inline: BTreeMap::from([("cxflow-execution".to_string(), execution_policy(cfg, env, &c))]),
+            wanted: true,
+        }));
         nodes.push(Box::new(AliasRecordNode { c: c.clone(), key: format!("dns_{k}"), zone: cfg.dns_zone.clone(), fqdn: cfg.host(env) }));
         nodes.push(Box::new(LogGroupNode { c: c.clone(), key: format!("log_group_{k}"), name: cfg.log_group(env), retention_days: LOG_RETENTION_DAYS, retain: false }));
         nodes.push(Box::new(SecurityGroupNode {
@@ -563,8 +858,8 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             family: svc.clone(),
             cpu: e.cpu.unwrap_or(DEFAULT_CPU),
             memory: e.memory.unwrap_or(DEFAULT_MEMORY),
-            containers: vec![container_for(cfg, env, e, &repo_uri, &c)],
-            execution_role: Some(Ref::dep("execution_role")),
+            containers: vec![container_for(cfg, env, e, &c)],
+            execution_role: Some(Ref::dep(format!("execution_role_{k}"))),
             task_role: None,
             log_group: Ref::dep(format!("log_group_{k}")),
             service_connect: false,
@@ -609,6 +904,126 @@ fn per_env(planned: &Value, f: impl Fn(&str, &str) -> String) -> Value {
     }
 }
 
+/// An environment's secrets as planned (defaults filled): variable → key; `None` while unknown.
+fn planned_secrets(e: &Value) -> Option<BTreeMap<String, String>> {
+    let mut m: BTreeMap<String, String> = match e.get("secrets") {
+        Value::Null => default_secrets(),
+        v => v.entries()?.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect::<Option<_>>()?,
+    };
+    match e.get("extra_secrets") {
+        Value::Null => {}
+        v => {
+            for k in v.elements()? {
+                let k = k.as_str()?;
+                m.insert(variable_of(k), k.to_string());
+            }
+        }
+    }
+    Some(m)
+}
+
+/// Plan's lookups: each environment's image digest (one `ecr:DescribeImages`
+/// per environment, concurrently), the CI policy (it names the account), and
+/// a warning for environments still on the old webhook key.
+async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
+    let mut d = Diags::new();
+    let cfg: Cluster = match crate::framework::typed::from_value(&p.known_or_null()) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let account = match crate::children::account_id(aws).await {
+        Ok(a) => a,
+        Err(e) => return Diagnostic::error("Could not determine the AWS account", e.to_string()).into(),
+    };
+    let c = Common { owner: crate::engine::Owner::new(TYPE_NAME, &cfg.name), tags: Default::default(), region: aws.region.clone(), account };
+    p.set_attr("ci_policy_json", Value::string(ci_policy(&cfg, &c).to_string()));
+    for (env, e) in &cfg.environments {
+        if e.secret_map().get(WEBHOOK_TOKEN_VAR).map(String::as_str) == Some(LEGACY_WEBHOOK_KEY) {
+            d.push(
+                Diagnostic::warning(
+                    "Environment reads the old webhook token key",
+                    format!(
+                        "{env} reads GITLAB_WEBHOOK_TOKEN from {prefix}/{LEGACY_WEBHOOK_KEY}, the key provider versions before the seed's names \
+                         used (kept so its running service is not disturbed). The seed's pipeline writes {prefix}/gitlab/webhook_token: once \
+                         that parameter exists, set this environment's `secrets` to the table in the docs to move.",
+                        prefix = cfg.ssm_prefix(env)
+                    ),
+                )
+                .at(Path::attr("environments").key(env.clone()).then_attr("secrets")),
+            );
+        }
+    }
+    let repo = cfg.repo_uri(&c);
+    let pin = cfg.pin_image_digests.unwrap_or(true);
+    let prior_images: BTreeMap<String, String> =
+        prior.get("images").entries().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
+    let repo_name = cfg.name.as_str();
+    let lookups = cfg.environments.iter().map(|(env, e)| {
+        let repo = repo.clone();
+        async move {
+            if !pin {
+                return (env.clone(), Ok(None));
+            }
+            let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(&e.image_tag).build();
+            let r = aws.ecr().describe_images().repository_name(repo_name).image_ids(id).send().await.map_err(|err| aws_err("ecr:DescribeImages", err));
+            let r = match r {
+                Ok(out) => Ok(out.image_details().iter().find_map(|i| i.image_digest().map(|dg| format!("{repo}@{dg}")))),
+                Err(err) if err.is_code(&["ImageNotFoundException", "RepositoryNotFoundException"]) => Ok(None),
+                Err(err) => Err(err),
+            };
+            (env.clone(), r)
+        }
+    });
+    let mut images = BTreeMap::new();
+    for (env, r) in futures::future::join_all(lookups).await {
+        let e = &cfg.environments[&env];
+        let at = Path::attr("environments").key(env.clone()).then_attr("image_tag");
+        let image = match r {
+            Ok(Some(pinned)) => pinned,
+            Ok(None) if !pin => format!("{repo}:{}", e.image_tag),
+            Ok(None) => {
+                // A pin the tag resolved to before stays while the tag is gone (a lifecycle rule, a manual delete).
+                let same_tag = prior.get("environments").get(&env).get("image_tag").as_str() == Some(e.image_tag.as_str());
+                match prior_images.get(&env).filter(|i| same_tag && i.starts_with(&format!("{repo}@"))) {
+                    Some(kept) => {
+                        d.push(
+                            Diagnostic::warning(
+                                "Image tag not found",
+                                format!("No image is tagged {:?} in repository {:?} any more; {env} keeps running {kept}.", e.image_tag, cfg.name),
+                            )
+                            .at(at),
+                        );
+                        kept.clone()
+                    }
+                    None => {
+                        d.push(
+                            Diagnostic::warning(
+                                "Image tag not pushed yet",
+                                format!(
+                                    "No image is tagged {:?} in repository {:?} yet, so {env}'s service is created on the tag and starts tasks once it is pushed. \
+                                     The first plan after the push pins its digest.",
+                                    e.image_tag, cfg.name
+                                ),
+                            )
+                            .at(at),
+                        );
+                        format!("{repo}:{}", e.image_tag)
+                    }
+                }
+            }
+            Err(err) => {
+                d.push(
+                    Diagnostic::error("Could not resolve the image tag", format!("{err}. Grant ecr:DescribeImages on the repository, or set pin_image_digests = false.")).at(at),
+                );
+                continue;
+            }
+        };
+        images.insert(env, Value::string(image));
+    }
+    p.set_attr("images", Value::Map(images));
+    d
+}
+
 fn opt(v: Option<impl Into<String>>) -> Value {
     v.map(|s| Value::string(s.into())).unwrap_or(Value::Null)
 }
@@ -628,14 +1043,54 @@ impl Composite<Aws> for CxflowCluster {
     fn validate(config: &Value) -> Diags {
         validate_config(config)
     }
+    fn schema_version() -> i64 {
+        2
+    }
     fn derived(p: &mut Value) {
-        let domain = p.get("domain").as_str().map(str::to_string);
         p.set_attr("ssm_path_prefixes", per_env(p, |n, e| format!("/{n}/{e}")));
-        let urls = match &domain {
-            Some(d) => per_env(p, |_, e| format!("https://{e}.{d}/")),
-            None => Value::Unknown,
+        let (urls, keys, hooks) = match (p.get("name").as_str(), p.get("domain").as_str(), p.get("environments").entries()) {
+            (Some(name), Some(domain), Some(envs)) => {
+                let mut urls = BTreeMap::new();
+                let mut keys = BTreeMap::new();
+                let mut hooks = BTreeMap::new();
+                for (env, e) in envs {
+                    let url = match e.get("hostname") {
+                        Value::Unknown => Value::Unknown,
+                        h => Value::string(format!("https://{}/", h.as_str().map(|h| h.trim_end_matches('.').to_string()).unwrap_or_else(|| format!("{env}.{domain}")))),
+                    };
+                    let secrets = planned_secrets(e);
+                    let token = match &secrets {
+                        Some(m) => m.get(WEBHOOK_TOKEN_VAR).map(|k| Value::string(format!("/{name}/{env}/{k}"))).unwrap_or(Value::Null),
+                        None => Value::Unknown,
+                    };
+                    let mut listed: Option<Vec<String>> = secrets.map(|m| m.into_values().collect());
+                    if let Some(l) = listed.as_mut() {
+                        l.sort();
+                        l.dedup();
+                    }
+                    keys.insert(env.clone(), listed.map(|l| Value::List(l.into_iter().map(Value::string).collect())).unwrap_or(Value::Unknown));
+                    hooks.insert(
+                        env.clone(),
+                        Value::Object(BTreeMap::from([
+                            ("url".to_string(), url.clone()),
+                            ("push_events".to_string(), Value::Bool(true)),
+                            ("merge_requests_events".to_string(), Value::Bool(true)),
+                            ("enable_ssl_verification".to_string(), Value::Bool(true)),
+                            ("secret_token_parameter".to_string(), token),
+                        ])),
+                    );
+                    urls.insert(env.clone(), url);
+                }
+                (Value::Map(urls), Value::Map(keys), Value::Map(hooks))
+            }
+            _ => (Value::Unknown, Value::Unknown, Value::Unknown),
         };
         p.set_attr("webhook_urls", urls);
+        p.set_attr("secret_keys", keys);
+        p.set_attr("gitlab_webhooks", hooks);
+    }
+    async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
+        plan_lookups(aws, p, prior).await
     }
     fn owner_name(s: &Cluster) -> String {
         s.name.clone()
@@ -648,7 +1103,8 @@ impl Composite<Aws> for CxflowCluster {
     }
     fn planned_outputs(p: &mut Value, pc: &PlannedChildren<'_, Aws>) {
         p.set_attr("cluster_arn", pc.identity("ecs_cluster"));
-        p.set_attr("execution_role_arn", pc.identity("execution_role"));
+        let ci = p.get("ci_role").elements().is_some_and(|c| !c.is_empty());
+        p.set_attr("ci_role_arn", if ci { pc.identity("ci_role") } else { Value::Null });
         let vpc = if pc.graph.node("vpc").is_some() {
             pc.identity("vpc")
         } else {
@@ -665,10 +1121,22 @@ impl Composite<Aws> for CxflowCluster {
         // Existing services keep their ARNs: only new environments' entries are unknown.
         let arns: BTreeMap<String, Value> = envs.iter().map(|e| (e.clone(), pc.identity(&format!("service_{}", env_key(e))))).collect();
         p.set_attr("service_arns", Value::Map(arns));
+        let roles: BTreeMap<String, Value> = envs.iter().map(|e| (e.clone(), pc.identity(&format!("execution_role_{}", env_key(e))))).collect();
+        p.set_attr("execution_role_arns", Value::Map(roles));
     }
     fn outputs(st: &mut Value, cfg: &Cluster, kids: &Kids<'_>) {
         st.set_attr("cluster_arn", opt(kids.id("ecs_cluster")));
-        st.set_attr("execution_role_arn", opt(kids.id("execution_role")));
+        st.set_attr("ci_role_arn", opt(kids.id("ci_role")));
+        // The CI policy names the account and region, which the ECS cluster's ARN carries (import has no plan to take it from).
+        if let Some((region, account)) = kids.id("ecs_cluster").and_then(|a| {
+            let parts: Vec<&str> = a.split(':').collect();
+            (parts.len() > 5).then(|| (parts[3].to_string(), parts[4].to_string()))
+        }) {
+            let c = Common { owner: crate::engine::Owner::new(TYPE_NAME, &cfg.name), tags: Default::default(), region, account };
+            st.set_attr("ci_policy_json", Value::string(ci_policy(cfg, &c).to_string()));
+        }
+        let roles = cfg.environments.keys().filter_map(|e| kids.id(&format!("execution_role_{}", env_key(e))).map(|a| (e.clone(), Value::string(a)))).collect();
+        st.set_attr("execution_role_arns", Value::Map(roles));
         st.set_attr("vpc_id", if kids.id("vpc").is_some() { opt(kids.id("vpc")) } else { opt(cfg.network.first().map(|n| n.vpc_id.clone())) });
         let arns = cfg.environments.keys().filter_map(|e| kids.id(&format!("service_{}", env_key(e))).map(|a| (e.clone(), Value::string(a)))).collect();
         st.set_attr("service_arns", Value::Map(arns));
@@ -684,12 +1152,37 @@ impl Composite<Aws> for CxflowCluster {
         }
         Ok(Cluster { name: name.to_string(), vpc: vec![Vpc::default()], ..Default::default() })
     }
-    fn import_identities(_cfg: &Cluster, kids: &Kids<'_>) -> BTreeMap<String, crate::engine::Identity> {
+    fn import_identities(cfg: &Cluster, kids: &Kids<'_>) -> BTreeMap<String, crate::engine::Identity> {
         // The certificate the listener serves (when it is ours, its tags say so).
-        kids.str_field("https_listener", "certificate")
+        let mut hints: BTreeMap<String, crate::engine::Identity> = kids
+            .str_field("https_listener", "certificate")
             .filter(|c| c.starts_with("arn:"))
             .map(|c| BTreeMap::from([("certificate".to_string(), crate::engine::Identity::new(c))]))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // A CI role under its default name, in the account an execution role's ARN names (taken only when its tags say it is ours).
+        let exec = cfg.environments.keys().find_map(|e| kids.id(&format!("execution_role_{}", env_key(e))));
+        if let Some(prefix) = exec.as_deref().and_then(|a| a.split_once(":role/")).map(|(p, _)| p) {
+            if kids.id("ci_role").is_none() {
+                hints.insert("ci_role".into(), crate::engine::Identity::new(format!("{prefix}:role/{}-ci", cfg.name)));
+            }
+        }
+        hints
+    }
+    fn upgrade(version: i64, mut raw: serde_json::Value) -> serde_json::Value {
+        // Before version 2 every environment read the old webhook token key:
+        // it keeps reading it (see `secrets`), so an upgrade changes nothing in AWS.
+        if version < 2 {
+            if let Some(envs) = raw.get_mut("environments").and_then(|e| e.as_object_mut()) {
+                for e in envs.values_mut().filter_map(|e| e.as_object_mut()) {
+                    if e.get("secrets").is_none_or(|s| s.is_null()) {
+                        let mut legacy = default_secrets();
+                        legacy.insert(WEBHOOK_TOKEN_VAR.to_string(), LEGACY_WEBHOOK_KEY.to_string());
+                        e.insert("secrets".into(), json!(legacy));
+                    }
+                }
+            }
+        }
+        raw
     }
     async fn from_observed(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Cluster, Diags> {
         read_config(aws, seed, kids).await
@@ -737,8 +1230,13 @@ async fn read_config(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Clust
             }
         }
     }
+    let mut images = BTreeMap::new();
+    let domain = cfg.domain.clone();
     for (env, e) in cfg.environments.iter_mut() {
         let k = env_key(env);
+        if let Some(host) = kids.observed(&format!("listener_rule_{k}")).and_then(|r| r.get("conditions")).and_then(|c| c["host_headers"][0].as_str()) {
+            e.hostname = (host != format!("{env}.{domain}")).then(|| host.to_string());
+        }
         if let Some(svc) = kids.observed(&format!("service_{k}")) {
             e.desired_count = svc.get("desired_count").and_then(|v| v.as_i64());
         }
@@ -746,18 +1244,52 @@ async fn read_config(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Clust
             e.cpu = td.get("cpu").and_then(|v| v.as_str()).and_then(|c| c.parse().ok());
             e.memory = td.get("memory").and_then(|v| v.as_str()).and_then(|c| c.parse().ok());
             let container = td.get("containers").and_then(|c| c.as_array()).and_then(|a| a.iter().find(|c| c["name"] == CONTAINER)).cloned().unwrap_or_default();
-            e.image_tag = container["image"].as_str().and_then(|i| i.rsplit_once(':')).map(|(_, t)| t.to_string()).unwrap_or_default();
+            let image = container["image"].as_str().unwrap_or_default().to_string();
+            e.image_tag = match container["dockerLabels"][IMAGE_TAG_LABEL].as_str() {
+                Some(t) => t.to_string(),
+                None => image.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default(),
+            };
+            images.insert(env.clone(), image);
+            // The default table's variables (and any not named after their key) are `secrets`; the rest were `extra_secrets`.
             let prefix = format!(":parameter/{}/{env}/", seed.name);
-            let known: Vec<&str> = CXFLOW_SECRETS.iter().map(|(k, _)| *k).collect();
-            let extra: Vec<String> = container["secrets"]
-                .as_object()
-                .map(|m| m.values().filter_map(|v| v.as_str()?.split_once(&prefix).map(|(_, k)| k.to_string())).filter(|k| !known.contains(&k.as_str())).collect())
-                .unwrap_or_default();
+            let mut secrets = BTreeMap::new();
+            let mut extra = Vec::new();
+            for (var, from) in container["secrets"].as_object().into_iter().flatten() {
+                let Some((_, key)) = from.as_str().and_then(|f| f.split_once(&prefix)) else { continue };
+                if DEFAULT_SECRETS.iter().any(|(v, _)| v == var) || variable_of(key) != *var {
+                    secrets.insert(var.clone(), key.to_string());
+                } else {
+                    extra.push(key.to_string());
+                }
+            }
+            e.secrets = Some(secrets);
             e.extra_secrets = (!extra.is_empty()).then_some(extra);
             let vars: BTreeMap<String, String> =
                 container["environment"].as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
             e.environment = (!vars.is_empty()).then_some(vars);
         }
+    }
+    cfg.images = (!images.is_empty()).then_some(images);
+    if let Some(role) = kids.observed("ci_role") {
+        let st = &role.get("trust").map(|t| t["Statement"][0].clone()).unwrap_or_default();
+        let arn = st["Principal"]["Federated"].as_str().unwrap_or_default().to_string();
+        let host = arn.split_once(":oidc-provider/").map(|(_, h)| h.to_string()).unwrap_or_default();
+        let cond = &st["Condition"];
+        let subjects = ["StringEquals", "StringLike"]
+            .iter()
+            .find_map(|op| cond[op][format!("{host}:sub")].as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let mut ci = CiRole { oidc_provider_arn: arn, subjects, audience: None, name: None };
+        let aud = cond["StringEquals"][format!("{host}:aud")].as_str().map(str::to_string);
+        if aud.as_deref() != Some(ci.audience().as_str()) {
+            ci.audience = aud;
+        }
+        let name = role.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_string();
+        if name != ci_role_name(&cfg, &ci) {
+            ci.name = Some(name);
+        }
+        cfg.ci_role = vec![ci];
     }
     if let Some(l) = kids.observed("https_listener") {
         cfg.tls_policy = l.get("ssl_policy").and_then(|v| v.as_str()).filter(|p| *p != DEFAULT_TLS_POLICY).map(str::to_string);
@@ -828,13 +1360,13 @@ async fn read_config(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Clust
         }
     }
     if let Some(r) = kids.observed("repository") {
-        let mutable = r.get("image_tag_mutability").and_then(|v| v.as_str()) == Some("MUTABLE");
+        let immutable = r.get("image_tag_mutability").and_then(|v| v.as_str()) == Some("IMMUTABLE");
         let scan = r.get("scan_on_push").and_then(|v| v.as_bool()).unwrap_or(true);
         let kms = r.get("encryption_type").and_then(|v| v.as_str()) == Some("KMS");
         let keep = r.get("lifecycle_policy").and_then(|p| p["rules"][1]["selection"]["countNumber"].as_i64());
-        if mutable || !scan || kms || keep.is_some_and(|k| k != DEFAULT_KEEP_IMAGES) {
+        if immutable || !scan || kms || keep.is_some_and(|k| k != DEFAULT_KEEP_IMAGES) {
             cfg.ecr = vec![Ecr {
-                image_tag_mutability: mutable.then(|| "MUTABLE".to_string()),
+                image_tag_mutability: immutable.then(|| "IMMUTABLE".to_string()),
                 scan_on_push: (!scan).then_some(false),
                 encryption_type: kms.then(|| "KMS".to_string()),
                 kms_key_arn: r.get("kms_key").and_then(|v| v.as_str()).map(str::to_string),

@@ -21,3 +21,19 @@ output "service_arns" {
 output "cluster_arn" {
   value = cxflow_cluster.this.cluster_arn
 }
+
+output "images" {
+  value = cxflow_cluster.this.images
+}
+
+output "gitlab_webhooks" {
+  value = cxflow_cluster.this.gitlab_webhooks
+}
+
+output "ci_policy_json" {
+  value = cxflow_cluster.this.ci_policy_json
+}
+
+output "ci_role_arn" {
+  value = cxflow_cluster.this.ci_role_arn
+}

@@ -16,6 +16,7 @@ variable "environments" {
     desired_count = optional(number)
     cpu           = optional(number)
     memory        = optional(number)
+    hostname      = optional(string)
   }))
 }
 
@@ -42,4 +43,14 @@ variable "secrets" {
   }))
   ephemeral = true
   sensitive = true
+}
+
+variable "ci_oidc_provider_arn" {
+  type    = string
+  default = null
+}
+
+variable "ci_subjects" {
+  type    = list(string)
+  default = []
 }
