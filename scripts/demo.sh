@@ -92,5 +92,16 @@ say "Outputs"
 say "What now exists (read back from the AWS API)"
 "$PY" "$ROOT/scripts/demo_aws.py" summary
 
-say "A second plan shows no changes"
+say "CI pushes the first image as latest (the container pipeline's job)"
+"$PY" "$ROOT/scripts/demo_aws.py" push latest
+
+say "terraform apply: staging (on latest) moves to the pushed digest, production (on stable, not pushed) stays"
+"$TF" apply -auto-approve -no-color -input=false | grep -E "images|staging|Apply complete" | head -n 20
+
+say "CI re-pushes latest; the seed's update is one more apply"
+"$PY" "$ROOT/scripts/demo_aws.py" push latest
+"$TF" apply -auto-approve -no-color -input=false | grep -E "~ .*staging|Apply complete" | head -n 20
+"$PY" "$ROOT/scripts/demo_aws.py" summary | grep -E "service|ECS"
+
+say "A further plan shows no changes"
 "$TF" plan -detailed-exitcode -no-color -input=false >/dev/null && echo "no changes"
