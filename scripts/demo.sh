@@ -96,11 +96,11 @@ say "CI pushes the first image as latest (the container pipeline's job)"
 "$PY" "$ROOT/scripts/demo_aws.py" push latest
 
 say "terraform apply: staging (on latest) moves to the pushed digest, production (on stable, not pushed) stays"
-"$TF" apply -auto-approve -no-color -input=false | grep -E "images|staging|Apply complete" | head -n 20
+"$TF" apply -auto-approve -no-color -input=false | grep -E '^ +~ "staging" += "[^"]*/cxflow[:@]|Apply complete' | head -n 3
 
 say "CI re-pushes latest; the seed's update is one more apply"
 "$PY" "$ROOT/scripts/demo_aws.py" push latest
-"$TF" apply -auto-approve -no-color -input=false | grep -E "~ .*staging|Apply complete" | head -n 20
+"$TF" apply -auto-approve -no-color -input=false | grep -E '^ +~ "staging" += "[^"]*/cxflow[:@]|Apply complete' | head -n 3
 "$PY" "$ROOT/scripts/demo_aws.py" summary | grep -E "service|ECS"
 
 say "A further plan shows no changes"
