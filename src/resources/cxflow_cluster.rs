@@ -1402,6 +1402,43 @@ mod tests {
     }
 
     #[test]
+    fn ci_role_trust_follows_the_token_format() {
+        let gh = CiRole {
+            oidc_provider_arn: format!("arn:aws:iam::123456789012:oidc-provider/{GITHUB_OIDC_HOST}"),
+            subjects: vec!["repo:example-org/cxflow-container:ref:refs/heads/main".into()],
+            ..Default::default()
+        };
+        let t = gh.trust();
+        let st = &t["Statement"][0];
+        assert_eq!(st["Action"], "sts:AssumeRoleWithWebIdentity");
+        assert_eq!(st["Condition"]["StringEquals"][format!("{GITHUB_OIDC_HOST}:aud")], "sts.amazonaws.com");
+        assert_eq!(st["Condition"]["StringEquals"][format!("{GITHUB_OIDC_HOST}:sub")], json!(["repo:example-org/cxflow-container:ref:refs/heads/main"]));
+        let gl = CiRole {
+            oidc_provider_arn: "arn:aws:iam::123456789012:oidc-provider/gitlab.example.com".into(),
+            subjects: vec!["project_path:group/cxflow-container:ref_type:branch:ref:*".into()],
+            ..Default::default()
+        };
+        let t = gl.trust();
+        let cond = &t["Statement"][0]["Condition"];
+        assert_eq!(cond["StringEquals"]["gitlab.example.com:aud"], "https://gitlab.example.com");
+        assert_eq!(cond["StringLike"]["gitlab.example.com:sub"], json!(["project_path:group/cxflow-container:ref_type:branch:ref:*"]));
+        assert!(cond["StringEquals"].get("gitlab.example.com:sub").is_none(), "a wildcard subject is matched with StringLike only");
+        let own = CiRole { audience: Some("cxflow".into()), ..gl };
+        assert_eq!(own.trust()["Statement"][0]["Condition"]["StringEquals"]["gitlab.example.com:aud"], "cxflow");
+    }
+
+    #[test]
+    fn environment_secrets_default_to_the_seed_and_extend() {
+        let e = Environment { extra_secrets: Some(vec!["bitbucket/token".into()]), ..Default::default() };
+        let m = e.secret_map();
+        assert_eq!(m["GITLAB_WEBHOOK_TOKEN"], "gitlab/webhook_token");
+        assert_eq!(m["BITBUCKET_TOKEN"], "bitbucket/token");
+        assert_eq!(m.len(), 7);
+        let own = Environment { secrets: Some(BTreeMap::from([("TOKEN".into(), "a/b".into())])), ..Default::default() };
+        assert_eq!(own.secret_map().len(), 1, "an explicit table replaces the defaults");
+    }
+
+    #[test]
     fn fargate_sizes() {
         assert!(fargate_memory_ok(512, 2048));
         assert!(!fargate_memory_ok(512, 8192));
