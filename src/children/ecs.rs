@@ -22,19 +22,134 @@ use crate::aws::wait::{Poll, WaitError, until};
 use crate::aws::{Aws, AwsError, aws_err};
 use crate::engine::{Cx, Found, Identity, LEASE_TAG, Made, Node, NodeError, Spec, Tags, spec};
 
-/// One container of a task definition.
+/// One container of a task definition. Field names are the HCL names of
+/// `cxflow_ecs_fargate_service`'s `container` block.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Container {
     pub name: String,
     pub image: String,
+    /// The simple form of one TCP port mapping named after the container.
     pub port: Option<i64>,
+    #[serde(default)]
+    pub port_mapping: Vec<PortMapping>,
     pub essential: Option<bool>,
+    pub cpu: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub entry_point: Option<Vec<String>>,
     pub command: Option<Vec<String>>,
+    pub working_directory: Option<String>,
+    pub user: Option<String>,
+    pub readonly_root_filesystem: Option<bool>,
+    pub stop_timeout: Option<i64>,
     pub environment: Option<BTreeMap<String, String>>,
     pub secrets: Option<BTreeMap<String, String>>,
     pub health_check: Option<HealthCheck>,
     /// Docker labels on the container.
     pub docker_labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub depends_on: Vec<DependsOn>,
+    #[serde(default)]
+    pub ulimit: Vec<Ulimit>,
+    pub linux_parameters: Option<LinuxParameters>,
+    #[serde(default)]
+    pub mount_point: Vec<MountPoint>,
+    /// Another log driver than the default awslogs to the service's log group.
+    pub log_configuration: Option<LogConfiguration>,
+    pub firelens_configuration: Option<Firelens>,
+    /// `config` (default), `digest` or `external`: who decides the image (see the resource docs).
+    pub image_policy: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PortMapping {
+    pub container_port: i64,
+    pub protocol: Option<String>,
+    pub name: Option<String>,
+    pub app_protocol: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct DependsOn {
+    pub container: String,
+    pub condition: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft_limit: i64,
+    pub hard_limit: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LinuxParameters {
+    pub init_process_enabled: Option<bool>,
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Capabilities {
+    pub add: Option<Vec<String>>,
+    pub drop: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountPoint {
+    pub source_volume: String,
+    pub container_path: String,
+    pub read_only: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LogConfiguration {
+    pub log_driver: String,
+    pub options: Option<BTreeMap<String, String>>,
+    pub secret_options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Firelens {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// A task volume: EFS when `efs` is set, else a bind volume on the task's ephemeral storage.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Volume {
+    pub name: String,
+    pub efs: Option<EfsVolume>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EfsVolume {
+    pub file_system_id: String,
+    pub root_directory: Option<String>,
+    pub transit_encryption: Option<bool>,
+    pub access_point_id: Option<String>,
+    pub iam_authorization: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RuntimePlatform {
+    pub cpu_architecture: Option<String>,
+    pub operating_system_family: Option<String>,
+}
+
+impl Container {
+    /// Every port mapping: the `port_mapping` blocks, or the simple `port`
+    /// (TCP, named after the container).
+    pub fn port_mappings(&self) -> Vec<PortMapping> {
+        if !self.port_mapping.is_empty() {
+            return self.port_mapping.clone();
+        }
+        self.port.map(|p| vec![PortMapping { container_port: p, protocol: None, name: Some(self.name.clone()), app_protocol: None }]).unwrap_or_default()
+    }
+    /// The first TCP port, for a load balancer or Service Connect: (mapping name, port).
+    pub fn first_tcp_port(&self) -> Option<(String, i64)> {
+        self.port_mappings().into_iter().find(|p| p.protocol.as_deref().unwrap_or("tcp") == "tcp").map(|p| (p.name.unwrap_or_else(|| self.name.clone()), p.container_port))
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -98,15 +213,50 @@ pub fn container_definitions(containers: &[Container], service_connect: bool, lo
     let mut out = Vec::new();
     for c in containers {
         let mut b = ecs::ContainerDefinition::builder().name(&c.name).image(&c.image).essential(c.essential.unwrap_or(true));
-        if let Some(p) = c.port {
-            let mut pm = ecs::PortMapping::builder().container_port(p as i32).protocol(ecs::TransportProtocol::Tcp).name(&c.name);
-            if service_connect {
-                pm = pm.app_protocol(ecs::ApplicationProtocol::Http);
+        let simple = c.port_mapping.is_empty();
+        for p in c.port_mappings() {
+            let proto = if p.protocol.as_deref() == Some("udp") { ecs::TransportProtocol::Udp } else { ecs::TransportProtocol::Tcp };
+            let mut pm = ecs::PortMapping::builder().container_port(p.container_port as i32).protocol(proto).set_name(p.name.clone());
+            match p.app_protocol.as_deref() {
+                Some(a) => pm = pm.app_protocol(ecs::ApplicationProtocol::from(a)),
+                // The simple form speaks HTTP to Service Connect.
+                None if simple && service_connect => pm = pm.app_protocol(ecs::ApplicationProtocol::Http),
+                None => {}
             }
             b = b.port_mappings(pm.build());
         }
-        if let Some(cmd) = &c.command {
-            b = b.set_command(Some(cmd.clone()));
+        if let Some(v) = c.cpu {
+            b = b.cpu(v as i32);
+        }
+        b = b.set_memory(c.memory.map(|v| v as i32)).set_memory_reservation(c.memory_reservation.map(|v| v as i32));
+        b = b.set_entry_point(c.entry_point.clone()).set_command(c.command.clone());
+        b = b.set_working_directory(c.working_directory.clone()).set_user(c.user.clone());
+        b = b.set_readonly_root_filesystem(c.readonly_root_filesystem.filter(|r| *r)).set_stop_timeout(c.stop_timeout.map(|v| v as i32));
+        for u in &c.ulimit {
+            b = b
+                .ulimits(ecs::Ulimit::builder().name(ecs::UlimitName::from(u.name.as_str())).soft_limit(u.soft_limit as i32).hard_limit(u.hard_limit as i32).build().map_err(bad)?);
+        }
+        if let Some(lp) = &c.linux_parameters {
+            let mut l = ecs::LinuxParameters::builder().set_init_process_enabled(lp.init_process_enabled);
+            if let Some(caps) = &lp.capabilities {
+                l = l.capabilities(ecs::KernelCapabilities::builder().set_add(caps.add.clone()).set_drop(caps.drop.clone()).build());
+            }
+            b = b.linux_parameters(l.build());
+        }
+        for m in &c.mount_point {
+            b = b.mount_points(ecs::MountPoint::builder().source_volume(&m.source_volume).container_path(&m.container_path).read_only(m.read_only.unwrap_or(false)).build());
+        }
+        for d in &c.depends_on {
+            b = b.depends_on(ecs::ContainerDependency::builder().container_name(&d.container).condition(ecs::ContainerCondition::from(d.condition.as_str())).build().map_err(bad)?);
+        }
+        if let Some(f) = &c.firelens_configuration {
+            b = b.firelens_configuration(
+                ecs::FirelensConfiguration::builder()
+                    .r#type(ecs::FirelensConfigurationType::from(f.kind.as_str()))
+                    .set_options(f.options.clone().filter(|o| !o.is_empty()).map(|o| o.into_iter().collect()))
+                    .build()
+                    .map_err(bad)?,
+            );
         }
         for (k, v) in c.environment.iter().flatten() {
             b = b.environment(ecs::KeyValuePair::builder().name(k).value(v).build());
@@ -129,15 +279,25 @@ pub fn container_definitions(containers: &[Container], service_connect: bool, lo
                     .map_err(bad)?,
             );
         }
-        b = b.log_configuration(
-            ecs::LogConfiguration::builder()
+        let log = match &c.log_configuration {
+            Some(l) => {
+                let mut lb = ecs::LogConfiguration::builder()
+                    .log_driver(ecs::LogDriver::from(l.log_driver.as_str()))
+                    .set_options(l.options.clone().filter(|o| !o.is_empty()).map(|o| o.into_iter().collect()));
+                for (k, v) in l.secret_options.iter().flatten() {
+                    lb = lb.secret_options(ecs::Secret::builder().name(k).value_from(v).build().map_err(bad)?);
+                }
+                lb.build().map_err(bad)?
+            }
+            None => ecs::LogConfiguration::builder()
                 .log_driver(ecs::LogDriver::Awslogs)
                 .options("awslogs-group", log_group)
                 .options("awslogs-region", region)
                 .options("awslogs-stream-prefix", &c.name)
                 .build()
                 .map_err(bad)?,
-        );
+        };
+        b = b.log_configuration(log);
         out.push(b.build());
     }
     Ok(out)
@@ -243,31 +403,206 @@ pub fn canon_container(d: &ecs::ContainerDefinition) -> Json {
     Json::Object(m)
 }
 
+/// The Docker label that records the tag a digest-pinned image was resolved from.
+pub const IMAGE_TAG_LABEL: &str = "cxflow.image-tag";
+
 /// Container blocks as a canonical container spec describes them (for import).
-pub fn containers_from_spec(defs: &[Json]) -> Vec<Container> {
+/// `log_group` is how the spec names the default log group (`<log_group>`).
+pub fn containers_from_spec(defs: &[Json], log_group: &str) -> Vec<Container> {
     defs.iter()
         .map(|d| {
-            let strs = |k: &str| d.get(k).and_then(Json::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect::<Vec<_>>());
-            let map = |k: &str| d.get(k).and_then(Json::as_object).map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect::<BTreeMap<_, _>>());
+            let strs = |v: &Json| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect::<Vec<_>>());
+            let map = |v: &Json| v.as_object().map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect::<BTreeMap<_, _>>());
+            let int = |k: &str| d.get(k).and_then(Json::as_i64);
+            let name = d["name"].as_str().unwrap_or_default().to_string();
+            let mappings: Vec<PortMapping> = d["portMappings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| PortMapping {
+                    container_port: p["containerPort"].as_i64().unwrap_or_default(),
+                    protocol: p["protocol"].as_str().map(str::to_string),
+                    name: p["name"].as_str().map(str::to_string),
+                    app_protocol: p["appProtocol"].as_str().map(str::to_string),
+                })
+                .collect();
+            // One TCP mapping named after the container (HTTP at most, as Service Connect gives it) is the simple `port`.
+            let simple = match mappings.as_slice() {
+                [m] if m.protocol.is_none() && m.name.as_deref() == Some(name.as_str()) && m.app_protocol.as_deref().is_none_or(|a| a == "http") => Some(m.container_port),
+                _ => None,
+            };
+            let mut labels = map(&d["dockerLabels"]).unwrap_or_default();
+            let tag = labels.remove(IMAGE_TAG_LABEL);
+            let image = d["image"].as_str().unwrap_or_default().to_string();
+            let (image, policy) = match (tag, image.split_once("@sha256:")) {
+                (Some(t), Some((repo, _))) => (format!("{repo}:{t}"), Some("digest".to_string())),
+                _ => (image, None),
+            };
+            let log = &d["logConfiguration"];
+            let default_log = log["logDriver"] == "awslogs" && log["options"]["awslogs-group"] == log_group && log["options"]["awslogs-stream-prefix"] == name.as_str();
+            let lp = &d["linuxParameters"];
             Container {
-                name: d["name"].as_str().unwrap_or_default().to_string(),
-                image: d["image"].as_str().unwrap_or_default().to_string(),
-                port: d["portMappings"].get(0).and_then(|p| p["containerPort"].as_i64()),
+                image,
+                image_policy: policy,
+                port: simple,
+                port_mapping: if simple.is_some() { Vec::new() } else { mappings },
                 essential: Some(d.get("essential").and_then(Json::as_bool).unwrap_or(true)),
-                command: strs("command"),
-                environment: Some(map("environment").unwrap_or_default()),
-                secrets: Some(map("secrets").unwrap_or_default()),
-                docker_labels: map("dockerLabels"),
+                cpu: int("cpu"),
+                memory: int("memory"),
+                memory_reservation: int("memoryReservation"),
+                entry_point: strs(&d["entryPoint"]),
+                command: strs(&d["command"]),
+                working_directory: d["workingDirectory"].as_str().map(str::to_string),
+                user: d["user"].as_str().map(str::to_string),
+                readonly_root_filesystem: d["readonlyRootFilesystem"].as_bool(),
+                stop_timeout: int("stopTimeout"),
+                environment: Some(map(&d["environment"]).unwrap_or_default()),
+                secrets: Some(map(&d["secrets"]).unwrap_or_default()),
                 health_check: d.get("healthCheck").map(|h| HealthCheck {
-                    command: h["command"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+                    command: strs(&h["command"]).unwrap_or_default(),
                     interval: h["interval"].as_i64(),
                     timeout: h["timeout"].as_i64(),
                     retries: h["retries"].as_i64(),
                     start_period: h["startPeriod"].as_i64(),
                 }),
+                docker_labels: Some(labels).filter(|l| !l.is_empty()),
+                depends_on: d["dependsOn"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| DependsOn { container: x["containerName"].as_str().unwrap_or_default().into(), condition: x["condition"].as_str().unwrap_or_default().into() })
+                    .collect(),
+                ulimit: d["ulimits"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| Ulimit {
+                        name: u["name"].as_str().unwrap_or_default().into(),
+                        soft_limit: u["softLimit"].as_i64().unwrap_or(0),
+                        hard_limit: u["hardLimit"].as_i64().unwrap_or(0),
+                    })
+                    .collect(),
+                linux_parameters: lp.as_object().map(|_| LinuxParameters {
+                    init_process_enabled: lp["initProcessEnabled"].as_bool(),
+                    capabilities: lp["capabilities"].as_object().map(|_| Capabilities { add: strs(&lp["capabilities"]["add"]), drop: strs(&lp["capabilities"]["drop"]) }),
+                }),
+                mount_point: d["mountPoints"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| MountPoint {
+                        source_volume: m["sourceVolume"].as_str().unwrap_or_default().into(),
+                        container_path: m["containerPath"].as_str().unwrap_or_default().into(),
+                        read_only: m["readOnly"].as_bool().filter(|r| *r),
+                    })
+                    .collect(),
+                log_configuration: (!log.is_null() && !default_log).then(|| LogConfiguration {
+                    log_driver: log["logDriver"].as_str().unwrap_or_default().into(),
+                    options: map(&log["options"]),
+                    secret_options: map(&log["secretOptions"]),
+                }),
+                firelens_configuration: d["firelensConfiguration"]
+                    .as_object()
+                    .map(|f| Firelens { kind: f.get("type").and_then(Json::as_str).unwrap_or_default().into(), options: f.get("options").and_then(map) }),
+                name,
             }
         })
         .collect()
+}
+
+/// The task-level settings beyond size and roles, in canonical form; only
+/// what differs from Fargate's defaults appears (X86_64 Linux, 20 GiB).
+fn task_extras(runtime: Option<&RuntimePlatform>, storage: Option<i64>, volumes: &[Volume]) -> serde_json::Map<String, Json> {
+    let mut m = serde_json::Map::new();
+    let arch = runtime.and_then(|r| r.cpu_architecture.clone()).unwrap_or_else(|| "X86_64".into());
+    let os = runtime.and_then(|r| r.operating_system_family.clone()).unwrap_or_else(|| "LINUX".into());
+    if arch != "X86_64" || os != "LINUX" {
+        m.insert("runtime_platform".into(), json!({"cpu_architecture": arch, "operating_system_family": os}));
+    }
+    if let Some(g) = storage.filter(|g| *g > 20) {
+        m.insert("ephemeral_storage_gib".into(), json!(g));
+    }
+    let mut vols: Vec<Json> = volumes
+        .iter()
+        .map(|v| match &v.efs {
+            None => json!({"name": v.name}),
+            Some(e) => json!({"name": v.name, "efs": {
+                "file_system_id": e.file_system_id, "root_directory": e.root_directory.clone().unwrap_or_else(|| "/".into()),
+                "transit_encryption": e.transit_encryption.unwrap_or(false), "access_point_id": e.access_point_id,
+                "iam_authorization": e.iam_authorization.unwrap_or(false),
+            }}),
+        })
+        .collect();
+    vols.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    if !vols.is_empty() {
+        m.insert("volumes".into(), Json::Array(vols));
+    }
+    m
+}
+
+fn volumes_of(td: &ecs::TaskDefinition) -> Vec<Volume> {
+    td.volumes()
+        .iter()
+        .map(|v| Volume {
+            name: v.name().unwrap_or_default().to_string(),
+            efs: v.efs_volume_configuration().map(|e| EfsVolume {
+                file_system_id: e.file_system_id().to_string(),
+                root_directory: e.root_directory().map(str::to_string),
+                transit_encryption: Some(e.transit_encryption().map(|t| t.as_str()) == Some("ENABLED")),
+                access_point_id: e.authorization_config().and_then(|a| a.access_point_id()).map(str::to_string),
+                iam_authorization: Some(e.authorization_config().and_then(|a| a.iam()).map(|i| i.as_str()) == Some("ENABLED")),
+            }),
+        })
+        .collect()
+}
+
+/// The task-level settings of an observed task definition, as the configuration gives them (for import).
+pub fn task_settings_from(td: &crate::engine::Spec) -> (Option<RuntimePlatform>, Option<i64>, Vec<Volume>) {
+    let rp = td.get("runtime_platform").map(|r| RuntimePlatform {
+        cpu_architecture: r["cpu_architecture"].as_str().map(str::to_string),
+        operating_system_family: r["operating_system_family"].as_str().map(str::to_string).filter(|o| o != "LINUX"),
+    });
+    let storage = td.get("ephemeral_storage_gib").and_then(Json::as_i64);
+    let vols = td
+        .get("volumes")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| Volume {
+            name: v["name"].as_str().unwrap_or_default().into(),
+            efs: v["efs"].as_object().map(|_| {
+                let e = &v["efs"];
+                EfsVolume {
+                    file_system_id: e["file_system_id"].as_str().unwrap_or_default().into(),
+                    root_directory: e["root_directory"].as_str().filter(|r| *r != "/").map(str::to_string),
+                    transit_encryption: e["transit_encryption"].as_bool().filter(|t| *t),
+                    access_point_id: e["access_point_id"].as_str().map(str::to_string),
+                    iam_authorization: e["iam_authorization"].as_bool().filter(|t| *t),
+                }
+            }),
+        })
+        .collect();
+    (rp, storage, vols)
+}
+
+fn sdk_volume(v: &Volume) -> ecs::Volume {
+    let efs = v.efs.as_ref().and_then(|e| {
+        let on = |b: Option<bool>| if b.unwrap_or(false) { Some(ecs::EfsTransitEncryption::Enabled) } else { None };
+        let auth = (e.access_point_id.is_some() || e.iam_authorization.unwrap_or(false)).then(|| {
+            ecs::EfsAuthorizationConfig::builder()
+                .set_access_point_id(e.access_point_id.clone())
+                .set_iam(e.iam_authorization.unwrap_or(false).then_some(ecs::EfsAuthorizationConfigIam::Enabled))
+                .build()
+        });
+        ecs::EfsVolumeConfiguration::builder()
+            .file_system_id(&e.file_system_id)
+            .set_root_directory(e.root_directory.clone())
+            .set_transit_encryption(on(e.transit_encryption))
+            .set_authorization_config(auth)
+            .build()
+            .ok()
+    });
+    ecs::Volume::builder().name(&v.name).set_efs_volume_configuration(efs).build()
 }
 
 fn td_active(td: &ecs::TaskDefinition) -> bool {
@@ -287,6 +622,9 @@ pub struct TaskDefinitionNode {
     pub log_group: Ref,
     /// Port mappings get an HTTP app protocol for Service Connect.
     pub service_connect: bool,
+    pub runtime_platform: Option<RuntimePlatform>,
+    pub ephemeral_storage_gib: Option<i64>,
+    pub volumes: Vec<Volume>,
 }
 
 impl TaskDefinitionNode {
@@ -330,6 +668,14 @@ impl TaskDefinitionNode {
             .set_execution_role_arn(exec)
             .set_task_role_arn(task)
             .set_container_definitions(Some(defs))
+            .set_runtime_platform(self.runtime_platform.as_ref().map(|r| {
+                ecs::RuntimePlatform::builder()
+                    .set_cpu_architecture(r.cpu_architecture.as_deref().map(ecs::CpuArchitecture::from))
+                    .set_operating_system_family(r.operating_system_family.as_deref().map(ecs::OsFamily::from))
+                    .build()
+            }))
+            .set_ephemeral_storage(self.ephemeral_storage_gib.map(|g| ecs::EphemeralStorage::builder().size_in_gib(g as i32).build()))
+            .set_volumes(Some(self.volumes.iter().map(sdk_volume).collect()).filter(|v: &Vec<_>| !v.is_empty()))
             .set_tags(Some(ecs_tags(&self.c.create_tags(&self.key, None, cx))))
             .send();
         let (out, attempts) = crate::calls::counted(req).await;
@@ -397,11 +743,13 @@ impl Node<Aws> for TaskDefinitionNode {
     }
     fn spec(&self) -> Spec {
         let defs = container_definitions(&self.containers, self.service_connect, &self.log_group.spec(), &self.c.region).map(|d| Self::canon_defs(&d)).unwrap_or(Json::Null);
-        spec(json!({
+        let mut s = json!({
             "family": self.family, "cpu": self.cpu.to_string(), "memory": self.memory.to_string(), "containers": defs,
             "execution_role": self.execution_role.as_ref().map(Ref::spec), "task_role": self.task_role.as_ref().map(Ref::spec),
             "tags": tags_json(&self.wanted_tags()),
-        }))
+        });
+        s.as_object_mut().expect("object").extend(task_extras(self.runtime_platform.as_ref(), self.ephemeral_storage_gib, &self.volumes));
+        spec(s)
     }
     /// Task definitions are immutable: any change but tags registers a new revision.
     fn replaced_by(&self) -> &'static [&'static str] {
@@ -428,11 +776,17 @@ impl Node<Aws> for TaskDefinitionNode {
         let mut defs = Self::canon_defs(td.container_definitions());
         refs_back(&mut defs, &refs);
         let role = |arn: Option<&str>, r: &Option<Ref>| arn.map(|a| r.as_ref().map(|r| r.observed(a, cx)).unwrap_or_else(|| a.to_string()));
-        Ok(Some(spec(json!({
+        let runtime = td.runtime_platform().map(|r| RuntimePlatform {
+            cpu_architecture: r.cpu_architecture().map(|a| a.as_str().to_string()),
+            operating_system_family: r.operating_system_family().map(|o| o.as_str().to_string()),
+        });
+        let mut s = json!({
             "family": td.family(), "cpu": td.cpu(), "memory": td.memory(), "containers": defs,
             "execution_role": role(td.execution_role_arn(), &self.execution_role), "task_role": role(td.task_role_arn(), &self.task_role),
             "tags": tags_json(&tags_of(&tags)), "revision": td.revision(),
-        }))))
+        });
+        s.as_object_mut().expect("object").extend(task_extras(runtime.as_ref(), td.ephemeral_storage().map(|e| i64::from(e.size_in_gib())), &volumes_of(&td)));
+        Ok(Some(spec(s)))
     }
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         // Only tags change in place (anything else is a new revision, see replaced_by).

@@ -46,6 +46,20 @@ pub fn service_trust(service: &str, condition: Option<Json>) -> Json {
     json!({"Version": "2012-10-17", "Statement": [st]})
 }
 
+/// For import: a role's attached managed policies and one inline policy,
+/// which a role kind observes only as far as its configuration names them.
+pub async fn role_policies(aws: &Aws, role: &str, inline: &str) -> Result<(Vec<String>, Option<Json>), crate::aws::AwsError> {
+    let out = aws.iam().list_attached_role_policies().role_name(role).send().await.map_err(|e| aws_err("iam:ListAttachedRolePolicies", e))?;
+    let mut managed: Vec<String> = out.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
+    managed.sort();
+    let doc = match aws.iam().get_role_policy().role_name(role).policy_name(inline).send().await.map_err(|e| aws_err("iam:GetRolePolicy", e)) {
+        Ok(o) => parse_policy(o.policy_document()),
+        Err(e) if gone(&e) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((managed, doc))
+}
+
 fn iam_tags(t: &Tags) -> Vec<Tag> {
     t.iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect()
 }

@@ -708,17 +708,24 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         // A version that left an attribute unset stored null where the schema
         // now declares its default: the default is what that version used.
         schema::fill_defaults(&schema.block, &mut v);
-        // A block that version did not have is stored by Terraform as an empty collection, never null.
-        for b in &schema.block.blocks {
-            if v.get(&b.name).is_null() {
-                match b.nesting {
-                    Nesting::List => v.set_attr(&b.name, Value::List(Vec::new())),
-                    Nesting::Set => v.set_attr(&b.name, Value::Set(Vec::new())),
-                    _ => {}
-                }
-            }
-        }
+        empty_blocks(&schema.block, &mut v);
         Ok(v)
+    }
+}
+
+/// A block a state's version did not have (at any depth) is stored by
+/// Terraform as an empty collection, never null.
+fn empty_blocks(block: &Block, v: &mut Value) {
+    for b in &block.blocks {
+        match v.get_mut(&b.name) {
+            Some(Value::List(items) | Value::Set(items)) => items.iter_mut().for_each(|o| empty_blocks(&b.block, o)),
+            Some(o @ Value::Object(_)) => empty_blocks(&b.block, o),
+            _ => match b.nesting {
+                Nesting::List => v.set_attr(&b.name, Value::List(Vec::new())),
+                Nesting::Set => v.set_attr(&b.name, Value::Set(Vec::new())),
+                _ => {}
+            },
+        }
     }
 }
 

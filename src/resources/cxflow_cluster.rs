@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::aws::{Aws, aws_err};
-use crate::children::ecs::{Container, LbTarget, ServiceNode, TaskDefinitionNode};
+use crate::children::ecs::{Container, IMAGE_TAG_LABEL, LbTarget, ServiceNode, TaskDefinitionNode};
 use crate::children::edge::{AliasRecordNode, CertificateNode, CertificateValidationNode, HttpsListenerNode, LoadBalancerNode};
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::lb::{Conditions, HealthCheck, ListenerRuleNode, TargetGroupNode};
@@ -61,8 +61,6 @@ pub const DEFAULT_SECRETS: &[(&str, &str)] = &[
 /// version 1 and earlier); states of those versions keep reading it.
 const LEGACY_WEBHOOK_KEY: &str = "gitlab/webhook-token";
 const WEBHOOK_TOKEN_VAR: &str = "GITLAB_WEBHOOK_TOKEN";
-/// The Docker label that records which tag a digest-pinned image was resolved from.
-const IMAGE_TAG_LABEL: &str = "cxflow.image-tag";
 const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
 
 fn default_secrets() -> BTreeMap<String, String> {
@@ -863,6 +861,9 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             task_role: None,
             log_group: Ref::dep(format!("log_group_{k}")),
             service_connect: false,
+            runtime_platform: None,
+            ephemeral_storage_gib: None,
+            volumes: Vec::new(),
         }));
         let mut after = vec![format!("listener_rule_{k}"), "repository".to_string()];
         if created_network {
@@ -964,13 +965,7 @@ async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
             if !pin {
                 return (env.clone(), Ok(None));
             }
-            let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(&e.image_tag).build();
-            let r = aws.ecr().describe_images().repository_name(repo_name).image_ids(id).send().await.map_err(|err| aws_err("ecr:DescribeImages", err));
-            let r = match r {
-                Ok(out) => Ok(out.image_details().iter().find_map(|i| i.image_digest().map(|dg| format!("{repo}@{dg}")))),
-                Err(err) if err.is_code(&["ImageNotFoundException", "RepositoryNotFoundException"]) => Ok(None),
-                Err(err) => Err(err),
-            };
+            let r = crate::children::platform::image_digest(aws, None, repo_name, &e.image_tag).await.map(|d| d.map(|dg| format!("{repo}@{dg}")));
             (env.clone(), r)
         }
     });

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::aws::Aws;
-use crate::children::ecs::{LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec};
+use crate::children::ecs::{IMAGE_TAG_LABEL, LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec, task_settings_from};
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode, TargetGroupNode};
 use crate::children::logs::LogGroupNode;
@@ -34,6 +34,8 @@ const DEFAULT_LB_HEALTH_PATH: &str = "/";
 const DEFAULT_LB_MATCHER: &str = "200-299";
 const EXEC_POLICY_NAME: &str = "cxflow-execution";
 const TASK_POLICY_NAME: &str = "cxflow-ecs-exec";
+const TASK_USER_POLICY_NAME: &str = "cxflow-task";
+const TASK_EFS_POLICY_NAME: &str = "cxflow-efs";
 /// AWS tag values hold 256 characters; the ownership tag is `<type>/<cluster>/<name>`.
 const MAX_OWNER_TAG: usize = 256;
 
@@ -59,8 +61,18 @@ pub struct FargateService {
     pub task_role_arn: Option<String>,
     pub log_retention_days: Option<i64>,
     pub retain_logs: Option<bool>,
+    pub runtime_platform: Option<RuntimePlatform>,
+    pub ephemeral_storage_gib: Option<i64>,
+    #[serde(default)]
+    pub volume: Vec<Volume>,
+    pub log_router: Option<LogRouter>,
+    pub task_role_policy_arns: Option<Vec<String>>,
+    pub task_role_policy_json: Option<String>,
+    pub secrets_kms_key_arns: Option<Vec<String>>,
     pub tags: Option<BTreeMap<String, String>>,
     // computed
+    /// Per container: the image the task definition runs (a digest under `image_policy = "digest"`).
+    pub images: Option<BTreeMap<String, String>>,
     pub service_arn: Option<String>,
     pub task_definition_arn: Option<String>,
     pub task_definition_revision: Option<i64>,
@@ -69,8 +81,19 @@ pub struct FargateService {
     pub target_group_arn: Option<String>,
 }
 
-/// Container blocks and their health checks: the shared ECS child kind's types.
-pub use crate::children::ecs::{Container, HealthCheck};
+/// Container blocks and their parts: the shared ECS child kind's types.
+pub use crate::children::ecs::{Container, HealthCheck, RuntimePlatform, Volume};
+
+/// A FireLens log router: a Fluent Bit (or Fluentd) sidecar the other containers log through.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LogRouter {
+    pub image: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub container_log_options: Option<BTreeMap<String, String>>,
+    pub memory_reservation: Option<i64>,
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Network {
@@ -131,9 +154,40 @@ impl FargateService {
         let lb = self.load_balancer.as_ref()?;
         let c = match &lb.container_name {
             Some(n) => self.container.iter().find(|c| &c.name == n)?,
-            None => self.container.iter().find(|c| c.port.is_some())?,
+            None => self.container.iter().find(|c| c.first_tcp_port().is_some())?,
         };
-        Some((c.name.clone(), c.port?))
+        Some((c.name.clone(), c.first_tcp_port()?.1))
+    }
+    /// The containers as the task definition has them: images as plan
+    /// resolved them, and the log router with the others logging through it.
+    fn effective_containers(&self) -> Vec<Container> {
+        let mut out: Vec<Container> = Vec::new();
+        if let Some(r) = &self.log_router {
+            out.push(Container {
+                name: LOG_ROUTER.to_string(),
+                image: r.image.clone().unwrap_or_else(|| DEFAULT_LOG_ROUTER_IMAGE.to_string()),
+                essential: Some(true),
+                memory_reservation: Some(r.memory_reservation.unwrap_or(50)),
+                firelens_configuration: Some(crate::children::ecs::Firelens { kind: r.kind.clone().unwrap_or_else(|| "fluentbit".into()), options: r.options.clone() }),
+                ..Default::default()
+            });
+        }
+        for c in &self.container {
+            let mut c = c.clone();
+            if let Some(img) = self.images.as_ref().and_then(|m| m.get(&c.name)) {
+                if c.image_policy.as_deref() == Some("digest") && img.contains("@sha256:") {
+                    let tag = c.image.rsplit_once(':').map(|(_, t)| t.to_string()).unwrap_or_default();
+                    c.docker_labels.get_or_insert_with(BTreeMap::new).insert(IMAGE_TAG_LABEL.to_string(), tag);
+                }
+                c.image = img.clone();
+            }
+            if let (Some(r), None) = (&self.log_router, &c.log_configuration) {
+                c.log_configuration =
+                    Some(crate::children::ecs::LogConfiguration { log_driver: "awsfirelens".into(), options: r.container_log_options.clone(), secret_options: None });
+            }
+            out.push(c);
+        }
+        out
     }
 }
 
@@ -152,6 +206,49 @@ const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365,
 const ENV_NAME_RE: &str = "[A-Za-z_][A-Za-z0-9_]*";
 const ENV_NAME_RULE: &str = "letters, digits and underscores, not starting with a digit";
 const SG_RE: &str = "sg-[0-9a-f]+";
+const ULIMITS: &[&str] = &["core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"];
+const CAPABILITIES: &[&str] = &[
+    "ALL",
+    "AUDIT_CONTROL",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+const DEFAULT_LOG_ROUTER_IMAGE: &str = "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable";
+const LOG_ROUTER: &str = "log_router";
 const SUBNET_RE: &str = "subnet-[0-9a-f]+";
 
 fn attr(name: &str, ty: Type, doc: &str) -> Attribute {
@@ -170,6 +267,64 @@ fn schema_block() -> Block {
     ])
     .describe("Container health check (ECS `healthCheck`).");
 
+    let port_mapping = Block::new(vec![
+        attr("container_port", Type::Number, "Port the container listens on.").required().check(Check::Int(1, 65535)),
+        attr("protocol", Type::String, "`tcp` or `udp`.").default(Value::string("tcp")).check(Check::OneOf(&["tcp", "udp"])),
+        attr("name", Type::String, "Name of the mapping (Service Connect refers to it).")
+            .optional()
+            .check(Check::Matches("[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?", "1-64 lowercase letters, digits or hyphens")),
+        attr("app_protocol", Type::String, "`http`, `http2` or `grpc` (for Service Connect metrics and routing).").optional().check(Check::OneOf(&["http", "http2", "grpc"])),
+    ])
+    .describe("A port mapping; use several for several ports (instead of `port`).");
+    let depends_on = Block::new(vec![
+        attr("container", Type::String, "Name of another container of the task.").required().check(Check::Matches(NAME_RE, NAME_RULE)),
+        attr("condition", Type::String, "`START`, `COMPLETE`, `SUCCESS` or `HEALTHY` (that container has a `health_check`).")
+            .required()
+            .check(Check::OneOf(&["START", "COMPLETE", "SUCCESS", "HEALTHY"])),
+    ])
+    .describe("Start this container only once another reached a condition.");
+    let ulimit = Block::new(vec![
+        attr("name", Type::String, "The limit, e.g. `nofile`.").required().check(Check::OneOf(ULIMITS)),
+        attr("soft_limit", Type::Number, "Soft limit.").required().check(Check::Int(0, 1_048_576)),
+        attr("hard_limit", Type::Number, "Hard limit (at least `soft_limit`).").required().check(Check::Int(0, 1_048_576)),
+    ])
+    .describe("A resource limit of the container's processes.");
+    let capabilities = Block::new(vec![
+        attr("add", Type::list(Type::String), "Capabilities to add. Fargate allows only `SYS_PTRACE`.").optional().check(Check::each(Check::OneOf(&["SYS_PTRACE"]))),
+        attr("drop", Type::list(Type::String), "Capabilities to drop, e.g. `ALL` or `NET_RAW`.").optional().check(Check::each(Check::OneOf(CAPABILITIES))),
+    ])
+    .describe("Linux capabilities.");
+    let linux_parameters = Block::new(vec![attr("init_process_enabled", Type::Bool, "Run an init process (PID 1) that reaps zombies and forwards signals.").optional()])
+        .with_blocks(vec![NestedBlock::new("capabilities", Nesting::Single, capabilities)])
+        .describe("Linux settings of the container.");
+    let mount_point = Block::new(vec![
+        attr("source_volume", Type::String, "Name of a `volume` block of the service.").required().check(Check::Matches(NAME_RE, NAME_RULE)),
+        attr("container_path", Type::String, "Where the volume appears in the container.").required().check(Check::Matches("/.{0,4095}", "an absolute path")),
+        attr("read_only", Type::Bool, "Mount read-only.").default(Value::Bool(false)),
+    ])
+    .describe("Mount a volume into the container.");
+    let log_configuration = Block::new(vec![
+        attr("log_driver", Type::String, "`awslogs`, `awsfirelens`, `splunk` or `fluentd` (what Fargate supports).").required().check(Check::OneOf(&[
+            "awslogs",
+            "awsfirelens",
+            "splunk",
+            "fluentd",
+        ])),
+        attr("options", Type::map(Type::String), "Options of the driver.").optional(),
+        attr(
+            "secret_options",
+            Type::map(Type::String),
+            "Driver options filled from SSM parameters or Secrets Manager secrets: name → ARN (the execution role may read exactly these).",
+        )
+        .optional(),
+    ])
+    .describe("Log with another driver than the default (awslogs into the service's log group, or FireLens when `log_router` is set).");
+    let firelens = Block::new(vec![
+        attr("type", Type::String, "`fluentbit` or `fluentd`.").required().check(Check::OneOf(&["fluentbit", "fluentd"])),
+        attr("options", Type::map(Type::String), "FireLens options, e.g. `enable-ecs-log-metadata`.").optional(),
+    ])
+    .describe("Make this container a FireLens log router (`log_router` does this for you).");
+
     let container = Block::new(vec![
         attr("name", Type::String, "Container name, unique within the service.").required().check(Check::Matches(NAME_RE, NAME_RULE)),
         attr(
@@ -179,9 +334,41 @@ fn schema_block() -> Block {
         )
         .required()
         .check(Check::Matches(r"\S+", "an image reference without spaces")),
-        attr("port", Type::Number, "TCP port the container listens on. Needed for a load balancer or Service Connect.").optional().check(Check::Int(1, 65535)),
+        attr(
+            "port",
+            Type::Number,
+            "TCP port the container listens on (the simple form of one `port_mapping` named after the container). Needed for a load balancer or Service Connect.",
+        )
+        .optional()
+        .check(Check::Int(1, 65535)),
+        attr(
+            "image_policy",
+            Type::String,
+            "Who decides the image. `config`: the configured image; a revision deployed outside Terraform is drift and apply restores the \
+             configured one. `digest`: plan resolves the configured ECR tag to its digest (`ecr:DescribeImages`) and the task definition \
+             runs `<repository>@sha256:...`, so a re-pushed tag shows in the plan as a new digest. `external`: CI owns the image; a \
+             revision CI deployed is not drift, and when Terraform registers a new revision for another change it carries the image \
+             running now (the `images` output shows which).",
+        )
+        .default(Value::string("config"))
+        .check(Check::OneOf(&["config", "digest", "external"])),
         attr("essential", Type::Bool, "Whether the task stops when this container stops.").default(Value::Bool(true)),
+        attr("cpu", Type::Number, "CPU units reserved for this container; all containers' together at most the task's `cpu`.").optional().check(Check::Int(0, 16384)),
+        attr("memory", Type::Number, "Hard memory limit in MiB; the container is killed above it. All containers' limits together at most the task's `memory`.")
+            .optional()
+            .check(Check::Int(6, 122880)),
+        attr("memory_reservation", Type::Number, "Soft memory limit in MiB (at most `memory`).").optional().check(Check::Int(6, 122880)),
+        attr("entry_point", Type::list(Type::String), "Overrides the image's entry point.").optional(),
         attr("command", Type::list(Type::String), "Overrides the image's command.").optional(),
+        attr("working_directory", Type::String, "Working directory of the command.").optional().check(Check::Len(1, 4096)),
+        attr("user", Type::String, "User (and group) to run as: `1000`, `1000:1000` or a name.")
+            .optional()
+            .check(Check::Matches(r"[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?", "a user, uid, user:group or uid:gid")),
+        attr("readonly_root_filesystem", Type::Bool, "Mount the root file system read-only (write to volumes instead).").default(Value::Bool(false)),
+        attr("stop_timeout", Type::Number, "Seconds between SIGTERM and SIGKILL when the task stops.").optional().check(Check::Int(2, 120)),
+        attr("docker_labels", Type::map(Type::String), "Docker labels on the container. Keys starting with `cxflow.` are the provider's.")
+            .optional()
+            .check(Check::keys(Check::Matches(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,254}", "a label key of letters, digits, `_`, `.`, `/` or `-`"))),
         attr("environment", Type::map(Type::String), "Plain environment variables. Do not put secrets here: use `secrets`.")
             .default(Value::Map(BTreeMap::new()))
             .check(Check::keys(Check::Matches(ENV_NAME_RE, ENV_NAME_RULE))),
@@ -195,7 +382,16 @@ fn schema_block() -> Block {
         .default(Value::Map(BTreeMap::new()))
         .check(Check::keys(Check::Matches(ENV_NAME_RE, ENV_NAME_RULE))),
     ])
-    .with_blocks(vec![NestedBlock::new("health_check", Nesting::Single, health_check)])
+    .with_blocks(vec![
+        NestedBlock::new("health_check", Nesting::Single, health_check),
+        NestedBlock::new("port_mapping", Nesting::List, port_mapping).max(100),
+        NestedBlock::new("depends_on", Nesting::List, depends_on).max(10),
+        NestedBlock::new("ulimit", Nesting::List, ulimit).max(20),
+        NestedBlock::new("linux_parameters", Nesting::Single, linux_parameters),
+        NestedBlock::new("mount_point", Nesting::List, mount_point).max(50),
+        NestedBlock::new("log_configuration", Nesting::Single, log_configuration),
+        NestedBlock::new("firelens_configuration", Nesting::Single, firelens),
+    ])
     .describe("A container of the task. The first is usually the application; more are sidecars.");
 
     let ingress = Block::new(vec![
@@ -256,6 +452,45 @@ fn schema_block() -> Block {
     ])
     .describe("ECS deployment circuit breaker. Without this block both are on.");
 
+    let runtime_platform = Block::new(vec![
+        attr("cpu_architecture", Type::String, "`X86_64` or `ARM64` (Graviton).").default(Value::string("X86_64")).check(Check::OneOf(&["X86_64", "ARM64"])),
+        attr("operating_system_family", Type::String, "`LINUX`, or a Windows Server family (needs `cpu` of at least 1024).")
+            .default(Value::string("LINUX"))
+            .check(Check::OneOf(&["LINUX", "WINDOWS_SERVER_2019_FULL", "WINDOWS_SERVER_2019_CORE", "WINDOWS_SERVER_2022_FULL", "WINDOWS_SERVER_2022_CORE"])),
+    ])
+    .describe("CPU architecture and operating system of the tasks.");
+    let efs = Block::new(vec![
+        attr("file_system_id", Type::String, "EFS file system, e.g. `fs-0123456789abcdef0`.")
+            .required()
+            .check(Check::Matches("fs-[0-9a-f]{8,40}", "an EFS file system ID such as fs-0123456789abcdef0")),
+        attr("root_directory", Type::String, "Directory of the file system to mount (`/` with an access point).")
+            .optional()
+            .check(Check::Matches("/.{0,4095}", "an absolute path")),
+        attr("transit_encryption", Type::Bool, "Encrypt traffic to EFS (required for IAM authorization and access points).").default(Value::Bool(true)),
+        attr("access_point_id", Type::String, "An EFS access point, e.g. `fsap-0123456789abcdef0`.")
+            .optional()
+            .check(Check::Matches("fsap-[0-9a-f]{8,40}", "an access point ID such as fsap-0123456789abcdef0")),
+        attr(
+            "iam_authorization",
+            Type::Bool,
+            "Authorize with the task role: it gets `elasticfilesystem:ClientMount` (and `ClientWrite` unless every mount is read-only) on this file system.",
+        )
+        .default(Value::Bool(false)),
+    ])
+    .describe("Mount an EFS file system.");
+    let volume = Block::new(vec![attr("name", Type::String, "Volume name, referred to by `mount_point.source_volume`.").required().check(Check::Matches(NAME_RE, NAME_RULE))])
+        .with_blocks(vec![NestedBlock::new("efs", Nesting::Single, efs)])
+        .describe("A task volume: EFS with an `efs` block, else a bind volume on the task's ephemeral storage (shared by its containers).");
+    let log_router = Block::new(vec![
+        attr("image", Type::String, "The router image.").default(Value::string(DEFAULT_LOG_ROUTER_IMAGE)).check(Check::Matches(r"\S+", "an image reference without spaces")),
+        attr("type", Type::String, "`fluentbit` or `fluentd`.").default(Value::string("fluentbit")).check(Check::OneOf(&["fluentbit", "fluentd"])),
+        attr("options", Type::map(Type::String), "FireLens options of the router, e.g. `config-file-type` and `config-file-value`.").optional(),
+        attr("container_log_options", Type::map(Type::String), "The `awsfirelens` options of every other container without a `log_configuration`, e.g. `Name = \"cloudwatch\"`. The task role needs what the output writes to (`task_role_policy_json`).")
+            .optional(),
+        attr("memory_reservation", Type::Number, "Soft memory limit of the router in MiB.").default(Value::int(50)).check(Check::Int(6, 4096)),
+    ])
+    .describe("Add a FireLens log router container `log_router` (logging itself to the service's log group) and send the other containers' logs through it.");
+
     Block::new(vec![
         attr("name", Type::String, "Service name; also the task definition family. Changing it replaces the service.")
             .required()
@@ -281,6 +516,35 @@ fn schema_block() -> Block {
             .check(Check::Arn { service: "iam", resource: "role/" }),
         attr("log_retention_days", Type::Number, "Days the CloudWatch log group keeps logs.").default(Value::int(30)).check(Check::IntIn(RETENTION_DAYS)),
         attr("retain_logs", Type::Bool, "Keep the log group when the service is destroyed.").default(Value::Bool(false)),
+        attr("ephemeral_storage_gib", Type::Number, "Task ephemeral storage in GiB (Fargate gives 20 when unset).").optional().check(Check::Int(21, 200)),
+        attr(
+            "task_role_policy_arns",
+            Type::set(Type::String),
+            "Managed policies attached to the created task role, e.g. `arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess`. Policies attached outside Terraform are left alone.",
+        )
+        .optional()
+        .check(Check::each(Check::Arn { service: "iam", resource: "policy/" })),
+        attr(
+            "task_role_policy_json",
+            Type::String,
+            "An inline policy document for the created task role (`cxflow-task`), next to the ECS Exec and EFS permissions the provider adds.",
+        )
+        .optional()
+        .check(Check::Custom(policy_document_ok, "an IAM policy document: JSON with `Version` \"2012-10-17\" and a non-empty `Statement`")),
+        attr(
+            "secrets_kms_key_arns",
+            Type::set(Type::String),
+            "Customer managed KMS keys that encrypt the referenced secrets. The execution role may `kms:Decrypt` exactly these, through SSM and \
+             Secrets Manager only; without them it gets no KMS permission (AWS managed keys need none).",
+        )
+        .optional()
+        .check(Check::each(Check::Arn { service: "kms", resource: "key/" })),
+        attr(
+            "images",
+            Type::map(Type::String),
+            "Per container: the image the task definition runs (the resolved digest under `image_policy = \"digest\"`, the running image under `external`).",
+        )
+        .computed(),
         attr("service_arn", Type::String, "ARN of the ECS service.").computed(),
         attr("task_definition_arn", Type::String, "ARN of the current task definition revision.").computed(),
         attr("task_definition_revision", Type::Number, "Revision number of the current task definition.").computed(),
@@ -294,6 +558,9 @@ fn schema_block() -> Block {
         NestedBlock::new("load_balancer", Nesting::Single, load_balancer),
         NestedBlock::new("service_connect", Nesting::Single, service_connect),
         NestedBlock::new("deployment_circuit_breaker", Nesting::Single, circuit_breaker),
+        NestedBlock::new("runtime_platform", Nesting::Single, runtime_platform),
+        NestedBlock::new("volume", Nesting::List, volume).max(20),
+        NestedBlock::new("log_router", Nesting::Single, log_router),
     ])
     .describe(
         "An ECS service on Fargate with everything it needs: a CloudWatch log group, a least-privilege execution role, a task role, \
@@ -339,8 +606,223 @@ pub fn secret_arn_ok(s: &str) -> bool {
     re.is_match(s) && !s.contains('*') && !s.contains('?')
 }
 
+/// An IAM policy document: JSON, `Version` 2012-10-17, a non-empty `Statement`.
+fn policy_document_ok(v: &Value) -> Result<(), String> {
+    let Some(s) = v.as_str() else { return Ok(()) };
+    let j: serde_json::Value = serde_json::from_str(s).map_err(|e| format!("is not JSON ({e})"))?;
+    if j["Version"] != "2012-10-17" {
+        return Err("needs \"Version\": \"2012-10-17\"".into());
+    }
+    match &j["Statement"] {
+        serde_json::Value::Array(a) if !a.is_empty() => Ok(()),
+        serde_json::Value::Object(_) => Ok(()),
+        _ => Err("needs a non-empty \"Statement\"".into()),
+    }
+}
+
+/// Containers, their sizes, dependencies and mounts, and the task's volumes (no AWS calls).
+fn validate_containers(d: &mut Diags, c: &Value) {
+    let Some(cts) = c.get("container").elements() else { return };
+    let task_cpu = c.get("cpu").as_i64();
+    let task_mem = c.get("memory").as_i64();
+    let names: BTreeMap<&str, usize> = cts.iter().enumerate().filter_map(|(i, ct)| ct.get("name").as_str().map(|n| (n, i))).collect();
+    let volumes: Vec<&str> = c.get("volume").elements().unwrap_or_default().iter().filter_map(|v| v.get("name").as_str()).collect();
+    let (mut cpu_sum, mut mem_sum) = (0i64, 0i64);
+    let mut edges: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, ct) in cts.iter().enumerate() {
+        let p = Path::attr("container").index(i);
+        let mappings = ct.get("port_mapping").elements().unwrap_or_default();
+        if !ct.get("port").is_null() && !mappings.is_empty() {
+            d.attr_error(p.then_attr("port"), "Conflicting arguments", "Give either port (one TCP port) or port_mapping blocks, not both.");
+        }
+        let mut seen_ports = BTreeMap::new();
+        for (j, m) in mappings.iter().enumerate() {
+            if let (Some(port), Some(proto)) = (m.get("container_port").as_i64(), m.get("protocol").as_str().or(Some("tcp"))) {
+                if seen_ports.insert((port, proto.to_string()), j).is_some() {
+                    d.attr_error(p.then_attr("port_mapping").index(j).then_attr("container_port"), "Duplicate port mapping", format!("{port}/{proto} is mapped twice."));
+                }
+            }
+            if m.get("protocol").as_str() == Some("udp") && !m.get("app_protocol").is_null() {
+                d.attr_error(p.then_attr("port_mapping").index(j).then_attr("app_protocol"), "App protocol on UDP", "app_protocol applies to TCP mappings only.");
+            }
+        }
+        let (mem, res) = (ct.get("memory").as_i64(), ct.get("memory_reservation").as_i64());
+        if let (Some(m), Some(r)) = (mem, res) {
+            if r > m {
+                d.attr_error(p.then_attr("memory_reservation"), "Reservation above the limit", format!("memory_reservation ({r}) must be at most memory ({m})."));
+            }
+        }
+        cpu_sum += ct.get("cpu").as_i64().unwrap_or(0);
+        mem_sum += mem.or(res).unwrap_or(0);
+        if ct.get("image_policy").as_str() == Some("digest") {
+            if let Some(img) = ct.get("image").as_str() {
+                if ecr_repository(img).is_none() || img.contains('@') {
+                    d.attr_error(
+                        p.then_attr("image_policy"),
+                        "Digest pinning needs an ECR tag",
+                        format!("image_policy = \"digest\" resolves a tag in ECR; {img:?} is not <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>."),
+                    );
+                }
+            }
+        }
+        for (j, dep) in ct.get("depends_on").elements().unwrap_or_default().iter().enumerate() {
+            let dp = p.then_attr("depends_on").index(j);
+            let Some(target) = dep.get("container").as_str() else { continue };
+            match names.get(target) {
+                None => d.attr_error(dp.then_attr("container"), "Unknown container", format!("{target:?} is not a container of this service.")),
+                Some(&k) if k == i => d.attr_error(dp.then_attr("container"), "Container depends on itself", format!("{target:?} cannot wait for itself.")),
+                Some(&k) => {
+                    edges.entry(i).or_default().push(k);
+                    let cond = dep.get("condition").as_str().unwrap_or_default();
+                    let other = &cts[k];
+                    if cond == "HEALTHY" && other.get("health_check").is_null() {
+                        d.attr_error(dp.then_attr("condition"), "No health check to wait for", format!("HEALTHY needs a health_check on container {target:?}."));
+                    }
+                    if ["COMPLETE", "SUCCESS"].contains(&cond) && other.get("essential").as_bool().unwrap_or(true) {
+                        d.attr_error(
+                            dp.then_attr("condition"),
+                            "Waiting for an essential container to exit",
+                            format!("{cond} needs {target:?} to be essential = false: the task stops when an essential container exits."),
+                        );
+                    }
+                }
+            }
+        }
+        let mut ulimit_names = Vec::new();
+        for (j, u) in ct.get("ulimit").elements().unwrap_or_default().iter().enumerate() {
+            if let (Some(soft), Some(hard)) = (u.get("soft_limit").as_i64(), u.get("hard_limit").as_i64()) {
+                if soft > hard {
+                    d.attr_error(
+                        p.then_attr("ulimit").index(j).then_attr("soft_limit"),
+                        "Soft limit above hard limit",
+                        format!("soft_limit ({soft}) must be at most hard_limit ({hard})."),
+                    );
+                }
+            }
+            if let Some(n) = u.get("name").as_str() {
+                if ulimit_names.contains(&n) {
+                    d.attr_error(p.then_attr("ulimit").index(j).then_attr("name"), "Duplicate ulimit", format!("{n} is limited twice."));
+                }
+                ulimit_names.push(n);
+            }
+        }
+        for (j, m) in ct.get("mount_point").elements().unwrap_or_default().iter().enumerate() {
+            if let Some(v) = m.get("source_volume").as_str() {
+                if !volumes.contains(&v) {
+                    d.attr_error(p.then_attr("mount_point").index(j).then_attr("source_volume"), "Unknown volume", format!("{v:?} is not a volume block of this service."));
+                }
+            }
+        }
+        if let Some(l) = ct.get("docker_labels").entries() {
+            if l.keys().any(|k| k.starts_with("cxflow.")) {
+                d.attr_error(p.then_attr("docker_labels"), "Reserved label", "Labels starting with cxflow. belong to the provider.");
+            }
+        }
+        if ct.get("name").as_str() == Some(LOG_ROUTER) && !c.get("log_router").is_null() {
+            d.attr_error(
+                p.then_attr("name"),
+                "Name taken by the log router",
+                format!("With a log_router block the provider adds a container named {LOG_ROUTER}; rename this one."),
+            );
+        }
+        for (k, v) in ct.get("log_configuration").get("secret_options").entries().into_iter().flatten() {
+            if v.as_str().is_some_and(|a| !secret_arn_ok(a)) {
+                d.attr_error(
+                    p.then_attr("log_configuration").then_attr("secret_options").key(k),
+                    "Invalid secret reference",
+                    "Give the full ARN of one SSM parameter or Secrets Manager secret.",
+                );
+            }
+        }
+    }
+    if let (Some(t), true) = (task_cpu, cpu_sum > 0) {
+        if cpu_sum > t {
+            d.attr_error(Path::attr("container"), "Containers need more CPU than the task has", format!("The containers reserve {cpu_sum} CPU units together; the task has {t}."));
+        }
+    }
+    let router_mem = if c.get("log_router").is_null() { 0 } else { c.get("log_router").get("memory_reservation").as_i64().unwrap_or(50) };
+    if let (Some(t), true) = (task_mem, mem_sum > 0) {
+        if mem_sum + router_mem > t {
+            d.attr_error(
+                Path::attr("container"),
+                "Containers need more memory than the task has",
+                format!("The containers' memory limits come to {} MiB together; the task has {t}.", mem_sum + router_mem),
+            );
+        }
+    }
+    // depends_on must not loop.
+    fn visit(n: usize, edges: &BTreeMap<usize, Vec<usize>>, state: &mut BTreeMap<usize, u8>) -> Option<usize> {
+        state.insert(n, 1);
+        for &m in edges.get(&n).into_iter().flatten() {
+            match state.get(&m) {
+                Some(1) => return Some(m),
+                Some(_) => {}
+                None => {
+                    if let Some(x) = visit(m, edges, state) {
+                        return Some(x);
+                    }
+                }
+            }
+        }
+        state.insert(n, 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for &n in edges.keys() {
+        if !state.contains_key(&n) {
+            if let Some(m) = visit(n, &edges, &mut state) {
+                let name = cts[m].get("name").as_str().unwrap_or_default();
+                d.attr_error(Path::attr("container").index(m).then_attr("depends_on"), "Dependency cycle", format!("Container {name:?} waits, through depends_on, for itself."));
+                break;
+            }
+        }
+    }
+    let mut seen = BTreeMap::new();
+    for (i, v) in c.get("volume").elements().unwrap_or_default().iter().enumerate() {
+        let vp = Path::attr("volume").index(i);
+        if let Some(n) = v.get("name").as_str() {
+            if seen.insert(n.to_string(), i).is_some() {
+                d.attr_error(vp.then_attr("name"), "Duplicate volume name", format!("Volume {n:?} is declared twice."));
+            }
+        }
+        let efs = v.get("efs");
+        if !efs.is_null() {
+            let tls = efs.get("transit_encryption").as_bool().unwrap_or(true);
+            if !tls && (efs.get("iam_authorization").as_bool() == Some(true) || !efs.get("access_point_id").is_null()) {
+                d.attr_error(
+                    vp.then_attr("efs").then_attr("transit_encryption"),
+                    "Transit encryption required",
+                    "IAM authorization and access points need transit_encryption = true.",
+                );
+            }
+            if !efs.get("access_point_id").is_null() && efs.get("root_directory").as_str().is_some_and(|r| r != "/") {
+                d.attr_error(
+                    vp.then_attr("efs").then_attr("root_directory"),
+                    "Root directory with an access point",
+                    "With an access point the access point sets the directory; leave root_directory unset or /.",
+                );
+            }
+        }
+    }
+    let os = c.get("runtime_platform").get("operating_system_family").as_str();
+    if os.is_some_and(|o| o.starts_with("WINDOWS")) && task_cpu.is_some_and(|cpu| cpu < 1024) {
+        d.attr_error(Path::attr("runtime_platform").then_attr("operating_system_family"), "Windows needs more CPU", "Fargate runs Windows tasks with cpu of at least 1024.");
+    }
+    let supplied_task_role = !c.get("task_role_arn").is_null();
+    for a in ["task_role_policy_arns", "task_role_policy_json"] {
+        if supplied_task_role && !c.get(a).is_null() {
+            d.attr_error(
+                Path::attr(a),
+                "Policy for a role of your own",
+                format!("{a} applies to the task role this resource creates; with task_role_arn set, attach policies to that role instead."),
+            );
+        }
+    }
+}
+
 fn validate_config(c: &Value) -> Diags {
     let mut d = Diags::new();
+    validate_containers(&mut d, c);
     if let (Some(name), Some(cl)) = (c.get("name").as_str(), c.get("cluster").as_str()) {
         let owner = crate::engine::Owner::new(TYPE_NAME, &format!("{}/{name}", cluster_name(cl)));
         let n = owner.tag_value().chars().count();
@@ -502,6 +984,8 @@ struct ExecNeeds {
     secrets: Vec<String>,
     /// ECR repositories the images come from: (region, account, repository).
     repositories: Vec<(String, String, String)>,
+    /// Customer managed keys the secrets are encrypted with.
+    kms_keys: Vec<String>,
 }
 
 fn ecr_repository(image: &str) -> Option<(String, String, String)> {
@@ -521,7 +1005,8 @@ impl ExecNeeds {
     fn of(cfg: &FargateService) -> ExecNeeds {
         let mut n = ExecNeeds::default();
         for c in &cfg.container {
-            for arn in c.secrets.iter().flat_map(|s| s.values()) {
+            let log_secrets = c.log_configuration.iter().flat_map(|l| l.secret_options.iter().flat_map(|s| s.values()));
+            for arn in c.secrets.iter().flat_map(|s| s.values()).chain(log_secrets) {
                 if arn.contains(":ssm:") {
                     n.parameters.push(arn.clone());
                 } else {
@@ -533,6 +1018,10 @@ impl ExecNeeds {
                 n.repositories.push(r);
             }
         }
+        if let Some(r) = cfg.log_router.as_ref().and_then(|r| r.image.as_deref()).and_then(ecr_repository) {
+            n.repositories.push(r);
+        }
+        n.kms_keys = sorted(&cfg.secrets_kms_key_arns.clone().unwrap_or_default());
         n.parameters = sorted(&n.parameters);
         n.secrets = sorted(&n.secrets);
         n.repositories = sorted(&n.repositories);
@@ -564,12 +1053,14 @@ fn execution_policy(c: &Common, names: &Names, n: &ExecNeeds) -> serde_json::Val
     if !n.secrets.is_empty() {
         via.push(format!("secretsmanager.{region}.amazonaws.com"));
     }
-    if !via.is_empty() {
+    // AWS managed keys need no grant: only the customer keys named may be used, and only through those services.
+    if !via.is_empty() && !n.kms_keys.is_empty() {
         st.push(json!({
             "Sid": "DecryptViaService", "Effect": "Allow", "Action": "kms:Decrypt",
-            "Resource": format!("arn:{p}:kms:{region}:{account}:key/*"), "Condition": {"StringEquals": {"kms:ViaService": via}}
+            "Resource": n.kms_keys, "Condition": {"StringEquals": {"kms:ViaService": via}}
         }));
     }
+    let _ = account;
     json!({"Version": "2012-10-17", "Statement": st})
 }
 
@@ -582,6 +1073,31 @@ fn ecs_exec_policy() -> serde_json::Value {
             "Resource": "*"
         }]
     })
+}
+
+/// EFS client access for volumes with IAM authorization: mount, and write
+/// unless every mount of that volume is read-only; limited to the access point when one is named.
+fn efs_policy(c: &Common, cfg: &FargateService) -> Option<serde_json::Value> {
+    let mut st = Vec::new();
+    for v in &cfg.volume {
+        let Some(e) = v.efs.as_ref().filter(|e| e.iam_authorization.unwrap_or(false)) else { continue };
+        let mounts: Vec<_> = cfg.container.iter().flat_map(|ct| ct.mount_point.iter()).filter(|m| m.source_volume == v.name).collect();
+        let mut actions = vec!["elasticfilesystem:ClientMount"];
+        if mounts.iter().any(|m| !m.read_only.unwrap_or(false)) {
+            actions.push("elasticfilesystem:ClientWrite");
+        }
+        let mut s = json!({
+            "Sid": format!("Efs{}", v.name.chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
+            "Effect": "Allow", "Action": actions,
+            "Resource": format!("arn:{}:elasticfilesystem:{}:{}:file-system/{}", c.partition(), c.region, c.account, e.file_system_id),
+        });
+        if let Some(ap) = &e.access_point_id {
+            s["Condition"] =
+                json!({"ArnEquals": {"elasticfilesystem:AccessPointArn": format!("arn:{}:elasticfilesystem:{}:{}:access-point/{ap}", c.partition(), c.region, c.account)}});
+        }
+        st.push(s);
+    }
+    (!st.is_empty()).then(|| json!({"Version": "2012-10-17", "Statement": st}))
 }
 
 // ------------------------------------------------------------------ the graph
@@ -601,7 +1117,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
     let lb_port = lb_target.as_ref().map(|t| t.1).unwrap_or(0);
     let lb = cfg.load_balancer.as_ref();
     let hc = lb.and_then(|l| l.health_check.clone()).unwrap_or_default();
-    let first_port = cfg.container.iter().find(|c| c.port.is_some()).map(|c| (c.name.clone(), c.port.unwrap_or(0)));
+    let first_port = cfg.container.iter().find_map(Container::first_tcp_port);
     let role_ref = |supplied: &Option<String>, key: &str| Some(supplied.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep(key)));
     let security_groups = match &net.security_group_ids {
         Some(s) => sorted(s).into_iter().map(Ref::Lit).collect(),
@@ -611,6 +1127,12 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
     let mut task_inline = BTreeMap::new();
     if cfg.exec_enabled() {
         task_inline.insert(TASK_POLICY_NAME.to_string(), ecs_exec_policy());
+    }
+    if let Some(doc) = cfg.task_role_policy_json.as_deref().and_then(|j| serde_json::from_str(j).ok()) {
+        task_inline.insert(TASK_USER_POLICY_NAME.to_string(), doc);
+    }
+    if let Some(doc) = efs_policy(&c, cfg) {
+        task_inline.insert(TASK_EFS_POLICY_NAME.to_string(), doc);
     }
     let mut ingress = Vec::new();
     for r in net.ingress.iter().flatten() {
@@ -645,7 +1167,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             path: "/".into(),
             description,
             trust,
-            managed: Vec::new(),
+            managed: sorted(&cfg.task_role_policy_arns.clone().unwrap_or_default()),
             inline: task_inline,
             wanted: supplied_task.is_none(),
         }),
@@ -687,11 +1209,14 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             family: names.family(),
             cpu: cfg.cpu,
             memory: cfg.memory,
-            containers: cfg.container.clone(),
+            containers: cfg.effective_containers(),
             execution_role: role_ref(&supplied_exec, "execution_role"),
             task_role: role_ref(&supplied_task, "task_role"),
             log_group: Ref::dep("log_group"),
             service_connect: cfg.service_connect.is_some(),
+            runtime_platform: cfg.runtime_platform.clone(),
+            ephemeral_storage_gib: cfg.ephemeral_storage_gib,
+            volumes: cfg.volume.clone(),
         }),
         Box::new(ServiceNode {
             c,
@@ -746,6 +1271,68 @@ pub fn parse_import_id(id: &str) -> Option<(String, String)> {
     (!cluster.is_empty() && !service.is_empty() && !service.contains('/')).then(|| (cluster.to_string(), service.to_string()))
 }
 
+// ------------------------------------------------------------------ images at plan time
+
+/// Plan's `images`: per container the configured image, or under
+/// `image_policy = "digest"` the digest its ECR tag resolves to now (one
+/// `ecr:DescribeImages` per such container, concurrently).
+async fn plan_images(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
+    let mut d = Diags::new();
+    let cfg: FargateService = match crate::framework::typed::from_value(&p.known_or_null()) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let prior_images = prior.get("images").entries().cloned().unwrap_or_default();
+    let lookups = cfg.container.iter().enumerate().map(|(i, c)| async move {
+        if c.image_policy.as_deref() != Some("digest") {
+            return (i, Ok(None));
+        }
+        let Some((region, account, repo)) = ecr_repository(&c.image) else { return (i, Ok(None)) };
+        if region != aws.region {
+            return (i, Err(format!("{} is in {region}; digests are resolved in the provider's region {}", c.image, aws.region)));
+        }
+        let tag = c.image.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        let r = crate::children::platform::image_digest(aws, Some(&account), &repo, tag).await;
+        (i, r.map_err(|e| e.to_string()).map(|dg| dg.map(|dg| format!("{}@{dg}", c.image.rsplit_once(':').map(|(r, _)| r).unwrap_or(&c.image)))))
+    });
+    let mut images = BTreeMap::new();
+    for (i, r) in futures::future::join_all(lookups).await {
+        let c = &cfg.container[i];
+        let at = Path::attr("container").index(i).then_attr("image");
+        let image = match r {
+            Ok(Some(pinned)) => pinned,
+            Ok(None) if c.image_policy.as_deref() != Some("digest") => c.image.clone(),
+            Ok(None) => match prior_images.get(&c.name).and_then(Value::as_str).filter(|i| i.contains("@sha256:")) {
+                // The tag went away (a lifecycle rule, a manual delete): the last pin stays.
+                Some(kept)
+                    if prior.get("container").elements().and_then(|cs| cs.iter().find(|x| x.get("name").as_str() == Some(&c.name))).map(|x| x.get("image").as_str())
+                        == Some(Some(&c.image)) =>
+                {
+                    d.push(Diagnostic::warning("Image tag not found", format!("{} does not exist in ECR any more; container {} keeps running {kept}.", c.image, c.name)).at(at));
+                    kept.to_string()
+                }
+                _ => {
+                    d.push(
+                        Diagnostic::warning(
+                            "Image tag not pushed yet",
+                            format!("{} does not exist in ECR yet: the task definition names the tag until a plan after the push pins its digest.", c.image),
+                        )
+                        .at(at),
+                    );
+                    c.image.clone()
+                }
+            },
+            Err(e) => {
+                d.push(Diagnostic::error("Could not resolve the image tag", format!("{e}. Grant ecr:DescribeImages on the repository, or use image_policy = \"config\".")).at(at));
+                continue;
+            }
+        };
+        images.insert(c.name.clone(), Value::string(image));
+    }
+    p.set_attr("images", Value::Map(images));
+    d
+}
+
 // ------------------------------------------------------------------ the composite
 
 pub struct EcsFargateService;
@@ -786,6 +1373,9 @@ impl Composite<Aws> for EcsFargateService {
             _ => None,
         };
         p.set_attr("log_group_name", names.as_ref().map(|n| Value::string(n.log_group())).unwrap_or(Value::Unknown));
+    }
+    async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
+        plan_images(aws, p, prior).await
     }
     fn owner_name(s: &FargateService) -> String {
         Names::new(&s.cluster, &s.name).id()
@@ -859,7 +1449,35 @@ impl Composite<Aws> for EcsFargateService {
         if let Some(td) = kids.observed("task_definition") {
             cfg.cpu = td.get("cpu").and_then(|v| v.as_str()).and_then(|c| c.parse().ok()).unwrap_or(cfg.cpu);
             cfg.memory = td.get("memory").and_then(|v| v.as_str()).and_then(|c| c.parse().ok()).unwrap_or(cfg.memory);
-            cfg.container = containers_from_spec(td.get("containers").and_then(|c| c.as_array()).map(Vec::as_slice).unwrap_or_default());
+            let defs = td.get("containers").and_then(|c| c.as_array()).map(Vec::as_slice).unwrap_or_default();
+            let mut containers = containers_from_spec(defs, "<log_group>");
+            // The images the definition runs, before the digest is turned back into the configured tag.
+            let images: BTreeMap<String, String> = defs.iter().filter_map(|d| Some((d["name"].as_str()?.to_string(), d["image"].as_str()?.to_string()))).collect();
+            cfg.log_router = None;
+            if let Some(i) = containers.iter().position(|c| c.name == LOG_ROUTER && c.firelens_configuration.is_some()) {
+                let r = containers.remove(i);
+                let f = r.firelens_configuration.clone().unwrap_or_default();
+                let opts = containers.iter().find_map(|c| c.log_configuration.as_ref().filter(|l| l.log_driver == "awsfirelens").map(|l| l.options.clone()));
+                cfg.log_router = Some(LogRouter {
+                    image: Some(r.image).filter(|i| i != DEFAULT_LOG_ROUTER_IMAGE),
+                    kind: Some(f.kind).filter(|k| k != "fluentbit"),
+                    options: f.options,
+                    container_log_options: opts.flatten(),
+                    memory_reservation: r.memory_reservation.filter(|m| *m != 50),
+                });
+                let router_opts = cfg.log_router.as_ref().and_then(|r| r.container_log_options.clone());
+                for c in containers.iter_mut() {
+                    if c.log_configuration.as_ref().is_some_and(|l| l.log_driver == "awsfirelens" && l.options == router_opts && l.secret_options.is_none()) {
+                        c.log_configuration = None;
+                    }
+                }
+            }
+            cfg.container = containers;
+            cfg.images = Some(cfg.container.iter().filter_map(|c| Some((c.name.clone(), images.get(&c.name)?.clone()))).collect());
+            let (rp, storage, vols) = task_settings_from(td);
+            cfg.runtime_platform = rp;
+            cfg.ephemeral_storage_gib = storage;
+            cfg.volume = vols;
             for (field, attr, own) in [("execution_role", &mut cfg.execution_role_arn, names.execution_role()), ("task_role", &mut cfg.task_role_arn, names.task_role())] {
                 *attr = td.get(field).and_then(|v| v.as_str()).filter(|a| a.starts_with("arn:") && !role_is(a, &own)).map(str::to_string);
             }
@@ -884,6 +1502,21 @@ impl Composite<Aws> for EcsFargateService {
                 lb.host_header = rule["conditions"]["host_headers"].get(0).and_then(|v| v.as_str()).map(str::to_string);
                 lb.path_pattern = rule["conditions"]["path_patterns"].get(0).and_then(|v| v.as_str()).map(str::to_string);
             }
+        }
+        if let (Some(_), Some(arn)) = (kids.observed("task_role"), kids.id("task_role")) {
+            // What is attached becomes configuration: import cannot tell the provider's policies from others'.
+            let role = arn.rsplit('/').next().unwrap_or_default();
+            let (managed, doc) =
+                crate::children::iam::role_policies(aws, role, TASK_USER_POLICY_NAME).await.map_err(|e| Diags::from(Diagnostic::error("Import failed", e.to_string())))?;
+            cfg.task_role_policy_arns = (!managed.is_empty()).then_some(managed);
+            cfg.task_role_policy_json = doc.map(|d| d.to_string());
+        }
+        if let Some(role) = kids.observed("execution_role") {
+            let stmts = role.get("inline_policies").and_then(|p| p[EXEC_POLICY_NAME]["Statement"].as_array().cloned()).unwrap_or_default();
+            cfg.secrets_kms_key_arns = stmts.iter().find(|s| s["Sid"] == "DecryptViaService").map(|s| match &s["Resource"] {
+                serde_json::Value::String(r) => vec![r.clone()],
+                r => strs(Some(r)),
+            });
         }
         if let Some(lg) = kids.observed("log_group") {
             cfg.log_retention_days = lg.get("retention_in_days").and_then(|v| v.as_i64());
@@ -975,7 +1608,13 @@ mod tests {
         assert!(doc.contains("arn:aws:ssm:eu-west-2:123456789012:parameter/x/A"), "{doc}");
         assert!(doc.contains("\"arn:aws:secretsmanager:eu-west-2:123456789012:secret:db-AbCdEf\""), "the JSON key suffix is cut: {doc}");
         assert!(doc.contains("arn:aws:ecr:eu-west-2:123456789012:repository/backend-flask"), "{doc}");
-        assert!(doc.contains("kms:ViaService") && !doc.contains("\"ssm:*\""), "{doc}");
+        assert!(!doc.contains("kms:") && !doc.contains("\"ssm:*\""), "no KMS grant without a customer key: {doc}");
+        let key = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let with_key = FargateService { secrets_kms_key_arns: Some(vec![key.into()]), ..cfg() };
+        let doc: serde_json::Value = execution_policy(&c, &Names::new("cruddur", "backend-flask"), &ExecNeeds::of(&with_key));
+        let kms = doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DecryptViaService").unwrap();
+        assert_eq!(kms["Resource"], json!([key]));
+        assert_eq!(kms["Condition"]["StringEquals"]["kms:ViaService"], json!(["ssm.eu-west-2.amazonaws.com", "secretsmanager.eu-west-2.amazonaws.com"]));
     }
 
     #[test]
