@@ -371,6 +371,8 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     let svc = |body: &str| format!("resource \"cxflow_ecs_fargate_service\" \"x\" {{\n{body}\n}}\n");
     let base_container = "  container {\n    name  = \"app\"\n    image = \"nginx\"\n    port  = 80\n  }\n  network {\n    subnet_ids = [\"subnet-1\"]\n  }";
     let ok_svc = |extra: &str| svc(&format!("  name = \"svc\"\n  cluster = \"c\"\n  cpu = 256\n  memory = 512\n{base_container}\n{extra}"));
+    // A setting inside the container block (after its port).
+    let in_container = |body: &str| ok_svc("").replace("port  = 80\n  }", &format!("port  = 80\n    {body}\n  }}"));
     let sync = |body: &str| format!("resource \"cxflow_secret_sync\" \"x\" {{\n{body}\n}}\n");
     let cluster = |over: &str| {
         let mut m: BTreeMap<&str, String> = BTreeMap::new();
@@ -422,6 +424,64 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  unknown_argument = 1"), "unknown_argument"),
         ("svc", ok_svc("").replace("cpu = 256", "cpu = \"lots\""), "cpu"),
         ("svc", svc("  cluster = \"c\"\n  cpu = 256\n  memory = 512"), "name"),
+        // Task definitions in full: each bad value names its attribute.
+        ("svc", in_container("port_mapping {\n      container_port = 8080\n    }"), "port"),
+        ("svc", in_container("cpu = 99999"), "cpu"),
+        ("svc", in_container("memory = 600"), "container"),
+        ("svc", in_container("memory = 300\n    memory_reservation = 400"), "memory_reservation"),
+        ("svc", in_container("depends_on {\n      container = \"ghost\"\n      condition = \"START\"\n    }"), "depends_on"),
+        ("svc", in_container("depends_on {\n      container = \"app\"\n      condition = \"START\"\n    }"), "depends_on"),
+        ("svc", in_container("depends_on {\n      container = \"app\"\n      condition = \"READY\"\n    }"), "condition"),
+        ("svc", in_container("entry_point = \"not-a-list\""), "entry_point"),
+        ("svc", in_container("user = \"bad user\""), "user"),
+        ("svc", in_container("stop_timeout = 500"), "stop_timeout"),
+        ("svc", in_container("ulimit {\n      name = \"files\"\n      soft_limit = 1\n      hard_limit = 2\n    }"), "name"),
+        ("svc", in_container("ulimit {\n      name = \"nofile\"\n      soft_limit = 9\n      hard_limit = 2\n    }"), "soft_limit"),
+        ("svc", in_container("linux_parameters {\n      capabilities {\n        add = [\"NET_ADMIN\"]\n      }\n    }"), "add"),
+        ("svc", in_container("linux_parameters {\n      capabilities {\n        drop = [\"NOT_A_CAP\"]\n      }\n    }"), "drop"),
+        ("svc", in_container("docker_labels = { \"cxflow.mine\" = \"x\" }"), "docker_labels"),
+        ("svc", in_container("mount_point {\n      source_volume = \"nowhere\"\n      container_path = \"/data\"\n    }"), "source_volume"),
+        ("svc", in_container("mount_point {\n      source_volume = \"v\"\n      container_path = \"relative\"\n    }"), "container_path"),
+        ("svc", in_container("log_configuration {\n      log_driver = \"syslog\"\n    }"), "log_driver"),
+        ("svc", in_container("log_configuration {\n      log_driver = \"splunk\"\n      secret_options = { token = \"plain\" }\n    }"), "secret_options"),
+        ("svc", in_container("firelens_configuration {\n      type = \"logstash\"\n    }"), "type"),
+        ("svc", in_container("image_policy = \"latest\""), "image_policy"),
+        ("svc", in_container("image_policy = \"digest\""), "image_policy"),
+        (
+            "svc",
+            in_container("port_mapping {\n      container_port = 53\n      protocol = \"udp\"\n      app_protocol = \"http\"\n    }").replace("port  = 80\n", ""),
+            "app_protocol",
+        ),
+        ("svc", in_container("port_mapping {\n      container_port = 80\n      protocol = \"sctp\"\n    }").replace("port  = 80\n", ""), "protocol"),
+        ("svc", ok_svc("  ephemeral_storage_gib = 10"), "ephemeral_storage_gib"),
+        ("svc", ok_svc("  runtime_platform {\n    cpu_architecture = \"RISCV\"\n  }"), "cpu_architecture"),
+        ("svc", ok_svc("  runtime_platform {\n    operating_system_family = \"WINDOWS_SERVER_2022_CORE\"\n  }"), "operating_system_family"),
+        ("svc", ok_svc("  volume {\n    name = \"v\"\n  }\n  volume {\n    name = \"v\"\n  }"), "name"),
+        ("svc", ok_svc("  volume {\n    name = \"v\"\n    efs {\n      file_system_id = \"nfs-1\"\n    }\n  }"), "file_system_id"),
+        (
+            "svc",
+            ok_svc(
+                "  volume {\n    name = \"v\"\n    efs {\n      file_system_id = \"fs-0123456789abcdef0\"\n      transit_encryption = false\n      iam_authorization = true\n    }\n  }",
+            ),
+            "transit_encryption",
+        ),
+        (
+            "svc",
+            ok_svc(
+                "  volume {\n    name = \"v\"\n    efs {\n      file_system_id = \"fs-0123456789abcdef0\"\n      access_point_id = \"fsap-0123456789abcdef0\"\n      root_directory = \"/data\"\n    }\n  }",
+            ),
+            "root_directory",
+        ),
+        ("svc", ok_svc("  task_role_policy_json = \"{not json\""), "task_role_policy_json"),
+        ("svc", ok_svc("  task_role_policy_json = jsonencode({ Statement = [] })"), "task_role_policy_json"),
+        ("svc", ok_svc("  task_role_policy_arns = [\"arn:aws:iam::aws:role/x\"]"), "task_role_policy_arns"),
+        (
+            "svc",
+            ok_svc("  task_role_arn = \"arn:aws:iam::123456789012:role/mine\"\n  task_role_policy_arns = [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]"),
+            "task_role_policy_arns",
+        ),
+        ("svc", ok_svc("  secrets_kms_key_arns = [\"alias/aws/ssm\"]"), "secrets_kms_key_arns"),
+        ("svc", ok_svc("  log_router {\n    type = \"vector\"\n  }"), "type"),
         // secret sync
         ("sync", sync("  path_prefix = \"no-slash\""), "path_prefix"),
         ("sync", sync("  path_prefix = \"/ends/\""), "path_prefix"),

@@ -325,3 +325,137 @@ fn task_definition_in_full() {
     wd.destroy().expect_ok("destroy");
     assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
 }
+
+fn two_services(subnets: &[String], ext_mode: &str) -> String {
+    let subnets = subnets.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let mut s = provider_block("");
+    for (name, policy, mode) in [("ext", "external", ext_mode), ("cfg", "config", "a")] {
+        s.push_str(&format!(
+            r#"
+resource "cxflow_ecs_fargate_service" "{name}" {{
+  name    = "{name}"
+  cluster = "{CLUSTER}"
+  cpu     = 256
+  memory  = 512
+  container {{
+    name         = "app"
+    image        = "public.ecr.aws/nginx/nginx:1.0"
+    image_policy = "{policy}"
+    port         = 80
+    environment  = {{ MODE = "{mode}" }}
+  }}
+  network {{
+    subnet_ids = [{subnets}]
+  }}
+}}
+"#
+        ));
+    }
+    s
+}
+
+/// What a CI job does: register a copy of the running revision with another image, and deploy it.
+fn ci_deploy(aws: &Aws, service: &str, image: &str) -> String {
+    block_on(async {
+        let s = aws.ecs.describe_services().cluster(CLUSTER).services(service).send().await.unwrap();
+        let cur = aws.ecs.describe_task_definition().task_definition(s.services()[0].task_definition().unwrap()).send().await.unwrap();
+        let td = cur.task_definition().unwrap();
+        let defs: Vec<ContainerDefinition> = td
+            .container_definitions()
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.image = Some(image.to_string());
+                c
+            })
+            .collect();
+        let out = aws
+            .ecs
+            .register_task_definition()
+            .family(td.family().unwrap())
+            .set_container_definitions(Some(defs))
+            .cpu(td.cpu().unwrap())
+            .memory(td.memory().unwrap())
+            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
+            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
+            .set_execution_role_arn(td.execution_role_arn().map(str::to_string))
+            .set_task_role_arn(td.task_role_arn().map(str::to_string))
+            .send()
+            .await
+            .unwrap();
+        let arn = out.task_definition().unwrap().task_definition_arn().unwrap().to_string();
+        aws.ecs.update_service().cluster(CLUSTER).service(service).task_definition(&arn).send().await.unwrap();
+        arn
+    })
+}
+
+fn running_of(aws: &Aws, service: &str) -> (String, TaskDefinition) {
+    block_on(async {
+        let s = aws.ecs.describe_services().cluster(CLUSTER).services(service).send().await.unwrap();
+        let arn = s.services()[0].task_definition().unwrap().to_string();
+        let td = aws.ecs.describe_task_definition().task_definition(&arn).send().await.unwrap();
+        (arn, td.task_definition().unwrap().clone())
+    })
+}
+
+/// Actions Terraform plans per resource address.
+fn plan_actions(wd: &Workdir) -> BTreeMap<String, Vec<String>> {
+    wd.tf(&["plan", "-out=p.tfplan"]).expect_ok("plan");
+    let shown: Json = serde_json::from_str(&wd.tf(&["show", "-json", "p.tfplan"]).stdout).unwrap();
+    shown["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["address"].as_str().unwrap().to_string(), r["change"]["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()))
+        .collect()
+}
+
+/// `external`: a revision CI deployed is not drift and is never reverted, and
+/// a revision Terraform registers for another change carries CI's image.
+/// `config` (the default): the same CI deploy is drift, and apply restores
+/// the configured image.
+#[test]
+fn images_owned_by_ci_or_by_configuration() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
+    let aws = Aws::new(&moto);
+    block_on(async { aws.ecs.create_cluster().cluster_name(CLUSTER).send().await.unwrap() });
+    let subnets = subnets(&aws);
+    let wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.write("main.tf", &two_services(&subnets, "a"));
+    wd.apply().expect_ok("apply both services");
+    let (ext_first, _) = running_of(&aws, "ext");
+
+    // CI deploys image 2.0 to both services.
+    let ext_ci = ci_deploy(&aws, "ext", "public.ecr.aws/nginx/nginx:2.0");
+    let cfg_ci = ci_deploy(&aws, "cfg", "public.ecr.aws/nginx/nginx:2.0");
+    let actions = plan_actions(&wd);
+    assert_eq!(actions["cxflow_ecs_fargate_service.ext"], vec!["no-op"], "CI's revision is not drift under external: {actions:?}");
+    assert_eq!(actions["cxflow_ecs_fargate_service.cfg"], vec!["update"], "the configured image wins by default: {actions:?}");
+    wd.tf(&["apply", "p.tfplan"]).expect_ok("apply");
+    let st = wd.state_attrs("cxflow_ecs_fargate_service", "ext");
+    assert_eq!(st["task_definition_arn"], ext_ci.as_str(), "the state follows CI's revision");
+    assert_eq!(st["images"]["app"], "public.ecr.aws/nginx/nginx:2.0");
+    let (ext_now, _) = running_of(&aws, "ext");
+    assert_eq!(ext_now, ext_ci, "never reverted");
+    let (cfg_now, cfg_td) = running_of(&aws, "cfg");
+    assert_ne!(cfg_now, cfg_ci, "reverted to the configuration");
+    assert_eq!(container(&cfg_td, "app").image(), Some("public.ecr.aws/nginx/nginx:1.0"));
+    assert_eq!(plan_actions(&wd).values().flatten().filter(|a| *a != "no-op").count(), 0, "in sync");
+
+    // Another change to the external service: the new revision keeps CI's image, and the plan says so.
+    wd.write("main.tf", &two_services(&subnets, "b"));
+    wd.tf(&["plan", "-out=p.tfplan"]).expect_ok("plan the variable change");
+    let shown: Json = serde_json::from_str(&wd.tf(&["show", "-json", "p.tfplan"]).stdout).unwrap();
+    let ext = shown["resource_changes"].as_array().unwrap().iter().find(|r| r["address"] == "cxflow_ecs_fargate_service.ext").unwrap();
+    assert_eq!(ext["change"]["after"]["images"]["app"], "public.ecr.aws/nginx/nginx:2.0", "the plan names the image it will use");
+    wd.tf(&["apply", "p.tfplan"]).expect_ok("apply the variable change");
+    let (ext_third, td) = running_of(&aws, "ext");
+    assert!(ext_third != ext_ci && ext_third != ext_first, "a new revision");
+    assert_eq!(container(&td, "app").image(), Some("public.ecr.aws/nginx/nginx:2.0"), "CI's image carried");
+    assert_eq!(container(&td, "app").environment()[0].value(), Some("b"));
+    assert_eq!(plan_actions(&wd).values().flatten().filter(|a| *a != "no-op").count(), 0, "in sync");
+
+    // Destroy leaves nothing tagged: the revisions before CI's are found by their tags.
+    wd.destroy().expect_ok("destroy");
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
+}

@@ -625,6 +625,10 @@ pub struct TaskDefinitionNode {
     pub runtime_platform: Option<RuntimePlatform>,
     pub ephemeral_storage_gib: Option<i64>,
     pub volumes: Vec<Volume>,
+    /// CI registers revisions of this family that the composite adopts
+    /// (`image_policy = "external"`): their tags are CI's and not compared,
+    /// and a delete also deregisters earlier revisions this composite owns.
+    pub adopts_foreign: bool,
 }
 
 impl TaskDefinitionNode {
@@ -748,6 +752,9 @@ impl Node<Aws> for TaskDefinitionNode {
             "execution_role": self.execution_role.as_ref().map(Ref::spec), "task_role": self.task_role.as_ref().map(Ref::spec),
             "tags": tags_json(&self.wanted_tags()),
         });
+        if self.adopts_foreign {
+            s.as_object_mut().expect("object").remove("tags");
+        }
         s.as_object_mut().expect("object").extend(task_extras(self.runtime_platform.as_ref(), self.ephemeral_storage_gib, &self.volumes));
         spec(s)
     }
@@ -786,6 +793,9 @@ impl Node<Aws> for TaskDefinitionNode {
             "tags": tags_json(&tags_of(&tags)), "revision": td.revision(),
         });
         s.as_object_mut().expect("object").extend(task_extras(runtime.as_ref(), td.ephemeral_storage().map(|e| i64::from(e.size_in_gib())), &volumes_of(&td)));
+        if self.adopts_foreign {
+            s.as_object_mut().expect("object").remove("tags");
+        }
         Ok(Some(spec(s)))
     }
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
@@ -795,10 +805,42 @@ impl Node<Aws> for TaskDefinitionNode {
         Ok(Made::identity(id.clone()).with("revision", revision))
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        self.remove(aws, &id.id).await
+        self.remove(aws, &id.id).await?;
+        if self.adopts_foreign {
+            let revision = id.id.rsplit(':').next().and_then(|r| r.parse::<i32>().ok()).unwrap_or(0);
+            self.sweep_owned(aws, revision).await?;
+        }
+        Ok(())
     }
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         ecs_release(aws, &id.id, cx).await
+    }
+}
+
+impl TaskDefinitionNode {
+    /// Revisions this composite registered before it adopted one of CI's: the
+    /// record names only the adopted one, so a delete of revision `below`
+    /// finds the earlier ones by their ownership tag (the newest hundred of
+    /// the family). Later revisions are left: one may be the live one.
+    async fn sweep_owned(&self, aws: &Aws, below: i32) -> Result<(), NodeError> {
+        let owner = self.c.owner.tag_value().to_string();
+        let list = aws
+            .ecs()
+            .list_task_definitions()
+            .family_prefix(&self.family)
+            .status(ecs::TaskDefinitionStatus::Active)
+            .sort(ecs::SortOrder::Desc)
+            .max_results(100)
+            .send()
+            .await
+            .map_err(|e| aws_err("ecs:ListTaskDefinitions", e))?;
+        for arn in list.task_definition_arns() {
+            let Some((td, tags)) = Self::describe_td(aws, arn).await? else { continue };
+            if td.family() == Some(self.family.as_str()) && td.revision() < below && tags_of(&tags).get(crate::engine::OWNER_TAG) == Some(&owner) {
+                self.remove(aws, arn).await?;
+            }
+        }
+        Ok(())
     }
 }
 

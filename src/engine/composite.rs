@@ -53,6 +53,13 @@ pub struct GraphCx<'a, E> {
     pub tags: Tags,
 }
 
+/// Children that moved outside Terraform (see [`Composite::refresh_relinks`]).
+#[derive(Default)]
+pub struct Relinks {
+    pub identities: BTreeMap<String, Identity>,
+    pub attributes: Vec<(String, Value)>,
+}
+
 /// What is known about the children: identities, outputs they reported,
 /// and what they looked like when last observed.
 pub struct Kids<'a> {
@@ -185,6 +192,14 @@ pub trait Composite<E: Env>: Send + Sync + 'static {
     /// (the task definition a service runs), used instead of looking them up.
     fn import_identities(_cfg: &Self::State, _kids: &Kids<'_>) -> BTreeMap<String, Identity> {
         BTreeMap::new()
+    }
+    /// Refresh: children whose identity moved to another object AWS shows
+    /// this composite using (a task definition revision CI deployed, when the
+    /// configuration leaves the image to CI), with the computed attributes
+    /// that follow from the move. The record follows them, the state takes
+    /// the attributes, and the children are observed afresh.
+    async fn refresh_relinks(_env: &E, _cfg: &Self::State, _kids: &Kids<'_>) -> Result<Relinks, Diags> {
+        Ok(Relinks::default())
     }
     /// Convert stored state from `version` to the current layout (JSON as Terraform stored it).
     fn upgrade(_version: i64, raw: serde_json::Value) -> serde_json::Value {
@@ -659,9 +674,39 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         let record = upgrade_legacy(Record::from_value(state.get("children")), &graph);
         let mut opts = Self::opts(&cur, &state, &ctx, Op::Update);
         opts.deadline = std::time::Instant::now() + Duration::from_secs(300);
-        let r = super::refresh(env, &graph, record.clone(), &opts).await;
+        let mut r = super::refresh(env, &graph, record.clone(), &opts).await;
         if r.diags.has_errors() {
             return fail(state, r.diags);
+        }
+        let p0 = Private::decode(&private);
+        let relinks = match T::refresh_relinks(env, &cur, &Kids { record: &r.record, outputs: &p0.outputs, observed: &r.observed }).await {
+            Ok(x) => x,
+            Err(d) => return fail(state, d),
+        };
+        let moved: Vec<(String, Identity)> = relinks.identities.into_iter().filter(|(k, i)| r.record.get(k).as_ref() != Some(i)).collect();
+        let mut state = state;
+        let mut cur = cur;
+        if !moved.is_empty() {
+            let mut relinked = r.record.clone();
+            for (k, i) in &moved {
+                tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, child = k.as_str(), to = i.id.as_str(), "the child moved to another object outside Terraform: following it");
+                relinked.set(k, i);
+            }
+            for (a, v) in relinks.attributes {
+                state.set_attr(&a, v);
+            }
+            cur = match typed::from_value(&known_or_null(&state)) {
+                Ok(c) => c,
+                Err(d) => return fail(state, d),
+            };
+            let graph = match Self::graph_for(env, &cur, &state).await {
+                Ok(g) => g,
+                Err(d) => return fail(state, d),
+            };
+            r = super::refresh(env, &graph, relinked, &opts).await;
+            if r.diags.has_errors() {
+                return fail(state, r.diags);
+            }
         }
         if r.record.is_empty() && !record.is_empty() {
             tracing::info!(target: "cxflow::engine::composite", resource = T::TYPE_NAME, "every child is gone: the resource no longer exists");

@@ -864,6 +864,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             runtime_platform: None,
             ephemeral_storage_gib: None,
             volumes: Vec::new(),
+            adopts_foreign: false,
         }));
         let mut after = vec![format!("listener_rule_{k}"), "repository".to_string()];
         if created_network {

@@ -21,7 +21,7 @@ use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode,
 use crate::children::logs::LogGroupNode;
 use crate::children::network::{Rule, SecurityGroupNode, VpcOf};
 use crate::children::{Common, Ref};
-use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren};
+use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Relinks};
 use crate::engine::{Graph, Identity, Node, Tags, names};
 use crate::framework::check::Check;
 use crate::framework::provider::Resource;
@@ -157,6 +157,10 @@ impl FargateService {
             None => self.container.iter().find(|c| c.first_tcp_port().is_some())?,
         };
         Some((c.name.clone(), c.first_tcp_port()?.1))
+    }
+    /// Whether CI deploys images of some container (`image_policy = "external"`).
+    fn ci_owns_images(&self) -> bool {
+        self.container.iter().any(|c| c.image_policy.as_deref() == Some("external"))
     }
     /// The containers as the task definition has them: images as plan
     /// resolved them, and the log router with the others logging through it.
@@ -669,8 +673,10 @@ fn validate_containers(d: &mut Diags, c: &Value) {
             let dp = p.then_attr("depends_on").index(j);
             let Some(target) = dep.get("container").as_str() else { continue };
             match names.get(target) {
-                None => d.attr_error(dp.then_attr("container"), "Unknown container", format!("{target:?} is not a container of this service.")),
-                Some(&k) if k == i => d.attr_error(dp.then_attr("container"), "Container depends on itself", format!("{target:?} cannot wait for itself.")),
+                None => d.attr_error(dp.then_attr("container"), "Unknown container", format!("depends_on names {target:?}, which is not a container of this service.")),
+                Some(&k) if k == i => {
+                    d.attr_error(dp.then_attr("container"), "Container depends on itself", format!("depends_on names {target:?} itself; a container cannot wait for itself."))
+                }
                 Some(&k) => {
                     edges.entry(i).or_default().push(k);
                     let cond = dep.get("condition").as_str().unwrap_or_default();
@@ -1217,6 +1223,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             runtime_platform: cfg.runtime_platform.clone(),
             ephemeral_storage_gib: cfg.ephemeral_storage_gib,
             volumes: cfg.volume.clone(),
+            adopts_foreign: cfg.ci_owns_images(),
         }),
         Box::new(ServiceNode {
             c,
@@ -1283,6 +1290,11 @@ async fn plan_images(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
         Err(e) => return e,
     };
     let prior_images = prior.get("images").entries().cloned().unwrap_or_default();
+    // Under `external` the images are the ones the current revision runs (CI's, once refresh followed it).
+    let running: BTreeMap<String, String> = match prior.get("images").entries() {
+        Some(m) if cfg.ci_owns_images() => m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect(),
+        _ => BTreeMap::new(),
+    };
     let lookups = cfg.container.iter().enumerate().map(|(i, c)| async move {
         if c.image_policy.as_deref() != Some("digest") {
             return (i, Ok(None));
@@ -1299,6 +1311,10 @@ async fn plan_images(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
     for (i, r) in futures::future::join_all(lookups).await {
         let c = &cfg.container[i];
         let at = Path::attr("container").index(i).then_attr("image");
+        if c.image_policy.as_deref() == Some("external") {
+            images.insert(c.name.clone(), Value::string(running.get(&c.name).cloned().unwrap_or_else(|| c.image.clone())));
+            continue;
+        }
         let image = match r {
             Ok(Some(pinned)) => pinned,
             Ok(None) if c.image_policy.as_deref() != Some("digest") => c.image.clone(),
@@ -1331,6 +1347,18 @@ async fn plan_images(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
     }
     p.set_attr("images", Value::Map(images));
     d
+}
+
+/// Container → image of a task definition revision.
+async fn running_images(aws: &Aws, td: &str) -> Result<BTreeMap<String, String>, Diags> {
+    let o = aws
+        .ecs()
+        .describe_task_definition()
+        .task_definition(td)
+        .send()
+        .await
+        .map_err(|e| Diags::from(Diagnostic::error("Could not read the running task definition", crate::aws::aws_err("ecs:DescribeTaskDefinition", e).to_string())))?;
+    Ok(o.task_definition().map(|t| t.container_definitions().iter().filter_map(|c| Some((c.name()?.to_string(), c.image()?.to_string()))).collect()).unwrap_or_default())
 }
 
 // ------------------------------------------------------------------ the composite
@@ -1413,6 +1441,25 @@ impl Composite<Aws> for EcsFargateService {
         let (cluster, name) = parse_import_id(id)
             .ok_or_else(|| Diags::from(Diagnostic::error("Invalid import ID", format!("Import a {TYPE_NAME} as <cluster>/<service> or by its service ARN, not {id:?}."))))?;
         Ok(FargateService { name, cluster, cpu: 256, memory: 512, container: Vec::new(), network: Some(Network::default()), ..Default::default() })
+    }
+    async fn refresh_relinks(aws: &Aws, cfg: &FargateService, kids: &Kids<'_>) -> Result<Relinks, Diags> {
+        // CI deployed a revision of the family: with images left to CI, that
+        // revision is the service's task definition now, and its images are the ones running.
+        let family = format!(":task-definition/{}:", Names::new(&cfg.cluster, &cfg.name).family());
+        let Some(td) = kids.str_field("service", "task_definition").filter(|td| cfg.ci_owns_images() && td.starts_with("arn:") && td.contains(&family)) else {
+            return Ok(Relinks::default());
+        };
+        let running = running_images(aws, &td).await?;
+        let mut images = cfg.images.clone().unwrap_or_default();
+        for c in cfg.container.iter().filter(|c| c.image_policy.as_deref() == Some("external")) {
+            if let Some(i) = running.get(&c.name) {
+                images.insert(c.name.clone(), i.clone());
+            }
+        }
+        Ok(Relinks {
+            identities: BTreeMap::from([("task_definition".to_string(), Identity::new(&td))]),
+            attributes: vec![("images".to_string(), Value::Map(images.into_iter().map(|(k, v)| (k, Value::string(v))).collect()))],
+        })
     }
     fn import_identities(_cfg: &FargateService, kids: &Kids<'_>) -> BTreeMap<String, Identity> {
         // The revision the service runs, not the family's latest.
