@@ -45,6 +45,7 @@ pub struct AwsSettings {
 /// the suffix of `AWS_ENDPOINT_URL_<SERVICE>`.
 pub const SERVICES: &[(&str, &str)] = &[
     ("acm", "ACM"),
+    ("applicationautoscaling", "APPLICATION_AUTO_SCALING"),
     ("cloudwatchlogs", "CLOUDWATCH_LOGS"),
     ("ec2", "EC2"),
     ("ecr", "ECR"),
@@ -79,6 +80,7 @@ pub struct Aws {
     acm: OnceLock<aws_sdk_acm::Client>,
     ecr: OnceLock<aws_sdk_ecr::Client>,
     sd: OnceLock<aws_sdk_servicediscovery::Client>,
+    aas: OnceLock<aws_sdk_applicationautoscaling::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
 }
 
@@ -127,6 +129,7 @@ impl Aws {
     client!(acm, acm, aws_sdk_acm, "acm");
     client!(ecr, ecr, aws_sdk_ecr, "ecr");
     client!(servicediscovery, sd, aws_sdk_servicediscovery, "servicediscovery");
+    client!(autoscaling, aas, aws_sdk_applicationautoscaling, "applicationautoscaling");
     client!(sts, sts, aws_sdk_sts, "sts");
 
     /// Where calls to `service` go, for messages: the `endpoints` block, then
@@ -214,6 +217,7 @@ impl Aws {
             acm: OnceLock::new(),
             ecr: OnceLock::new(),
             sd: OnceLock::new(),
+            aas: OnceLock::new(),
             sts: OnceLock::new(),
         })
     }

@@ -881,7 +881,56 @@ pub struct ServiceNode {
     pub wait: bool,
     /// Children that must exist first although not referenced (a listener rule, NAT routes).
     pub after: Vec<String>,
+    pub extras: ServiceExtras,
 }
+
+/// The service settings beyond the basics, with AWS's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceExtras {
+    /// An autoscaler owns the desired count: it is set on create only and never compared.
+    pub scaled: bool,
+    /// (capacity provider, weight, base); empty: launch type FARGATE.
+    pub capacity: Vec<(String, i64, i64)>,
+    pub platform_version: String,
+    pub minimum_healthy_percent: i64,
+    pub maximum_percent: i64,
+    /// CloudWatch alarms that fail a deployment, and whether they roll it back.
+    pub alarms: Option<(Vec<String>, bool)>,
+    pub health_check_grace_period: i64,
+    pub propagate_tags: String,
+    pub managed_tags: bool,
+    /// `redeploy_trigger`, kept in the tag `cxflow:redeploy`: a change forces a new deployment.
+    pub redeploy: Option<String>,
+}
+
+impl Default for ServiceExtras {
+    fn default() -> Self {
+        ServiceExtras {
+            scaled: false,
+            capacity: Vec::new(),
+            platform_version: "LATEST".into(),
+            minimum_healthy_percent: 100,
+            maximum_percent: 200,
+            alarms: None,
+            health_check_grace_period: 0,
+            propagate_tags: "SERVICE".into(),
+            managed_tags: true,
+            redeploy: None,
+        }
+    }
+}
+
+/// A capacity provider strategy in canonical form: launch type FARGATE (no
+/// strategy) is the strategy of FARGATE alone, weight 1.
+fn capacity_spec(items: &[(String, i64, i64)]) -> Json {
+    if items.is_empty() {
+        return json!([{"provider": "FARGATE", "weight": 1, "base": 0}]);
+    }
+    json!(items.iter().map(|(p, w, b)| json!({"provider": p, "weight": w, "base": b})).collect::<Vec<_>>())
+}
+
+/// The tag that carries a service's redeploy trigger.
+pub const REDEPLOY_TAG: &str = "cxflow:redeploy";
 
 /// The service if it exists (INACTIVE services are deleted ones).
 pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Option<ecs::Service>, AwsError> {
@@ -940,10 +989,51 @@ impl ServiceNode {
     }
     fn deployment(&self) -> ecs::DeploymentConfiguration {
         let (enable, rollback) = self.circuit_breaker;
-        ecs::DeploymentConfiguration::builder().deployment_circuit_breaker(ecs::DeploymentCircuitBreaker::builder().enable(enable).rollback(rollback).build()).build()
+        let x = &self.extras;
+        let alarms =
+            x.alarms.as_ref().and_then(|(names, rollback)| ecs::DeploymentAlarms::builder().set_alarm_names(Some(names.clone())).enable(true).rollback(*rollback).build().ok());
+        ecs::DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(ecs::DeploymentCircuitBreaker::builder().enable(enable).rollback(rollback).build())
+            .minimum_healthy_percent(x.minimum_healthy_percent as i32)
+            .maximum_percent(x.maximum_percent as i32)
+            .set_alarms(alarms)
+            .build()
+    }
+    fn strategy(&self) -> Result<Vec<ecs::CapacityProviderStrategyItem>, NodeError> {
+        self.extras
+            .capacity
+            .iter()
+            .map(|(p, w, b)| {
+                ecs::CapacityProviderStrategyItem::builder().capacity_provider(p).weight(*w as i32).base(*b as i32).build().map_err(|e| other(format!("internal error: {e}")))
+            })
+            .collect()
+    }
+    fn extras_spec(&self) -> Json {
+        let x = &self.extras;
+        json!({
+            "capacity": capacity_spec(&x.capacity),
+            "platform_version": x.platform_version,
+            "deployment": {"minimum_healthy_percent": x.minimum_healthy_percent, "maximum_percent": x.maximum_percent,
+                           "alarms": x.alarms.as_ref().map(|(n, r)| json!({"names": n, "rollback": r}))},
+            "health_check_grace_period": x.health_check_grace_period,
+            "propagate_tags": x.propagate_tags, "managed_tags": x.managed_tags, "redeploy": x.redeploy,
+            // Not observable: a change of owner is seen against the prior configuration.
+            "desired_count_owner": if x.scaled { "autoscaling" } else { "terraform" },
+        })
     }
     fn wanted_tags(&self) -> Tags {
-        self.c.tags_for(&self.key, None)
+        let mut t = self.c.tags_for(&self.key, None);
+        if let Some(r) = &self.extras.redeploy {
+            t.insert(REDEPLOY_TAG.to_string(), r.clone());
+        }
+        t
+    }
+    fn create_tags(&self, cx: &Cx<'_>) -> Tags {
+        let mut t = self.c.create_tags(&self.key, None, cx);
+        if let Some(r) = &self.extras.redeploy {
+            t.insert(REDEPLOY_TAG.to_string(), r.clone());
+        }
+        t
     }
     fn lb_spec(&self) -> Json {
         self.load_balancer.as_ref().map(|l| json!([{"target_group": l.target_group.spec(), "container": l.container, "port": l.port}])).unwrap_or(json!([]))
@@ -1011,12 +1101,20 @@ impl Node<Aws> for ServiceNode {
         format!("ECS service {} in cluster {}", self.name, self.cluster.spec())
     }
     fn spec(&self) -> Spec {
-        spec(json!({
+        let mut s = spec(json!({
             "cluster": self.cluster.spec(), "name": self.name, "task_definition": self.task_definition.spec(), "desired_count": self.desired_count,
             "subnets": ref_specs(&self.subnets), "security_groups": ref_specs(&self.security_groups), "assign_public_ip": self.public_ip,
             "enable_execute_command": self.exec, "circuit_breaker": {"enable": self.circuit_breaker.0, "rollback": self.circuit_breaker.1},
             "service_connect": self.sc_spec(), "load_balancers": self.lb_spec(), "tags": tags_json(&self.wanted_tags()),
-        }))
+        }));
+        if let Json::Object(x) = self.extras_spec() {
+            s.extend(x);
+        }
+        // The scaler's count is not the configuration's: neither side of a diff holds it.
+        if self.extras.scaled {
+            s.remove("desired_count");
+        }
+        s
     }
     fn replaced_by(&self) -> &'static [&'static str] {
         &["cluster", "name", "load_balancers"]
@@ -1045,17 +1143,20 @@ impl Node<Aws> for ServiceNode {
             .service_name(&self.name)
             .task_definition(self.task_definition.resolve(cx)?)
             .desired_count(self.desired_count as i32)
-            .launch_type(ecs::LaunchType::Fargate)
+            .set_launch_type(self.extras.capacity.is_empty().then_some(ecs::LaunchType::Fargate))
+            .set_capacity_provider_strategy(Some(self.strategy()?).filter(|s| !s.is_empty()))
+            .platform_version(&self.extras.platform_version)
+            .set_health_check_grace_period_seconds((self.load_balancer.is_some()).then_some(self.extras.health_check_grace_period as i32))
             .network_configuration(self.network(cx)?)
             .set_load_balancers(Some(self.load_balancers(cx)?).filter(|l| !l.is_empty()))
             .set_service_connect_configuration(self.service_connect_config()?)
             .enable_execute_command(self.exec)
             .deployment_configuration(self.deployment())
-            .propagate_tags(ecs::PropagateTags::Service)
-            .enable_ecs_managed_tags(true)
+            .propagate_tags(ecs::PropagateTags::from(self.extras.propagate_tags.as_str()))
+            .enable_ecs_managed_tags(self.extras.managed_tags)
             // A retried create whose first answer was lost is the same request.
             .client_token(crate::engine::names::short_hash(&format!("{}/{}", cx.lease.token, self.key)))
-            .set_tags(Some(ecs_tags(&self.c.create_tags(&self.key, None, cx))))
+            .set_tags(Some(ecs_tags(&self.create_tags(cx))))
             .send()
             .await
             .map_err(|e| aws_err("ecs:CreateService", e))?;
@@ -1079,6 +1180,24 @@ impl Node<Aws> for ServiceNode {
             "name": svc.service_name(), "desired_count": svc.desired_count(), "tags": tags_json(&tags_of(svc.tags())),
             "running_count": svc.running_count(),
         }));
+        // Under autoscaling the scaler's count is not the configuration's to compare.
+        if self.extras.scaled {
+            s.remove("desired_count");
+        }
+        let dc = svc.deployment_configuration();
+        let alarms = dc.and_then(|d| d.alarms()).filter(|a| a.enable()).map(|a| json!({"names": a.alarm_names(), "rollback": a.rollback()}));
+        let strategy: Vec<(String, i64, i64)> =
+            svc.capacity_provider_strategy().iter().map(|c| (c.capacity_provider().to_string(), i64::from(c.weight()), i64::from(c.base()))).collect();
+        s.insert("capacity".into(), capacity_spec(&strategy));
+        s.insert("platform_version".into(), json!(svc.platform_version().unwrap_or("LATEST")));
+        s.insert(
+            "deployment".into(),
+            json!({"minimum_healthy_percent": dc.and_then(|d| d.minimum_healthy_percent()).unwrap_or(100), "maximum_percent": dc.and_then(|d| d.maximum_percent()).unwrap_or(200), "alarms": alarms}),
+        );
+        s.insert("health_check_grace_period".into(), json!(svc.health_check_grace_period_seconds().unwrap_or(0)));
+        s.insert("propagate_tags".into(), json!(svc.propagate_tags().map(|p| p.as_str()).unwrap_or("NONE")));
+        s.insert("managed_tags".into(), json!(svc.enable_ecs_managed_tags()));
+        s.insert("redeploy".into(), json!(svc.tags().iter().find(|t| t.key() == Some(REDEPLOY_TAG)).and_then(|t| t.value())));
         if let Some(td) = svc.task_definition() {
             s.insert("task_definition".into(), json!(self.task_definition.observed(td, cx)));
         }
@@ -1123,7 +1242,10 @@ impl Node<Aws> for ServiceNode {
         let differs = |f: &str| base.get(f) != want.get(f);
         let mut u = aws.ecs().update_service().cluster(&cluster).service(&self.name);
         let mut any = false;
-        if differs("desired_count") {
+        // Under autoscaling the count is the scaler's (observation leaves it out); back from
+        // autoscaling, the configured count is authoritative again.
+        let count_changed = !self.extras.scaled && differs("desired_count");
+        if count_changed {
             u = u.desired_count(self.desired_count as i32);
             any = true;
         }
@@ -1143,8 +1265,39 @@ impl Node<Aws> for ServiceNode {
             u = u.enable_execute_command(self.exec);
             any = true;
         }
-        if differs("circuit_breaker") {
+        if differs("circuit_breaker") || differs("deployment") {
             u = u.deployment_configuration(self.deployment());
+            any = true;
+        }
+        if differs("capacity") {
+            // Moving between a launch type and a strategy needs a new deployment.
+            let mut items = self.strategy()?;
+            if items.is_empty() {
+                // Launch type FARGATE is this strategy; a service cannot go back to a launch type in place.
+                items =
+                    vec![ecs::CapacityProviderStrategyItem::builder().capacity_provider("FARGATE").weight(1).base(0).build().map_err(|e| other(format!("internal error: {e}")))?];
+            }
+            u = u.set_capacity_provider_strategy(Some(items)).force_new_deployment(true);
+            any = true;
+        }
+        if differs("platform_version") {
+            u = u.platform_version(&self.extras.platform_version);
+            any = true;
+        }
+        if differs("health_check_grace_period") && self.load_balancer.is_some() {
+            u = u.health_check_grace_period_seconds(self.extras.health_check_grace_period as i32);
+            any = true;
+        }
+        if differs("propagate_tags") {
+            u = u.propagate_tags(ecs::PropagateTags::from(self.extras.propagate_tags.as_str()));
+            any = true;
+        }
+        if differs("managed_tags") {
+            u = u.enable_ecs_managed_tags(self.extras.managed_tags);
+            any = true;
+        }
+        if differs("redeploy") {
+            u = u.force_new_deployment(true);
             any = true;
         }
         if any {
@@ -1156,8 +1309,15 @@ impl Node<Aws> for ServiceNode {
         };
         ecs_retag(aws, &id.id, &current, &self.wanted_tags()).await?;
         // Only what starts a deployment is waited for (a tag or count change is not one).
-        let deploys = differs("task_definition") || differs("subnets") || differs("security_groups") || differs("assign_public_ip") || differs("service_connect");
-        if self.wait && (deploys || differs("desired_count")) {
+        let deploys = differs("task_definition")
+            || differs("subnets")
+            || differs("security_groups")
+            || differs("assign_public_ip")
+            || differs("service_connect")
+            || differs("capacity")
+            || differs("platform_version")
+            || differs("redeploy");
+        if self.wait && (deploys || count_changed) {
             self.wait_steady(aws, &cluster, cx).await?;
         }
         Ok(Made::identity(id.clone()))

@@ -3,6 +3,7 @@
 //! A kind observes AWS as a spec of the same shape as its desired spec, so
 //! the engine can diff them; its update sends only the fields that differ.
 
+pub mod autoscaling;
 pub mod discovery;
 pub mod ecs;
 pub mod edge;

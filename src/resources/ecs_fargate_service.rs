@@ -69,6 +69,15 @@ pub struct FargateService {
     pub task_role_policy_arns: Option<Vec<String>>,
     pub task_role_policy_json: Option<String>,
     pub secrets_kms_key_arns: Option<Vec<String>>,
+    pub autoscaling: Option<Autoscaling>,
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<CapacityItem>,
+    pub platform_version: Option<String>,
+    pub deployment: Option<Deployment>,
+    pub health_check_grace_period: Option<i64>,
+    pub redeploy_trigger: Option<String>,
+    pub propagate_tags: Option<String>,
+    pub enable_ecs_managed_tags: Option<bool>,
     pub tags: Option<BTreeMap<String, String>>,
     // computed
     /// Per container: the image the task definition runs (a digest under `image_policy = "digest"`).
@@ -83,6 +92,49 @@ pub struct FargateService {
 
 /// Container blocks and their parts: the shared ECS child kind's types.
 pub use crate::children::ecs::{Container, HealthCheck, RuntimePlatform, Volume};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Autoscaling {
+    pub min: i64,
+    pub max: i64,
+    pub cpu_target: Option<f64>,
+    pub memory_target: Option<f64>,
+    pub requests_per_target: Option<f64>,
+    pub scale_in_cooldown: Option<i64>,
+    pub scale_out_cooldown: Option<i64>,
+    #[serde(default)]
+    pub scheduled_action: Vec<ScheduledAction>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScheduledAction {
+    pub name: String,
+    pub schedule: String,
+    pub timezone: Option<String>,
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct CapacityItem {
+    pub capacity_provider: String,
+    pub weight: Option<i64>,
+    pub base: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Deployment {
+    pub minimum_healthy_percent: Option<i64>,
+    pub maximum_percent: Option<i64>,
+    pub alarms: Option<Alarms>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Alarms {
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub rollback: Option<bool>,
+}
 
 /// A FireLens log router: a Fluent Bit (or Fluentd) sidecar the other containers log through.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -495,6 +547,55 @@ fn schema_block() -> Block {
     ])
     .describe("Add a FireLens log router container `log_router` (logging itself to the service's log group) and send the other containers' logs through it.");
 
+    let scheduled = Block::new(vec![
+        attr("name", Type::String, "Action name, unique within the service.").required().check(Check::Matches("[A-Za-z0-9_-]{1,200}", "1-200 letters, digits, `_` or `-`")),
+        attr("schedule", Type::String, "`cron(minutes hours day-of-month month day-of-week year)`, `rate(5 minutes)` or `at(2026-12-24T18:00:00)`.")
+            .required()
+            .check(Check::Custom(schedule_ok, "cron(...) with six fields, rate(N unit) or at(yyyy-mm-ddThh:mm:ss)")),
+        attr("timezone", Type::String, "IANA time zone of the schedule, e.g. `Europe/Berlin`; UTC when unset.")
+            .optional()
+            .check(Check::Matches(r"[A-Za-z_]+(/[A-Za-z0-9_+-]+)*", "an IANA time zone such as Europe/Berlin")),
+        attr("min", Type::Number, "New minimum at that time.").optional().check(Check::Int(0, 5000)),
+        attr("max", Type::Number, "New maximum at that time.").optional().check(Check::Int(0, 5000)),
+    ])
+    .describe("Change min and max on a schedule.");
+    let autoscaling = Block::new(vec![
+        attr("min", Type::Number, "Fewest tasks.").required().check(Check::Int(0, 5000)),
+        attr("max", Type::Number, "Most tasks.").required().check(Check::Int(1, 5000)),
+        attr("cpu_target", Type::Number, "Target average CPU utilization in percent.").optional().check(Check::Custom(percent_ok, "a percentage above 0, at most 100")),
+        attr("memory_target", Type::Number, "Target average memory utilization in percent.").optional().check(Check::Custom(percent_ok, "a percentage above 0, at most 100")),
+        attr("requests_per_target", Type::Number, "Target ALB requests per task per minute (with `load_balancer`: the target group this service created).")
+            .optional()
+            .check(Check::Int(1, 1_000_000)),
+        attr("scale_in_cooldown", Type::Number, "Seconds after a scale-in before another.").default(Value::int(300)).check(Check::Int(0, 86400)),
+        attr("scale_out_cooldown", Type::Number, "Seconds after a scale-out before another.").default(Value::int(300)).check(Check::Int(0, 86400)),
+    ])
+    .with_blocks(vec![NestedBlock::new("scheduled_action", Nesting::List, scheduled).max(50)])
+    .describe(
+        "Application Auto Scaling of the task count. While it is on, `desired_count` is only the count a new service starts with: a \
+         count the scaler set is never drift and never reverted; changing min or max applies them; removing the block makes \
+         `desired_count` authoritative again.",
+    );
+    let capacity = Block::new(vec![
+        attr("capacity_provider", Type::String, "`FARGATE` or `FARGATE_SPOT`.").required().check(Check::OneOf(&["FARGATE", "FARGATE_SPOT"])),
+        attr("weight", Type::Number, "Relative share of tasks beyond the bases.").default(Value::int(1)).check(Check::Int(0, 1000)),
+        attr("base", Type::Number, "Tasks placed on this provider first (one provider may have a base).").default(Value::int(0)).check(Check::Int(0, 100_000)),
+    ])
+    .describe("Run on Fargate and/or Fargate Spot (instead of the launch type FARGATE); changed in place with a new deployment.");
+    let alarms = Block::new(vec![
+        attr("names", Type::list(Type::String), "CloudWatch alarms that fail the deployment when they go off.").required().check(Check::Items(1, 10)),
+        attr("rollback", Type::Bool, "Roll back a deployment an alarm failed.").default(Value::Bool(true)),
+    ])
+    .describe("Deployment alarms.");
+    let deployment = Block::new(vec![
+        attr("minimum_healthy_percent", Type::Number, "Running tasks kept during a deployment, in percent of the desired count.")
+            .default(Value::int(100))
+            .check(Check::Int(0, 100)),
+        attr("maximum_percent", Type::Number, "Tasks allowed during a deployment, in percent of the desired count.").default(Value::int(200)).check(Check::Int(100, 200)),
+    ])
+    .with_blocks(vec![NestedBlock::new("alarms", Nesting::Single, alarms)])
+    .describe("How deployments roll (the circuit breaker is `deployment_circuit_breaker`).");
+
     Block::new(vec![
         attr("name", Type::String, "Service name; also the task definition family. Changing it replaces the service.")
             .required()
@@ -543,6 +644,18 @@ fn schema_block() -> Block {
         )
         .optional()
         .check(Check::each(Check::Arn { service: "kms", resource: "key/" })),
+        attr("platform_version", Type::String, "Fargate platform version, e.g. `1.4.0`.").default(Value::string("LATEST")).check(Check::Matches(r"LATEST|\d+\.\d+\.\d+", "LATEST or a version such as 1.4.0")),
+        attr("health_check_grace_period", Type::Number, "Seconds the service ignores failing load balancer health checks after a task starts (with `load_balancer`).")
+            .default(Value::int(0))
+            .check(Check::Int(0, 2_147_483_647)),
+        attr("redeploy_trigger", Type::String, "Any value, e.g. a timestamp or a commit; changing it forces a new deployment with nothing else changing. Kept in the service's tag `cxflow:redeploy`.")
+            .optional()
+            .check(Check::Len(1, 256))
+            .check(Check::Matches(r"[\p{L}\p{N} _.:/=+@-]+", "letters, digits, spaces or _ . : / = + - @ (a tag value)")),
+        attr("propagate_tags", Type::String, "Copy tags to tasks from the `SERVICE`, the `TASK_DEFINITION`, or `NONE`.").default(Value::string("SERVICE")).check(Check::OneOf(&["SERVICE", "TASK_DEFINITION", "NONE"])),
+        attr("enable_ecs_managed_tags", Type::Bool, "Tag tasks with the cluster and service names (`aws:ecs:*`).").default(Value::Bool(true)),
+        attr("desired_count_managed_by", Type::String, "`autoscaling` when an `autoscaling` block owns the count (`desired_count` is then the initial count only, and a count the scaler set is never reverted), else `terraform`.")
+            .computed(),
         attr(
             "images",
             Type::map(Type::String),
@@ -565,6 +678,9 @@ fn schema_block() -> Block {
         NestedBlock::new("runtime_platform", Nesting::Single, runtime_platform),
         NestedBlock::new("volume", Nesting::List, volume).max(20),
         NestedBlock::new("log_router", Nesting::Single, log_router),
+        NestedBlock::new("autoscaling", Nesting::Single, autoscaling),
+        NestedBlock::new("capacity_provider_strategy", Nesting::List, capacity).max(6),
+        NestedBlock::new("deployment", Nesting::Single, deployment),
     ])
     .describe(
         "An ECS service on Fargate with everything it needs: a CloudWatch log group, a least-privilege execution role, a task role, \
@@ -608,6 +724,113 @@ pub fn secret_arn_ok(s: &str) -> bool {
         .unwrap()
     });
     re.is_match(s) && !s.contains('*') && !s.contains('?')
+}
+
+fn percent_ok(v: &Value) -> Result<(), String> {
+    match v {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f > 0.0 && f <= 100.0) => Ok(()),
+        Value::Number(_) => Err("must be above 0 and at most 100".into()),
+        _ => Ok(()),
+    }
+}
+
+/// Application Auto Scaling schedules: `cron()` with six fields, `rate()`, `at()`.
+fn schedule_ok(v: &Value) -> Result<(), String> {
+    let Some(s) = v.as_str() else { return Ok(()) };
+    let inner = |p: &str| s.strip_prefix(p).and_then(|r| r.strip_suffix(')'));
+    if let Some(c) = inner("cron(") {
+        let n = c.split_whitespace().count();
+        return if n == 6 { Ok(()) } else { Err(format!("a cron expression has six fields (minutes hours day-of-month month day-of-week year), not {n}")) };
+    }
+    if let Some(r) = inner("rate(") {
+        let ok = regex::Regex::new(r"^\d+ (minute|minutes|hour|hours|day|days)$").map(|re| re.is_match(r)).unwrap_or(false);
+        return if ok { Ok(()) } else { Err("rate() takes a number and minute(s), hour(s) or day(s)".into()) };
+    }
+    if let Some(a) = inner("at(") {
+        let ok = regex::Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$").map(|re| re.is_match(a)).unwrap_or(false);
+        return if ok { Ok(()) } else { Err("at() takes yyyy-mm-ddThh:mm:ss".into()) };
+    }
+    Err("must be cron(...), rate(...) or at(...)".into())
+}
+
+/// Autoscaling, capacity and deployment settings across attributes.
+fn validate_service_settings(d: &mut Diags, c: &Value) {
+    let a = c.get("autoscaling");
+    if !a.is_null() {
+        let p = Path::attr("autoscaling");
+        if let (Some(min), Some(max)) = (a.get("min").as_i64(), a.get("max").as_i64()) {
+            if min > max {
+                d.attr_error(p.then_attr("min"), "min above max", format!("min ({min}) must be at most max ({max})."));
+            }
+            // Unset means the default, 1.
+            let count = if c.get("desired_count").is_null() { Some(1) } else { c.get("desired_count").as_i64() };
+            if let Some(n) = count {
+                if n < min || n > max {
+                    d.attr_error(
+                        Path::attr("desired_count"),
+                        "Initial count outside the bounds",
+                        format!("desired_count ({n}) must lie within autoscaling min ({min}) and max ({max})."),
+                    );
+                }
+            }
+        }
+        if !a.get("requests_per_target").is_null() && c.get("load_balancer").is_null() {
+            d.attr_error(
+                p.then_attr("requests_per_target"),
+                "No target group to count requests of",
+                "requests_per_target scales on the target group this resource creates: add a load_balancer block.",
+            );
+        }
+        let mut names = Vec::new();
+        for (i, s) in a.get("scheduled_action").elements().unwrap_or_default().iter().enumerate() {
+            let sp = p.then_attr("scheduled_action").index(i);
+            if let Some(n) = s.get("name").as_str() {
+                if names.contains(&n) {
+                    d.attr_error(sp.then_attr("name"), "Duplicate scheduled action", format!("{n:?} is declared twice."));
+                }
+                names.push(n);
+            }
+            if let (Some(min), Some(max)) = (s.get("min").as_i64(), s.get("max").as_i64()) {
+                if min > max {
+                    d.attr_error(sp.then_attr("min"), "min above max", format!("min ({min}) must be at most max ({max})."));
+                }
+            }
+            if s.get("min").is_null() && s.get("max").is_null() {
+                d.attr_error(sp.clone(), "Scheduled action changes nothing", "Give min, max or both.");
+            }
+        }
+    }
+    let items = c.get("capacity_provider_strategy").elements().unwrap_or_default();
+    if !items.is_empty() {
+        let p = Path::attr("capacity_provider_strategy");
+        let mut seen = Vec::new();
+        let (mut bases, mut weight) = (0, 0);
+        for (i, it) in items.iter().enumerate() {
+            if let Some(cp) = it.get("capacity_provider").as_str() {
+                if seen.contains(&cp) {
+                    d.attr_error(p.index(i).then_attr("capacity_provider"), "Provider listed twice", format!("{cp} appears twice in the strategy."));
+                }
+                seen.push(cp);
+            }
+            if it.get("base").as_i64().unwrap_or(0) > 0 {
+                bases += 1;
+                if bases > 1 {
+                    d.attr_error(p.index(i).then_attr("base"), "Several bases", "Only one capacity provider of a strategy may have a base.");
+                }
+            }
+            weight += it.get("weight").as_i64().unwrap_or(1);
+        }
+        if weight == 0 {
+            d.attr_error(p.index(0).then_attr("weight"), "No weight", "At least one capacity provider needs a weight above 0.");
+        }
+    }
+    if c.get("health_check_grace_period").as_i64().is_some_and(|g| g > 0) && c.get("load_balancer").is_null() {
+        d.attr_error(
+            Path::attr("health_check_grace_period"),
+            "Grace period without a load balancer",
+            "health_check_grace_period applies to load balancer health checks: add a load_balancer block or remove it.",
+        );
+    }
 }
 
 /// An IAM policy document: JSON, `Version` 2012-10-17, a non-empty `Statement`.
@@ -829,6 +1052,7 @@ fn validate_containers(d: &mut Diags, c: &Value) {
 fn validate_config(c: &Value) -> Diags {
     let mut d = Diags::new();
     validate_containers(&mut d, c);
+    validate_service_settings(&mut d, c);
     if let (Some(name), Some(cl)) = (c.get("name").as_str(), c.get("cluster").as_str()) {
         let owner = crate::engine::Owner::new(TYPE_NAME, &format!("{}/{name}", cluster_name(cl)));
         let n = owner.tag_value().chars().count();
@@ -1226,7 +1450,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             adopts_foreign: cfg.ci_owns_images(),
         }),
         Box::new(ServiceNode {
-            c,
+            c: c.clone(),
             key: "service".into(),
             cluster: Ref::Lit(cfg.cluster.clone()),
             name: cfg.name.clone(),
@@ -1242,9 +1466,77 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             wait: cfg.wait_for_steady_state.unwrap_or(true),
             // A target group must be attached to a load balancer (by the rule) before a service can use it.
             after: if lb.is_some() { vec!["listener_rule".to_string()] } else { Vec::new() },
+            extras: service_extras(cfg),
         }),
     ];
+    let mut nodes = nodes;
+    nodes.extend(autoscaling_nodes(cfg, &c, &names));
     Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
+}
+
+fn service_extras(cfg: &FargateService) -> crate::children::ecs::ServiceExtras {
+    let d = cfg.deployment.clone().unwrap_or_default();
+    crate::children::ecs::ServiceExtras {
+        scaled: cfg.autoscaling.is_some(),
+        capacity: cfg.capacity_provider_strategy.iter().map(|i| (i.capacity_provider.clone(), i.weight.unwrap_or(1), i.base.unwrap_or(0))).collect(),
+        platform_version: cfg.platform_version.clone().unwrap_or_else(|| "LATEST".into()),
+        minimum_healthy_percent: d.minimum_healthy_percent.unwrap_or(100),
+        maximum_percent: d.maximum_percent.unwrap_or(200),
+        alarms: d.alarms.map(|a| (a.names, a.rollback.unwrap_or(true))),
+        health_check_grace_period: cfg.health_check_grace_period.unwrap_or(0),
+        propagate_tags: cfg.propagate_tags.clone().unwrap_or_else(|| "SERVICE".into()),
+        managed_tags: cfg.enable_ecs_managed_tags.unwrap_or(true),
+        redeploy: cfg.redeploy_trigger.clone(),
+    }
+}
+
+/// The scalable target and its target tracking policies are always in the
+/// graph (unwanted without autoscaling), so removing the block deletes them
+/// and import can find them; scheduled actions are keyed by name.
+fn autoscaling_nodes(cfg: &FargateService, c: &Arc<Common>, names: &Names) -> Vec<Box<dyn Node<Aws>>> {
+    use crate::children::autoscaling::{Metric, ScalableTargetNode, ScheduledActionNode, TargetTrackingNode, resource_id};
+    let a = cfg.autoscaling.clone();
+    let on = a.is_some();
+    let a = a.unwrap_or_default();
+    let rid = resource_id(&names.cluster, &names.service);
+    let mut out: Vec<Box<dyn Node<Aws>>> =
+        vec![Box::new(ScalableTargetNode { c: c.clone(), key: "scalable_target".into(), resource_id: rid.clone(), service: "service".into(), min: a.min, max: a.max, wanted: on })];
+    let lb =
+        cfg.load_balancer.as_ref().and_then(|l| l.listener_arn.split_once(":listener/").map(|(_, rest)| rest.rsplit_once('/').map(|(lb, _)| lb.to_string()).unwrap_or_default()));
+    let policies = [
+        ("scaling_cpu", "cpu", Metric::Cpu, a.cpu_target),
+        ("scaling_memory", "memory", Metric::Memory, a.memory_target),
+        ("scaling_requests", "requests", Metric::AlbRequests { load_balancer: lb.unwrap_or_default(), target_group: Ref::dep("target_group") }, a.requests_per_target),
+    ];
+    for (key, suffix, metric, target) in policies {
+        out.push(Box::new(TargetTrackingNode {
+            c: c.clone(),
+            key: key.into(),
+            name: format!("{}-{suffix}", names.service),
+            resource_id: rid.clone(),
+            target_key: "scalable_target".into(),
+            metric,
+            target_value: target.unwrap_or(0.0),
+            scale_in_cooldown: a.scale_in_cooldown.unwrap_or(300),
+            scale_out_cooldown: a.scale_out_cooldown.unwrap_or(300),
+            wanted: on && target.is_some(),
+        }));
+    }
+    for s in &a.scheduled_action {
+        out.push(Box::new(ScheduledActionNode {
+            c: c.clone(),
+            key: format!("schedule_{}", s.name.to_ascii_lowercase().replace('-', "_")),
+            name: s.name.clone(),
+            resource_id: rid.clone(),
+            target_key: "scalable_target".into(),
+            schedule: s.schedule.clone(),
+            timezone: s.timezone.clone(),
+            min: s.min,
+            max: s.max,
+            wanted: on,
+        }));
+    }
+    out
 }
 
 /// The longest chain of dependent children a create of this configuration
@@ -1349,6 +1641,31 @@ async fn plan_images(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
     d
 }
 
+/// For import: the scheduled actions of a scalable target, which no child observes until the configuration names them.
+async fn scheduled_actions(aws: &Aws, resource_id: &str) -> Result<Vec<ScheduledAction>, Diags> {
+    use aws_sdk_applicationautoscaling::types as aas;
+    let out = aws
+        .autoscaling()
+        .describe_scheduled_actions()
+        .service_namespace(aas::ServiceNamespace::Ecs)
+        .resource_id(resource_id)
+        .scalable_dimension(aas::ScalableDimension::EcsServiceDesiredCount)
+        .send()
+        .await
+        .map_err(|e| Diags::from(Diagnostic::error("Import failed", crate::aws::aws_err("application-autoscaling:DescribeScheduledActions", e).to_string())))?;
+    Ok(out
+        .scheduled_actions()
+        .iter()
+        .map(|a| ScheduledAction {
+            name: a.scheduled_action_name().to_string(),
+            schedule: a.schedule().to_string(),
+            timezone: a.timezone().filter(|t| *t != "UTC").map(str::to_string),
+            min: a.scalable_target_action().and_then(|t| t.min_capacity()).map(i64::from),
+            max: a.scalable_target_action().and_then(|t| t.max_capacity()).map(i64::from),
+        })
+        .collect())
+}
+
 /// Container → image of a task definition revision.
 async fn running_images(aws: &Aws, td: &str) -> Result<BTreeMap<String, String>, Diags> {
     let o = aws
@@ -1401,6 +1718,12 @@ impl Composite<Aws> for EcsFargateService {
             _ => None,
         };
         p.set_attr("log_group_name", names.as_ref().map(|n| Value::string(n.log_group())).unwrap_or(Value::Unknown));
+        let by = match p.get("autoscaling") {
+            Value::Unknown => Value::Unknown,
+            Value::Null => Value::string("terraform"),
+            _ => Value::string("autoscaling"),
+        };
+        p.set_attr("desired_count_managed_by", by);
     }
     async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
         plan_images(aws, p, prior).await
@@ -1461,12 +1784,24 @@ impl Composite<Aws> for EcsFargateService {
             attributes: vec![("images".to_string(), Value::Map(images.into_iter().map(|(k, v)| (k, Value::string(v))).collect()))],
         })
     }
-    fn import_identities(_cfg: &FargateService, kids: &Kids<'_>) -> BTreeMap<String, Identity> {
+    fn import_identities(cfg: &FargateService, kids: &Kids<'_>) -> BTreeMap<String, Identity> {
         // The revision the service runs, not the family's latest.
-        kids.str_field("service", "task_definition")
+        let mut hints: BTreeMap<String, Identity> = kids
+            .str_field("service", "task_definition")
             .filter(|t| t.starts_with("arn:"))
             .map(|t| BTreeMap::from([("task_definition".to_string(), Identity::new(t))]))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // Autoscaling children have names that follow from the service's.
+        if kids.id("service").is_some() {
+            let n = Names::new(&cfg.cluster, &cfg.name);
+            hints.insert("scalable_target".into(), Identity::new(crate::children::autoscaling::resource_id(&n.cluster, &n.service)));
+            for (key, suffix) in [("scaling_cpu", "cpu"), ("scaling_memory", "memory"), ("scaling_requests", "requests")] {
+                if kids.id("scalable_target").is_some() {
+                    hints.insert(key.into(), Identity::new(format!("{}-{suffix}", n.service)));
+                }
+            }
+        }
+        hints
     }
     async fn from_observed(aws: &Aws, seed: &FargateService, kids: &Kids<'_>) -> Result<FargateService, Diags> {
         let default_tags = &aws.default_tags;
@@ -1492,6 +1827,49 @@ impl Composite<Aws> for EcsFargateService {
                 cfg.load_balancer = Some(l);
             }
             cfg.tags = Some(kids.user_tags("service", default_tags)).filter(|t| !t.is_empty());
+            let cap: Vec<CapacityItem> = svc
+                .get("capacity")
+                .and_then(|c| c.as_array())
+                .into_iter()
+                .flatten()
+                .map(|c| CapacityItem { capacity_provider: c["provider"].as_str().unwrap_or_default().into(), weight: c["weight"].as_i64(), base: c["base"].as_i64() })
+                .collect();
+            let launch_type = cap.len() == 1 && cap[0].capacity_provider == "FARGATE" && cap[0].weight == Some(1) && cap[0].base == Some(0);
+            cfg.capacity_provider_strategy = if launch_type { Vec::new() } else { cap };
+            cfg.platform_version = svc.get("platform_version").and_then(|v| v.as_str()).map(str::to_string);
+            let d = svc.get("deployment").cloned().unwrap_or_default();
+            cfg.deployment = Some(Deployment {
+                minimum_healthy_percent: d["minimum_healthy_percent"].as_i64(),
+                maximum_percent: d["maximum_percent"].as_i64(),
+                alarms: d["alarms"].as_object().map(|a| Alarms { names: strs(a.get("names")), rollback: a.get("rollback").and_then(|r| r.as_bool()) }),
+            })
+            .filter(|d| d.minimum_healthy_percent != Some(100) || d.maximum_percent != Some(200) || d.alarms.is_some());
+            cfg.health_check_grace_period = svc.get("health_check_grace_period").and_then(|v| v.as_i64());
+            cfg.propagate_tags = svc.get("propagate_tags").and_then(|v| v.as_str()).map(str::to_string);
+            cfg.enable_ecs_managed_tags = svc.get("managed_tags").and_then(|v| v.as_bool());
+        }
+        let scheduled = match kids.id("scalable_target") {
+            Some(rid) => scheduled_actions(aws, &rid).await?,
+            None => Vec::new(),
+        };
+        cfg.redeploy_trigger = kids.observed("service").and_then(|s| s.get("redeploy")).and_then(|v| v.as_str()).map(str::to_string);
+        cfg.autoscaling = kids.observed("scalable_target").map(|t| {
+            let target = |key: &str| kids.observed(key).and_then(|p| p.get("target_value")).and_then(|v| v.as_f64());
+            let cooldown = |f: &str| ["scaling_cpu", "scaling_memory", "scaling_requests"].iter().find_map(|k| kids.observed(k).and_then(|p| p.get(f)).and_then(|v| v.as_i64()));
+            Autoscaling {
+                min: t.get("min").and_then(|v| v.as_i64()).unwrap_or(0),
+                max: t.get("max").and_then(|v| v.as_i64()).unwrap_or(1),
+                cpu_target: target("scaling_cpu"),
+                memory_target: target("scaling_memory"),
+                requests_per_target: target("scaling_requests"),
+                scale_in_cooldown: cooldown("scale_in_cooldown"),
+                scale_out_cooldown: cooldown("scale_out_cooldown"),
+                scheduled_action: scheduled,
+            }
+        });
+        // Under autoscaling the count is the scaler's; the configuration's is the count a new service starts with, min.
+        if let Some(a) = &cfg.autoscaling {
+            cfg.desired_count = Some(a.min);
         }
         if let Some(td) = kids.observed("task_definition") {
             cfg.cpu = td.get("cpu").and_then(|v| v.as_str()).and_then(|c| c.parse().ok()).unwrap_or(cfg.cpu);
