@@ -59,6 +59,43 @@ resource "cxflow_ecs_fargate_service" "backend" {
   enable_execute_command = true
   log_retention_days     = 1
 
+  # The scaler owns the task count: Terraform never reverts what it set.
+  autoscaling {
+    min                 = 1
+    max                 = 6
+    cpu_target          = 60
+    requests_per_target = 1000
+
+    scheduled_action {
+      name     = "nights"
+      schedule = "cron(0 22 * * ? *)"
+      timezone = "Europe/London"
+      max      = 2
+    }
+  }
+
+  # One task on Fargate, the rest mostly on Spot; changed in place.
+  capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    base              = 1
+    weight            = 1
+  }
+  capacity_provider_strategy {
+    capacity_provider = "FARGATE_SPOT"
+    weight            = 3
+  }
+
+  deployment {
+    minimum_healthy_percent = 50
+    alarms {
+      names = ["backend-flask-5xx"]
+    }
+  }
+  health_check_grace_period = 60
+
+  # Change it to roll the tasks with nothing else changing.
+  redeploy_trigger = "2026-12-02"
+
   timeouts {
     create = "20m"
     update = "20m"
