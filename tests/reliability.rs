@@ -490,18 +490,58 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    memory_target = 0\n  }"), "memory_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    requests_per_target = 100\n  }"), "requests_per_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scale_in_cooldown = -1\n  }"), "scale_in_cooldown"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"cron(0 22 * *)\"\n      max = 1\n    }\n  }"), "schedule"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(5 fortnights)\"\n      max = 1\n    }\n  }"), "schedule"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"at(tomorrow)\"\n      max = 1\n    }\n  }"), "schedule"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      min = 3\n      max = 1\n    }\n  }"), "min"),
+        (
+            "svc",
+            ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"cron(0 22 * *)\"\n      max = 1\n    }\n  }"),
+            "schedule",
+        ),
+        (
+            "svc",
+            ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(5 fortnights)\"\n      max = 1\n    }\n  }"),
+            "schedule",
+        ),
+        (
+            "svc",
+            ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"at(tomorrow)\"\n      max = 1\n    }\n  }"),
+            "schedule",
+        ),
+        (
+            "svc",
+            ok_svc(
+                "  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      min = 3\n      max = 1\n    }\n  }",
+            ),
+            "min",
+        ),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n    }\n  }"), "scheduled_action"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      max = 1\n    }\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(2 days)\"\n      max = 2\n    }\n  }"), "name"),
-        ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      timezone = \"Mars Time\"\n      max = 1\n    }\n  }"), "timezone"),
+        (
+            "svc",
+            ok_svc(
+                "  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      max = 1\n    }\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(2 days)\"\n      max = 2\n    }\n  }",
+            ),
+            "name",
+        ),
+        (
+            "svc",
+            ok_svc(
+                "  autoscaling {\n    min = 1\n    max = 2\n    scheduled_action {\n      name = \"n\"\n      schedule = \"rate(1 day)\"\n      timezone = \"Mars Time\"\n      max = 1\n    }\n  }",
+            ),
+            "timezone",
+        ),
         ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"EC2\"\n  }"), "capacity_provider"),
         ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n    weight = 2000\n  }"), "weight"),
         ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n    base = -1\n  }"), "base"),
-        ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n    base = 1\n  }\n  capacity_provider_strategy {\n    capacity_provider = \"FARGATE_SPOT\"\n    base = 1\n  }"), "base"),
-        ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n  }\n  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n  }"), "capacity_provider"),
+        (
+            "svc",
+            ok_svc(
+                "  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n    base = 1\n  }\n  capacity_provider_strategy {\n    capacity_provider = \"FARGATE_SPOT\"\n    base = 1\n  }",
+            ),
+            "base",
+        ),
+        (
+            "svc",
+            ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n  }\n  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n  }"),
+            "capacity_provider",
+        ),
         ("svc", ok_svc("  capacity_provider_strategy {\n    capacity_provider = \"FARGATE\"\n    weight = 0\n  }"), "weight"),
         ("svc", ok_svc("  deployment {\n    minimum_healthy_percent = 150\n  }"), "minimum_healthy_percent"),
         ("svc", ok_svc("  deployment {\n    maximum_percent = 50\n  }"), "maximum_percent"),

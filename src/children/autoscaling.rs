@@ -20,6 +20,15 @@ fn gone(e: &AwsError) -> bool {
     e.is_not_found() || e.is_code(&["ObjectNotFoundException"])
 }
 
+/// A delete's answer: what is already gone is deleted.
+fn deleted<T>(r: Result<T, AwsError>) -> Result<(), NodeError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if gone(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `service/<cluster>/<service>`, the resource ID Application Auto Scaling uses for an ECS service.
 pub fn resource_id(cluster: &str, service: &str) -> String {
     format!("service/{cluster}/{service}")
@@ -109,20 +118,16 @@ impl Node<Aws> for ScalableTargetNode {
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
         // Deregistering also deletes the target's policies and scheduled actions.
-        match aws
-            .autoscaling()
-            .deregister_scalable_target()
-            .service_namespace(aas::ServiceNamespace::Ecs)
-            .resource_id(&id.id)
-            .scalable_dimension(DIMENSION)
-            .send()
-            .await
-            .map_err(|e| aws_err("application-autoscaling:DeregisterScalableTarget", e))
-        {
-            Ok(_) => Ok(()),
-            Err(e) if gone(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        deleted(
+            aws.autoscaling()
+                .deregister_scalable_target()
+                .service_namespace(aas::ServiceNamespace::Ecs)
+                .resource_id(&id.id)
+                .scalable_dimension(DIMENSION)
+                .send()
+                .await
+                .map_err(|e| aws_err("application-autoscaling:DeregisterScalableTarget", e)),
+        )
     }
 }
 
@@ -281,21 +286,17 @@ impl Node<Aws> for TargetTrackingNode {
         self.put(aws, cx).await
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws
-            .autoscaling()
-            .delete_scaling_policy()
-            .policy_name(&id.id)
-            .service_namespace(aas::ServiceNamespace::Ecs)
-            .resource_id(&self.resource_id)
-            .scalable_dimension(DIMENSION)
-            .send()
-            .await
-            .map_err(|e| aws_err("application-autoscaling:DeleteScalingPolicy", e))
-        {
-            Ok(_) => Ok(()),
-            Err(e) if gone(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        deleted(
+            aws.autoscaling()
+                .delete_scaling_policy()
+                .policy_name(&id.id)
+                .service_namespace(aas::ServiceNamespace::Ecs)
+                .resource_id(&self.resource_id)
+                .scalable_dimension(DIMENSION)
+                .send()
+                .await
+                .map_err(|e| aws_err("application-autoscaling:DeleteScalingPolicy", e)),
+        )
     }
 }
 
@@ -393,20 +394,16 @@ impl Node<Aws> for ScheduledActionNode {
         self.put(aws).await
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws
-            .autoscaling()
-            .delete_scheduled_action()
-            .scheduled_action_name(&id.id)
-            .service_namespace(aas::ServiceNamespace::Ecs)
-            .resource_id(&self.resource_id)
-            .scalable_dimension(DIMENSION)
-            .send()
-            .await
-            .map_err(|e| aws_err("application-autoscaling:DeleteScheduledAction", e))
-        {
-            Ok(_) => Ok(()),
-            Err(e) if gone(&e) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        deleted(
+            aws.autoscaling()
+                .delete_scheduled_action()
+                .scheduled_action_name(&id.id)
+                .service_namespace(aas::ServiceNamespace::Ecs)
+                .resource_id(&self.resource_id)
+                .scalable_dimension(DIMENSION)
+                .send()
+                .await
+                .map_err(|e| aws_err("application-autoscaling:DeleteScheduledAction", e)),
+        )
     }
 }
