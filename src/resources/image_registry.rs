@@ -636,13 +636,13 @@ fn validate_config(c: &Value) -> Diags {
     }
     let deployment = !c.get("deployment_role").is_null();
     if deployment && !has_github {
-        d.attr_error(Path::attr("deployment_role"), "No GitHub repository", "The deployment role trusts runs of the repository the github block names: add a github block.");
+        d.attr_error(Path::attr("deployment_role"), "No GitHub repository", "deployment_role trusts runs of the repository the github block names: add a github block.");
     }
     if has_github && all_known && !granted.contains(&Who::Github) && !deployment {
         d.attr_error(
             Path::attr("github"),
             "Nothing for GitHub",
-            "No stage gives github a permission level and there is no deployment_role, so no role would trust this repository.",
+            "The github block names a repository, but no stage gives github a permission level and there is no deployment_role, so no role would trust it.",
         );
     }
     if let Some(arn) = c.get("github").get("oidc_provider_arn").as_str() {
@@ -654,7 +654,8 @@ fn validate_config(c: &Value) -> Diags {
             );
         }
     }
-    if !c.get("kms_key_arn").is_null() && c.get("encryption_type").as_str().is_some_and(|t| t != "KMS") {
+    let encryption = c.get("encryption_type");
+    if !c.get("kms_key_arn").is_null() && (encryption.is_null() || encryption.as_str().is_some_and(|t| t != "KMS")) {
         d.attr_error(Path::attr("kms_key_arn"), "KMS key without KMS encryption", "kms_key_arn is used with encryption_type = \"KMS\" only.");
     }
     d
