@@ -381,7 +381,20 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
     assert_eq!(p.code, 0, "empty plan after import:\n{}", p.stdout);
     assert_eq!(children(&wd, "cxflow_image_registry", "sample"), record, "import records the same children");
 
-    // Step 10: destroy leaves what was there before (the users, no longer in any group).
+    // Step 10: a stage removed from the map takes its repository, groups and role with it; the others stay as they are.
+    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#).replace("    development = {}\n", ""));
+    wd.apply().expect_ok("apply without the development stage");
+    let now = children(&wd, "cxflow_image_registry", "sample");
+    let kept: BTreeMap<String, String> = record.iter().filter(|(k, _)| !k.contains("development")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(now, kept, "exactly development's children are gone");
+    block_on(async {
+        assert!(aws.ecr.describe_repositories().repository_names("sample-image/development").send().await.is_err(), "development's repository is deleted");
+        assert!(group_policy(&aws, "sample-image-development-developers").await.is_none());
+        assert!(aws.iam.get_role().role_name("sample-image-development-github").send().await.is_err());
+    });
+    assert_eq!(wd.plan_code().code, 0, "converged without the stage");
+
+    // Step 11: destroy leaves what was there before (the users, no longer in any group).
     wd.destroy().expect_ok("destroy");
     let after = Snapshot::take(&moto);
     assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "destroy leaves exactly what existed before");

@@ -570,10 +570,12 @@ fn validate_config(c: &Value) -> Diags {
     let mut all_known = c.get("stages").is_wholly_known();
     for (stage, v) in &stages {
         let p = Path::attr("stages").key(stage.clone());
-        let Ok(st) = typed::from_value::<Stage>(&v.known_or_null()) else { continue };
+        // A stage with values not known yet is checked once they are (unknown is not unset).
         if !v.is_wholly_known() {
             all_known = false;
+            continue;
         }
+        let Ok(st) = typed::from_value::<Stage>(v) else { continue };
         for who in Who::ALL {
             let levels = st.levels(stage, who);
             if !levels.is_empty() {
@@ -1225,5 +1227,8 @@ mod tests {
         ]));
         let d = validate_config(&config(dup, &[("members", obj(&[("end_users", set(&["bob"]))]))]));
         assert_eq!(paths(&d), [r#"stages["b"].repository_name"#, "members.end_users"], "{d}");
+        let unknown = Value::Map(BTreeMap::from([("qa".to_string(), obj(&[("github", set(&["authorize", "write"])), ("github_refs", Value::Unknown)]))]));
+        let github = obj(&[("repository", Value::string("example-org/sample-image"))]);
+        assert!(validate_config(&config(unknown, &[("github", github)])).is_empty(), "refs not known yet are not missing refs");
     }
 }
