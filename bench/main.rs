@@ -36,6 +36,7 @@ use serde_json::json;
 const FARGATE: &str = "cxflow_ecs_fargate_service";
 const CLUSTER: &str = "cxflow_cluster";
 const SECRET_SYNC: &str = "cxflow_secret_sync";
+const REGISTRY: &str = "cxflow_image_registry";
 const HANDSHAKE_TARGET_MS: f64 = 3.0;
 const RSS_TARGET_MB: f64 = 25.0;
 /// No single terraform command in the bench may take longer.
@@ -599,6 +600,39 @@ resource "cxflow_secret_sync" "bench" {{
     s
 }
 
+/// The account's GitHub OIDC provider, made in moto directly (not counted):
+/// the account has one, and every bench registry names it.
+fn prepare_oidc_provider(moto: &Moto) -> String {
+    block_on(async {
+        let iam = aws_sdk_iam::Client::new(&moto.sdk());
+        let out = iam.create_open_id_connect_provider().url("https://token.actions.githubusercontent.com").client_id_list("sts.amazonaws.com").send().await.unwrap();
+        out.open_id_connect_provider_arn().unwrap().to_string()
+    })
+}
+
+/// Seed 002's registry: three stages with the seed's tables (7 groups, 3 GitHub roles, 3 repositories).
+fn registry_config(count: usize, provider_arn: &str) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_image_registry" "bench" {{
+  count = {count}
+  name  = "bench-${{count.index}}"
+  github {{
+    repository        = "example-org/bench-${{count.index}}"
+    oidc_provider_arn = "{provider_arn}"
+  }}
+  stages = {{
+    development = {{}}
+    master      = {{}}
+    release     = {{}}
+  }}
+}}
+"#
+    ));
+    s
+}
+
 /// `terraform validate` of a generated configuration: None when it is valid.
 fn invalid(wd: &Workdir) -> Option<String> {
     let (r, _) = tf(wd, &["validate"], &[]);
@@ -726,7 +760,7 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         format!("d{seq}")
     };
     let sizes: Vec<usize> = std::env::var("CXFLOW_BENCH_SIZES").ok().map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 10, 100]);
-    for ty in [FARGATE, SECRET_SYNC] {
+    for ty in [FARGATE, SECRET_SYNC, REGISTRY] {
         if !types.contains(ty) {
             rows.push(Row::skipped(
                 &next_id(),
@@ -738,8 +772,13 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         let moto = moto_with_ecs();
         let proxy = Proxy::start(&moto, &[]);
         let net = (ty == FARGATE).then(|| prepare_network(&moto));
+        let provider_arn = (ty == REGISTRY).then(|| prepare_oidc_provider(&moto));
         let wd = workdir(pd, Some(&proxy.endpoint()));
-        let config = |n: usize| if ty == FARGATE { fargate_config(n, net.as_ref().unwrap()) } else { secret_sync_config(n) };
+        let config = |n: usize| match ty {
+            FARGATE => fargate_config(n, net.as_ref().unwrap()),
+            REGISTRY => registry_config(n, provider_arn.as_deref().unwrap()),
+            _ => secret_sync_config(n),
+        };
         wd.write("main.tf", &config(1));
         if let Some(e) = invalid(&wd) {
             rows.push(Row::skipped(

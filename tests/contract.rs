@@ -20,6 +20,11 @@ fn cxflow_ecs_cluster() {
     run(&Subject { type_name: "cxflow_ecs_cluster", config: include_str!("contract/cxflow_ecs_cluster.tf") });
 }
 
+#[test]
+fn cxflow_image_registry() {
+    run(&Subject { type_name: "cxflow_image_registry", config: include_str!("contract/cxflow_image_registry.tf") });
+}
+
 /// State written by the provider before every composite moved onto the one
 /// driver (commit c7155eb, `tests/fixtures/legacy/`, each made by applying
 /// the suite's configuration of that type with that build) still works. The

@@ -390,7 +390,60 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         let body: String = m.iter().map(|(k, v)| format!("  {k} = {v}\n")).collect();
         format!("resource \"cxflow_cluster\" \"x\" {{\n{body}}}\n")
     };
+    let registry = |body: &str| {
+        let has = |attr: &str| body.lines().any(|l| l.trim_start().starts_with(attr));
+        let mut r = String::from("resource \"cxflow_image_registry\" \"x\" {\n");
+        if !has("name") {
+            r.push_str("  name = \"sample-image\"\n");
+        }
+        if !has("stages") {
+            r.push_str("  stages = { development = {} }\n");
+        }
+        if !has("github") && !has("no_github") {
+            r.push_str("  github {\n    repository = \"example-org/sample-image\"\n  }\n");
+        }
+        r.push_str(&body.replace("no_github\n", ""));
+        r.push_str("\n}\n");
+        r
+    };
     vec![
+        // image registry
+        ("registry", registry("  name = \"Bad_Name\""), "name"),
+        ("registry", registry("  stages = { Prod = {} }"), "Prod"),
+        ("registry", registry("  stages = {}"), "stages"),
+        ("registry", registry("  stages = { master = { developers = [\"admin\"] } }"), "developers"),
+        ("registry", registry("  stages = { qa = { developers = [\"write\"] } }"), "developers"),
+        ("registry", registry("  github {\n    repository = \"not a repository\"\n  }"), "repository"),
+        (
+            "registry",
+            registry("  github {\n    repository = \"example-org/x\"\n    oidc_provider_arn = \"arn:aws:iam::123456789012:oidc-provider/gitlab.com\"\n  }"),
+            "oidc_provider_arn",
+        ),
+        ("registry", registry("  stages = { master = { github_refs = [\"main\"] } }"), "github_refs"),
+        ("registry", registry("  stages = { master = { github_environment = \"prod*\" } }"), "github_environment"),
+        ("registry", registry("  stages = { qa = { github = [\"authorize\", \"write\"] } }"), "github_refs"),
+        ("registry", registry("no_github\n  stages = { master = { github_refs = [\"refs/heads/master\"] } }"), "github_refs"),
+        ("registry", registry("  stages = { master = { repository_name = \"Has Upper\" } }"), "repository_name"),
+        (
+            "registry",
+            registry("  stages = { a = { developers = [\"authorize\"], repository_name = \"sample-image/b\" }, b = { developers = [\"authorize\"] } }"),
+            "repository_name",
+        ),
+        ("registry", registry("  image_lifecycle {\n    keep_tagged = 0\n  }"), "keep_tagged"),
+        ("registry", registry("  image_lifecycle {\n    expire_untagged_days = 5000\n  }"), "expire_untagged_days"),
+        ("registry", registry("  members {\n    end_users = [\"bob\"]\n  }"), "end_users"),
+        ("registry", registry("  members {\n    developers = [\"not a user!\"]\n  }"), "developers"),
+        ("registry", registry("  deployment_role {\n    policy_json = \"not json\"\n  }"), "policy_json"),
+        ("registry", registry("  deployment_role {\n    policy_json = jsonencode({ Version = \"2012-10-17\" })\n  }"), "policy_json"),
+        ("registry", registry("  deployment_role {\n    policy_json = \"{}\"\n    branch = \"releases/*\"\n  }"), "branch"),
+        (
+            "registry",
+            registry("no_github\n  stages = { qa = { developers = [\"authorize\"] } }\n  deployment_role {\n    policy_json = jsonencode({ Statement = [] })\n  }"),
+            "deployment_role",
+        ),
+        ("registry", registry("  stages = { qa = { developers = [\"authorize\"] } }"), "github block names a repository"),
+        ("registry", registry("  kms_key_arn = \"arn:aws:kms:us-east-1:123456789012:key/1\""), "kms_key_arn"),
+        ("registry", registry("  scan_on_push = \"sometimes\""), "scan_on_push"),
         // provider block
         ("provider", String::new(), "max_retries"),
         ("provider", String::new(), "role_arn"),

@@ -13,6 +13,7 @@ import codebuild  # noqa: F401
 import dependencies  # noqa: F401
 import ecr  # noqa: F401
 import ecs  # noqa: F401
+import iam  # noqa: F401
 import idempotency  # noqa: F401
 
 if __name__ == "__main__":

@@ -864,6 +864,55 @@ class EcrTest(unittest.TestCase):
         self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": True})
 
 
+class IamTest(unittest.TestCase):
+    def setUp(self):
+        self.iam = SERVERS["default"].client("iam")
+
+    def test_list_groups_filters_by_path_prefix(self):
+        self.iam.create_group(GroupName="prefix-in", Path="/cxflow/standin/")
+        self.iam.create_group(GroupName="prefix-deeper", Path="/cxflow/standin/sub/")
+        self.iam.create_group(GroupName="prefix-out", Path="/")
+        listed = [g["GroupName"] for g in self.iam.list_groups(PathPrefix="/cxflow/standin/")["Groups"]]
+        self.assertEqual(sorted(listed), ["prefix-deeper", "prefix-in"])
+        everything = [g["GroupName"] for g in self.iam.list_groups()["Groups"]]
+        self.assertTrue({"prefix-in", "prefix-deeper", "prefix-out"} <= set(everything))
+
+    def test_a_group_with_members_or_policies_is_not_deleted(self):
+        self.iam.create_group(GroupName="conflict")
+        self.iam.create_user(UserName="conflict-user")
+        self.iam.add_user_to_group(GroupName="conflict", UserName="conflict-user")
+        policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ecr:GetAuthorizationToken","Resource":"*"}]}'
+        self.iam.put_group_policy(GroupName="conflict", PolicyName="p", PolicyDocument=policy)
+        with self.assertRaises(ClientError) as context:
+            self.iam.delete_group(GroupName="conflict")
+        self.assertEqual(error_code(context), "DeleteConflict")
+        self.iam.remove_user_from_group(GroupName="conflict", UserName="conflict-user")
+        with self.assertRaises(ClientError) as context:
+            self.iam.delete_group(GroupName="conflict")
+        self.assertEqual(error_code(context), "DeleteConflict")
+        self.iam.delete_group_policy(GroupName="conflict", PolicyName="p")
+        self.iam.delete_group(GroupName="conflict")
+        with self.assertRaises(ClientError) as context:
+            self.iam.get_group(GroupName="conflict")
+        self.assertEqual(error_code(context), "NoSuchEntity")
+
+    def test_open_id_connect_client_ids_are_added_and_removed_idempotently(self):
+        arn = self.iam.create_open_id_connect_provider(Url="https://oidc.standin.example.com", ClientIDList=["sts.amazonaws.com"])["OpenIDConnectProviderArn"]
+        self.iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="extra")
+        self.iam.add_client_id_to_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="extra")
+        got = self.iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        self.assertEqual(got["ClientIDList"], ["sts.amazonaws.com", "extra"])
+        self.iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="extra")
+        self.iam.remove_client_id_from_open_id_connect_provider(OpenIDConnectProviderArn=arn, ClientID="never-added")
+        got = self.iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        self.assertEqual(got["ClientIDList"], ["sts.amazonaws.com"])
+        missing = f"arn:aws:iam::{ACCOUNT}:oidc-provider/missing.example.com"
+        for call in (self.iam.add_client_id_to_open_id_connect_provider, self.iam.remove_client_id_from_open_id_connect_provider):
+            with self.assertRaises(ClientError) as context:
+                call(OpenIDConnectProviderArn=missing, ClientID="x")
+            self.assertEqual(error_code(context), "NoSuchEntity")
+
+
 class IdempotencyTest(unittest.TestCase):
     def setUp(self):
         self.server = SERVERS["default"]

@@ -1,4 +1,5 @@
-//! IAM roles: a trust policy, managed policies and named inline policies.
+//! IAM roles (a trust policy, managed policies and named inline policies),
+//! IAM groups (inline policies and members) and OIDC identity providers.
 //! Documents arrive filled in (`Common::fill`), so desired and observed
 //! policies compare as JSON.
 
@@ -279,6 +280,351 @@ impl Node<Aws> for RoleNode {
     async fn release(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         let (k, v) = cx.recorded_tag();
         aws.iam().tag_role().role_name(&self.name).set_tags(Some(iam_tags(&[(k, v)].into()))).send().await.map_err(|e| aws_err("iam:TagRole", e))?;
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------ IAM groups
+
+/// An IAM group with inline policies and (optionally) members. IAM groups
+/// cannot carry tags, so ownership comes from the record and the group's
+/// path: a group found under the child's name is taken over only when it
+/// sits at the composite's own path and the dependency named in `owner_dep`
+/// (a taggable child, judged by its lease first) is this composite's.
+pub struct GroupNode {
+    pub c: Arc<Common>,
+    pub key: String,
+    pub name: String,
+    /// IAM path, `/a/b/`: the composite's own (`/cxflow/<name>/`).
+    pub path: String,
+    /// Inline policies: name → document.
+    pub inline: BTreeMap<String, Json>,
+    /// IAM users this resource adds; members added elsewhere are left alone.
+    pub members: BTreeSet<String>,
+    /// The child whose ownership the group's follows (created first, deleted after).
+    pub owner_dep: String,
+    pub wanted: bool,
+}
+
+impl GroupNode {
+    pub fn arn(&self) -> String {
+        format!("arn:{}:iam::{}:group{}{}", self.c.partition(), self.c.account, self.path, self.name)
+    }
+    /// The group and every member's name (GetGroup pages through the members).
+    async fn get(&self, aws: &Aws) -> Result<Option<(aws_sdk_iam::types::Group, BTreeSet<String>)>, NodeError> {
+        let mut pages = aws.iam().get_group().group_name(&self.name).into_paginator().send();
+        let mut group = None;
+        let mut users = BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            match page.map_err(|e| aws_err("iam:GetGroup", e)) {
+                Ok(p) => {
+                    users.extend(p.users().iter().map(|u| u.user_name().to_string()));
+                    if group.is_none() {
+                        group = p.group().cloned();
+                    }
+                }
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(group.map(|g| (g, users)))
+    }
+    async fn put_inline(&self, aws: &Aws, name: &str, doc: &Json) -> Result<(), NodeError> {
+        aws.iam().put_group_policy().group_name(&self.name).policy_name(name).policy_document(doc.to_string()).send().await.map_err(|e| aws_err("iam:PutGroupPolicy", e))?;
+        Ok(())
+    }
+    async fn add_member(&self, aws: &Aws, user: &str) -> Result<(), NodeError> {
+        aws.iam().add_user_to_group().group_name(&self.name).user_name(user).send().await.map_err(|e| aws_err("iam:AddUserToGroup", e))?;
+        Ok(())
+    }
+    async fn remove_member(&self, aws: &Aws, user: &str) -> Result<(), NodeError> {
+        match aws.iam().remove_user_from_group().group_name(&self.name).user_name(user).send().await.map_err(|e| aws_err("iam:RemoveUserFromGroup", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn string_set(v: Option<&Json>) -> BTreeSet<String> {
+    v.and_then(Json::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}
+
+#[async_trait]
+impl Node<Aws> for GroupNode {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn deps(&self) -> Vec<&str> {
+        vec![self.owner_dep.as_str()]
+    }
+    fn wanted(&self) -> bool {
+        self.wanted
+    }
+    fn describe(&self) -> String {
+        format!("IAM group {}", self.name)
+    }
+    fn spec(&self) -> Spec {
+        spec(json!({"name": self.name, "path": self.path, "inline_policies": self.inline, "members": self.members}))
+    }
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["name", "path"]
+    }
+    fn planned_identity(&self) -> Option<Identity> {
+        Some(Identity::new(self.arn()))
+    }
+    fn find_deps(&self) -> Vec<&str> {
+        vec![self.owner_dep.as_str()]
+    }
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        Ok(match self.get(aws).await? {
+            None => Found::None,
+            Some((g, _)) if g.path() == self.path => Found::Derived(Identity::new(g.arn())),
+            Some((g, _)) => Found::Foreign(format!("{} exists under the IAM path {}, not {}, so this resource did not create it", self.describe(), g.path(), self.path)),
+        })
+    }
+    async fn create(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let out = aws.iam().create_group().group_name(&self.name).path(&self.path).send().await.map_err(|e| aws_err("iam:CreateGroup", e))?;
+        let arn = out.group().map(|g| g.arn().to_string()).filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("iam:CreateGroup"))?;
+        for (name, doc) in &self.inline {
+            self.put_inline(aws, name, doc).await.map_err(|e| e.with_id(&arn))?;
+        }
+        for user in &self.members {
+            self.add_member(aws, user).await.map_err(|e| e.with_id(&arn))?;
+        }
+        Ok(Made::id(arn))
+    }
+    async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some((group, users)) = self.get(aws).await? else { return Ok(None) };
+        let mut inline = serde_json::Map::new();
+        for name in self.inline.keys() {
+            match aws.iam().get_group_policy().group_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:GetGroupPolicy", e)) {
+                Ok(o) => {
+                    inline.insert(name.clone(), parse_policy(o.policy_document()).unwrap_or(Json::Null));
+                }
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Members added outside Terraform are someone else's: only the configured ones are compared.
+        let members: BTreeSet<&String> = users.intersection(&self.members).collect();
+        Ok(Some(spec(json!({
+            "name": group.group_name(), "path": group.path(), "inline_policies": inline, "members": members, "all_members": users,
+        }))))
+    }
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let had: BTreeMap<String, Json> =
+            base.get("inline_policies").and_then(Json::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        for (name, doc) in &self.inline {
+            if had.get(name) != Some(doc) {
+                self.put_inline(aws, name, doc).await?;
+            }
+        }
+        for name in had.keys().filter(|n| !self.inline.contains_key(*n)) {
+            match aws.iam().delete_group_policy().group_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:DeleteGroupPolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let had_members = string_set(base.get("members"));
+        for user in self.members.difference(&had_members) {
+            self.add_member(aws, user).await?;
+        }
+        // Only members this resource added before are removed: other members are someone else's.
+        for user in had_members.difference(&self.members) {
+            self.remove_member(aws, user).await?;
+        }
+        Ok(Made::identity(id.clone()))
+    }
+    async fn delete(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        // IAM deletes a group only once it has no members and no policies.
+        let Some((_, users)) = self.get(aws).await? else { return Ok(()) };
+        let iam = aws.iam();
+        for user in &users {
+            self.remove_member(aws, user).await?;
+        }
+        let names = match iam.list_group_policies().group_name(&self.name).send().await.map_err(|e| aws_err("iam:ListGroupPolicies", e)) {
+            Ok(out) => out.policy_names().to_vec(),
+            Err(e) if gone(&e) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for p in names {
+            match iam.delete_group_policy().group_name(&self.name).policy_name(&p).send().await.map_err(|e| aws_err("iam:DeleteGroupPolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let attached = iam.list_attached_group_policies().group_name(&self.name).send().await.map_err(|e| aws_err("iam:ListAttachedGroupPolicies", e))?;
+        for p in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+            match iam.detach_group_policy().group_name(&self.name).policy_arn(p).send().await.map_err(|e| aws_err("iam:DetachGroupPolicy", e)) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match iam.delete_group().group_name(&self.name).send().await.map_err(|e| aws_err("iam:DeleteGroup", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ IAM OIDC identity provider
+
+/// An IAM OpenID Connect identity provider (one per issuer and account): its
+/// issuer host, the client IDs (audiences) it accepts, and tags. No
+/// thumbprints are sent: IAM secures the well-known issuers (GitHub's among
+/// them) with its own library of trusted root certificates.
+pub struct OidcProviderNode {
+    pub c: Arc<Common>,
+    pub key: String,
+    /// The issuer without `https://`, e.g. `token.actions.githubusercontent.com`.
+    pub host: String,
+    pub client_ids: BTreeSet<String>,
+    /// Why another provider for this issuer cannot be used as is, and what to do instead.
+    pub taken_hint: String,
+    pub wanted: bool,
+}
+
+impl OidcProviderNode {
+    pub fn arn(&self) -> String {
+        format!("arn:{}:iam::{}:oidc-provider/{}", self.c.partition(), self.c.account, self.host)
+    }
+    fn wanted_tags(&self) -> Tags {
+        self.c.tags_for(&self.key, None)
+    }
+    async fn get(&self, aws: &Aws, arn: &str) -> Result<Option<aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProviderOutput>, NodeError> {
+        match aws.iam().get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await.map_err(|e| aws_err("iam:GetOpenIDConnectProvider", e)) {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn retag(&self, aws: &Aws, arn: &str, current: &Tags) -> Result<(), NodeError> {
+        let (add, remove) = tag_diff(current, &self.wanted_tags());
+        if !add.is_empty() {
+            aws.iam()
+                .tag_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .set_tags(Some(iam_tags(&add)))
+                .send()
+                .await
+                .map_err(|e| aws_err("iam:TagOpenIDConnectProvider", e))?;
+        }
+        if !remove.is_empty() {
+            aws.iam()
+                .untag_open_id_connect_provider()
+                .open_id_connect_provider_arn(arn)
+                .set_tag_keys(Some(remove))
+                .send()
+                .await
+                .map_err(|e| aws_err("iam:UntagOpenIDConnectProvider", e))?;
+        }
+        Ok(())
+    }
+}
+
+fn provider_tags(o: &aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProviderOutput) -> Tags {
+    user_visible(o.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())))
+}
+
+#[async_trait]
+impl Node<Aws> for OidcProviderNode {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn wanted(&self) -> bool {
+        self.wanted
+    }
+    fn describe(&self) -> String {
+        format!("IAM OIDC provider {}", self.host)
+    }
+    fn spec(&self) -> Spec {
+        spec(json!({"url": self.host, "client_ids": self.client_ids, "tags": tags_json(&self.wanted_tags())}))
+    }
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["url"]
+    }
+    fn planned_identity(&self) -> Option<Identity> {
+        Some(Identity::new(self.arn()))
+    }
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        let arn = self.arn();
+        let Some(o) = self.get(aws, &arn).await? else { return Ok(Found::None) };
+        let tags = provider_tags(&o);
+        // There is one provider per issuer and account: one this provider did not make
+        // for this composite is used by naming it, never taken over.
+        Ok(match tags.get(crate::engine::OWNER_TAG) {
+            Some(owner) if owner == self.c.owner.tag_value() => Found::Tagged(Identity::new(arn), tags),
+            Some(owner) => Found::Foreign(format!("{} exists and belongs to {owner}. {}", self.describe(), self.taken_hint)),
+            None => Found::Foreign(format!("{} exists and was not created by this provider. {}", self.describe(), self.taken_hint)),
+        })
+    }
+    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let out = aws
+            .iam()
+            .create_open_id_connect_provider()
+            .url(format!("https://{}", self.host))
+            .set_client_id_list(Some(self.client_ids.iter().cloned().collect()))
+            .set_tags(Some(iam_tags(&self.c.create_tags(&self.key, None, cx))))
+            .send()
+            .await
+            .map_err(|e| aws_err("iam:CreateOpenIDConnectProvider", e))?;
+        let arn = out.open_id_connect_provider_arn().filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("iam:CreateOpenIDConnectProvider"))?;
+        Ok(Made::id(arn))
+    }
+    async fn observe(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(o) = self.get(aws, &id.id).await? else { return Ok(None) };
+        let url = o.url().unwrap_or_default().trim_start_matches("https://").to_string();
+        let client_ids: BTreeSet<&str> = o.client_id_list().iter().map(String::as_str).collect();
+        Ok(Some(spec(json!({"url": url, "client_ids": client_ids, "tags": tags_json(&provider_tags(&o))}))))
+    }
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let had = string_set(base.get("client_ids"));
+        for c in self.client_ids.difference(&had) {
+            aws.iam()
+                .add_client_id_to_open_id_connect_provider()
+                .open_id_connect_provider_arn(&id.id)
+                .client_id(c)
+                .send()
+                .await
+                .map_err(|e| aws_err("iam:AddClientIDToOpenIDConnectProvider", e))?;
+        }
+        for c in had.difference(&self.client_ids) {
+            aws.iam()
+                .remove_client_id_from_open_id_connect_provider()
+                .open_id_connect_provider_arn(&id.id)
+                .client_id(c)
+                .send()
+                .await
+                .map_err(|e| aws_err("iam:RemoveClientIDFromOpenIDConnectProvider", e))?;
+        }
+        let current = match spec_tags(base) {
+            Some(t) => t,
+            None => self.get(aws, &id.id).await?.map(|o| provider_tags(&o)).unwrap_or_default(),
+        };
+        self.retag(aws, &id.id, &current).await?;
+        Ok(Made::identity(id.clone()))
+    }
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        match aws.iam().delete_open_id_connect_provider().open_id_connect_provider_arn(&id.id).send().await.map_err(|e| aws_err("iam:DeleteOpenIDConnectProvider", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        let (k, v) = cx.recorded_tag();
+        aws.iam()
+            .tag_open_id_connect_provider()
+            .open_id_connect_provider_arn(&id.id)
+            .set_tags(Some(iam_tags(&[(k, v)].into())))
+            .send()
+            .await
+            .map_err(|e| aws_err("iam:TagOpenIDConnectProvider", e))?;
         Ok(())
     }
 }

@@ -344,6 +344,65 @@ impl<E: ?Sized + Sync> super::Node<E> for Unwanted<E> {
     }
 }
 
+/// A child that must come after others it does not name in its spec (a role
+/// whose trust names, as a literal ARN, the OIDC provider this composite
+/// creates): created and updated after `after`, deleted before them.
+pub struct After<E: ?Sized + Sync> {
+    pub node: Box<dyn super::Node<E>>,
+    pub after: Vec<String>,
+}
+
+#[async_trait]
+impl<E: ?Sized + Sync> super::Node<E> for After<E> {
+    fn key(&self) -> &str {
+        self.node.key()
+    }
+    fn deps(&self) -> Vec<&str> {
+        let mut d = self.node.deps();
+        d.extend(self.after.iter().map(String::as_str));
+        d
+    }
+    fn wanted(&self) -> bool {
+        self.node.wanted()
+    }
+    fn describe(&self) -> String {
+        self.node.describe()
+    }
+    fn spec(&self) -> Spec {
+        self.node.spec()
+    }
+    fn replaced_by(&self) -> &'static [&'static str] {
+        self.node.replaced_by()
+    }
+    fn planned_identity(&self) -> Option<Identity> {
+        self.node.planned_identity()
+    }
+    fn find_deps(&self) -> Vec<&str> {
+        self.node.find_deps()
+    }
+    fn legacy_identity(&self, recorded: &str) -> Vec<(String, Identity)> {
+        self.node.legacy_identity(recorded)
+    }
+    async fn find(&self, env: &E, cx: &super::Cx<'_>) -> Result<super::Found, super::NodeError> {
+        self.node.find(env, cx).await
+    }
+    async fn create(&self, env: &E, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
+        self.node.create(env, cx).await
+    }
+    async fn observe(&self, env: &E, id: &Identity, cx: &super::Cx<'_>) -> Result<Option<Spec>, super::NodeError> {
+        self.node.observe(env, id, cx).await
+    }
+    async fn update(&self, env: &E, id: &Identity, base: &Spec, cx: &super::Cx<'_>) -> Result<super::Made, super::NodeError> {
+        self.node.update(env, id, base, cx).await
+    }
+    async fn delete(&self, env: &E, id: &Identity, cx: &super::Cx<'_>) -> Result<(), super::NodeError> {
+        self.node.delete(env, id, cx).await
+    }
+    async fn release(&self, env: &E, id: &Identity, cx: &super::Cx<'_>) -> Result<(), super::NodeError> {
+        self.node.release(env, id, cx).await
+    }
+}
+
 /// The desired graph plus, as unwanted nodes, every recorded child that only
 /// the prior configuration's graph knows.
 fn with_removed<E: ?Sized + Sync + 'static>(desired: Graph<E>, prior: Option<Graph<E>>, record: &Record) -> Result<Graph<E>, Diags> {

@@ -129,10 +129,16 @@ impl Aws {
                 out.push(format!("ecs task-definition {td}"));
             }
         }
-        // IAM roles, log groups, ECR repositories, certificates, parameters, namespaces.
+        // IAM roles and OIDC providers, log groups, ECR repositories, certificates, parameters, namespaces.
         for r in self.iam.list_roles().send().await.unwrap().roles() {
             if self.iam.list_role_tags().role_name(r.role_name()).send().await.unwrap().tags().iter().any(|t| t.key() == OWNER_TAG) {
                 out.push(format!("iam role {}", r.role_name()));
+            }
+        }
+        for arn in self.iam.list_open_id_connect_providers().send().await.unwrap().open_id_connect_provider_list().iter().filter_map(|p| p.arn()) {
+            let tags = self.iam.list_open_id_connect_provider_tags().open_id_connect_provider_arn(arn).send().await.unwrap();
+            if tags.tags().iter().any(|t| t.key() == OWNER_TAG) {
+                out.push(format!("iam oidc-provider {arn}"));
             }
         }
         for g in self.logs.describe_log_groups().send().await.unwrap().log_groups() {

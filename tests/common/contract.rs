@@ -6,7 +6,7 @@
 //! `var.listener_arn`, `var.ecs_cluster`, `var.dns_zone`).
 //!
 //! In order, on one moto:
-//! 1. apply, then an empty plan; every role it made passes the IAM lint
+//! 1. apply, then an empty plan; every role and group it made passes the IAM lint
 //!    (tests/common/iam.rs);
 //! 2. the same configuration applied from a second state is refused with an
 //!    import hint, before any write;
@@ -228,9 +228,12 @@ pub fn run(s: &Subject) {
 
     // IAM: every role the composite made is what docs/design.md says
     let roles: Vec<String> = kids.iter().filter(|c| c.kind == "iam role").map(|c| c.id.rsplit('/').next().unwrap_or_default().to_string()).collect();
-    let found = super::iam::findings(&block_on(super::iam::policies(&r.aws, &roles)));
+    let groups: Vec<String> = kids.iter().filter(|c| c.kind == "iam group").map(|c| c.id.rsplit('/').next().unwrap_or_default().to_string()).collect();
+    let mut policies = block_on(super::iam::policies(&r.aws, &roles));
+    policies.extend(block_on(super::iam::group_policies(&r.aws, &groups)));
+    let found = super::iam::findings(&policies);
     assert!(found.is_empty(), "{}: IAM findings:\n{}", s.type_name, found.join("\n"));
-    step(&format!("IAM lint of {} roles", roles.len()), &start);
+    step(&format!("IAM lint of {} roles and {} groups", roles.len(), groups.len()), &start);
 
     // 2. a second state with the same names
     let other = r.workdir(&bundled_terraform(), "");

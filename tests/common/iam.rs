@@ -1,4 +1,4 @@
-//! The IAM lint every composite's roles go through: each inline policy passes
+//! The IAM lint every composite's roles and groups go through: each inline policy passes
 //! `parliament` with no finding and grants no reading of secrets, decryption
 //! or image push on `*`; each managed policy attached to a role is one that
 //! docs/design.md lists by ARN (the docs say exactly what each role may do).
@@ -6,7 +6,7 @@
 use super::aws::Aws;
 use super::repo_root;
 
-/// One role's policies: inline (name, document) and attached managed ARNs.
+/// One role's (or group's) policies: inline (name, document) and attached managed ARNs.
 #[derive(Debug)]
 pub struct RolePolicies {
     pub role: String,
@@ -27,6 +27,23 @@ pub async fn policies(aws: &Aws, roles: &[String]) -> Vec<RolePolicies> {
         let attached = aws.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
         let managed = attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
         out.push(RolePolicies { role: role.clone(), inline, managed });
+    }
+    out
+}
+
+/// The policies of the groups named (group names, not ARNs), in the same shape.
+pub async fn group_policies(aws: &Aws, groups: &[String]) -> Vec<RolePolicies> {
+    let mut out = Vec::new();
+    for group in groups {
+        let mut inline = Vec::new();
+        for name in aws.iam.list_group_policies().group_name(group).send().await.unwrap().policy_names() {
+            let d = aws.iam.get_group_policy().group_name(group).policy_name(name).send().await.unwrap();
+            let doc = cxflow::children::iam::parse_policy(d.policy_document()).map(|v| v.to_string()).unwrap_or_else(|| panic!("policy {group}/{name} does not parse"));
+            inline.push((name.to_string(), doc));
+        }
+        let attached = aws.iam.list_attached_group_policies().group_name(group).send().await.unwrap();
+        let managed = attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect();
+        out.push(RolePolicies { role: format!("group {group}"), inline, managed });
     }
     out
 }

@@ -61,6 +61,8 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         (":service/", "ecs service"),
         (":task-definition/", "ecs task-definition"),
         (":role/", "iam role"),
+        (":group/", "iam group"),
+        (":oidc-provider/", "iam oidc-provider"),
         (":namespace/", "servicediscovery namespace"),
     ];
     let kind = if let Some((_, k)) = by_prefix.iter().find(|(p, _)| id.starts_with(p)) {
@@ -75,6 +77,8 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
     // The object must exist: look it up the way the snapshot lists it.
     let listed = match kind.as_str() {
         "iam role" => snap.0.contains(&format!("iam role {}", id.rsplit('/').next().unwrap_or_default())),
+        // Groups are listed by path and name: `arn:…:group/cxflow/x/name` → `/cxflow/x/name`.
+        "iam group" => snap.0.contains(&format!("iam group {}", id.split_once(":group").map(|(_, p)| p).unwrap_or_default())),
         "route53 record" => snap.0.iter().any(|l| l.starts_with("route53 record ") && l.ends_with(&format!(" {id}"))),
         "ecs task-definition" => snap.0.contains(&format!("ecs task-definition {id} ACTIVE")),
         k => snap.0.contains(&format!("{k} {id}")),
@@ -180,6 +184,18 @@ pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
             }
             tried!("DeleteRole", aws.iam.delete_role().role_name(&name).send())
         }
+        "iam group" => {
+            // The console removes the members and policies, then the group.
+            let name = last(id);
+            for u in aws.iam.get_group().group_name(&name).send().await.unwrap().users() {
+                tried!("RemoveUserFromGroup", aws.iam.remove_user_from_group().group_name(&name).user_name(u.user_name()).send());
+            }
+            for p in aws.iam.list_group_policies().group_name(&name).send().await.unwrap().policy_names() {
+                tried!("DeleteGroupPolicy", aws.iam.delete_group_policy().group_name(&name).policy_name(p).send());
+            }
+            tried!("DeleteGroup", aws.iam.delete_group().group_name(&name).send())
+        }
+        "iam oidc-provider" => tried!("DeleteOpenIDConnectProvider", aws.iam.delete_open_id_connect_provider().open_id_connect_provider_arn(id).send()),
         "logs log-group" => tried!("DeleteLogGroup", aws.logs.delete_log_group().log_group_name(id).send()),
         "ssm parameter" => tried!("DeleteParameter", aws.ssm.delete_parameter().name(id).send()),
         "servicediscovery namespace" => tried!("DeleteNamespace", aws.sd.delete_namespace().id(last(id)).send()),
@@ -226,6 +242,11 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
         "ecs" => {
             let d = aws.ecs.list_tags_for_resource().resource_arn(id).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "iam" if c.kind == "iam group" => return None,
+        "iam" if c.kind == "iam oidc-provider" => {
+            let d = aws.iam.list_open_id_connect_provider_tags().open_id_connect_provider_arn(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
         }
         "iam" => {
             let d = aws.iam.list_role_tags().role_name(last(id)).send().await.unwrap();
@@ -325,6 +346,20 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
             aws.iam.update_role().role_name(last(id)).description("changed out of band").send().await.unwrap();
             Mutation { field: "description", value: "changed out of band".into() }
         }
+        "iam group" => {
+            // A wider inline policy, as a colleague granting one more action would leave it.
+            let name = last(id);
+            let policy = aws.iam.list_group_policies().group_name(&name).send().await.unwrap().policy_names()[0].clone();
+            let doc = aws.iam.get_group_policy().group_name(&name).policy_name(&policy).send().await.unwrap();
+            let mut doc = cxflow::children::iam::parse_policy(doc.policy_document()).unwrap();
+            doc["Statement"].as_array_mut().unwrap().push(serde_json::json!({"Sid": "OobDrift", "Effect": "Allow", "Action": "ecr:ListImages", "Resource": "*"}));
+            aws.iam.put_group_policy().group_name(&name).policy_name(&policy).policy_document(doc.to_string()).send().await.unwrap();
+            Mutation { field: "inline_policies", value: "OobDrift".into() }
+        }
+        "iam oidc-provider" => {
+            aws.iam.add_client_id_to_open_id_connect_provider().open_id_connect_provider_arn(id).client_id("oob-drift.example.com").send().await.unwrap();
+            Mutation { field: "client_ids", value: "oob-drift.example.com".into() }
+        }
         "route53 record" => {
             let zone = c.parts.get("zone").unwrap_or_else(|| panic!("record child {} has no zone part", c.key));
             let set = record_sets(aws, zone, id).await.into_iter().next().unwrap_or_else(|| panic!("record {id} not found"));
@@ -395,6 +430,20 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
         ("iam role", _) => {
             let r = aws.iam.get_role().role_name(last(id)).send().await.unwrap();
             r.role().and_then(|r| r.description()) == Some(m.value.as_str())
+        }
+        ("iam group", _) => {
+            let name = last(id);
+            let policies = aws.iam.list_group_policies().group_name(&name).send().await.unwrap().policy_names().to_vec();
+            let mut found = false;
+            for p in policies {
+                let d = aws.iam.get_group_policy().group_name(&name).policy_name(&p).send().await.unwrap();
+                found |= cxflow::children::iam::parse_policy(d.policy_document()).is_some_and(|v| v.to_string().contains(&m.value));
+            }
+            found
+        }
+        ("iam oidc-provider", _) => {
+            let d = aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(id).send().await.unwrap();
+            d.client_id_list().contains(&m.value)
         }
         ("route53 record", _) => {
             let zone = &c.parts["zone"];

@@ -135,6 +135,16 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
     }
     for g in iam.list_groups().send().await.unwrap().groups() {
         add(format!("iam group {}{}", g.path(), g.group_name()));
+        let n = g.group_name();
+        for p in iam.list_group_policies().group_name(n).send().await.unwrap().policy_names() {
+            add(format!("iam group-policy {n}/{p}"));
+        }
+        for p in iam.list_attached_group_policies().group_name(n).send().await.unwrap().attached_policies() {
+            add(format!("iam group-attachment {n}/{}", p.policy_arn().unwrap_or_default()));
+        }
+        for u in iam.get_group().group_name(n).send().await.unwrap().users() {
+            add(format!("iam group-member {n}/{}", u.user_name()));
+        }
     }
     for p in iam.list_open_id_connect_providers().send().await.unwrap().open_id_connect_provider_list() {
         add(format!("iam oidc-provider {}", p.arn().unwrap_or_default()));
