@@ -122,8 +122,13 @@ impl RoleNode {
     }
 }
 
+/// IAM's tags as the engine wants them (without AWS's own).
+fn tag_map(t: &[Tag]) -> Tags {
+    user_visible(t.iter().map(|t| (t.key().to_string(), t.value().to_string())))
+}
+
 fn role_tags(r: &aws_sdk_iam::types::Role) -> Tags {
-    user_visible(r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())))
+    tag_map(r.tags())
 }
 
 #[async_trait]
@@ -528,7 +533,7 @@ impl OidcProviderNode {
 }
 
 fn provider_tags(o: &aws_sdk_iam::operation::get_open_id_connect_provider::GetOpenIdConnectProviderOutput) -> Tags {
-    user_visible(o.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())))
+    tag_map(o.tags())
 }
 
 #[async_trait]

@@ -380,6 +380,10 @@ const BRANCH_RE: &str = "[A-Za-z0-9._/-]{1,200}";
 const ROLE_NAME_RE: &str = "[A-Za-z0-9+=,.@_-]{1,64}";
 const USER_NAME_RE: &str = "[A-Za-z0-9+=,.@_-]{1,64}";
 
+fn environment_check() -> Check {
+    Check::Matches(ENVIRONMENT_RE, "a GitHub environment name of letters, digits, spaces, `_`, `.` and `-` (no wildcards)")
+}
+
 fn levels_attr(who: Who, what: &str) -> Attribute {
     Attribute::new(who.attr(), Type::set(Type::String)).optional().check(Check::each(Check::OneOf(LEVELS))).describe(&format!(
         "Permission levels of {what} in this stage: `authorize` (log in: `ecr:GetAuthorizationToken`), `read` (pull), `write` (push), \
@@ -416,13 +420,10 @@ fn schema_block() -> Block {
                  `refs/heads/*` and `pull_request` (plus environment `Development`) for `development`, `refs/heads/master` (plus \
                  `Master`) for `master`, environment `Release` only for `release`.",
             ),
-        Attribute::new("github_environment", Type::String)
-            .optional()
-            .check(Check::Matches(ENVIRONMENT_RE, "a GitHub environment name of letters, digits, spaces, `_`, `.` and `-`"))
-            .describe(
-                "A GitHub environment whose jobs may assume this stage's role (a job that names an environment presents \
+        Attribute::new("github_environment", Type::String).optional().check(environment_check()).describe(
+            "A GitHub environment whose jobs may assume this stage's role (a job that names an environment presents \
                  `environment:<name>` instead of its ref, so protect the environment with deployment branches or reviewers).",
-            ),
+        ),
         Attribute::new("repository_name", Type::String)
             .optional()
             .check(Check::Len(2, 256))
@@ -538,7 +539,7 @@ fn schema_block() -> Block {
             .describe("The one branch whose runs may assume the role."),
         Attribute::new("github_environment", Type::String)
             .optional()
-            .check(Check::Matches(ENVIRONMENT_RE, "a GitHub environment name of letters, digits, spaces, `_`, `.` and `-`"))
+            .check(environment_check())
             .describe("A GitHub environment whose jobs may assume the role as well (the seed's `Deployment`, limited to the branch by its deployment branch rule)."),
     ])
     .describe("The seed's GitHubDeploymentRole: a role with your policy that GitHub Actions may assume from `branch` (and `github_environment`) only. Needs `github`.");
