@@ -19,3 +19,45 @@ pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {
     vec![ssm_secret::resource()]
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::framework::check::Check;
+    use crate::framework::schema::{AttrType, Attribute, Block};
+
+    fn patterns(block: &Block, out: &mut Vec<(String, &'static str)>) {
+        fn attr(a: &Attribute, out: &mut Vec<(String, &'static str)>) {
+            fn walk(c: &Check, name: &str, out: &mut Vec<(String, &'static str)>) {
+                match c {
+                    Check::Matches(re, _) => out.push((name.to_string(), re)),
+                    Check::Each(inner) | Check::Keys(inner) => walk(inner, name, out),
+                    _ => {}
+                }
+            }
+            for c in &a.checks {
+                walk(c, &a.name, out);
+            }
+            if let AttrType::Nested(_, attrs) = &a.ty {
+                attrs.iter().for_each(|x| attr(x, out));
+            }
+        }
+        block.attributes.iter().for_each(|a| attr(a, out));
+        for b in &block.blocks {
+            patterns(&b.block, out);
+        }
+    }
+
+    /// A check's pattern that does not compile (or exceeds the regex size
+    /// limit, as `\p{L}{1,256}` does) would make validation panic.
+    #[test]
+    fn every_check_pattern_compiles() {
+        let mut all = Vec::new();
+        for r in super::all() {
+            patterns(&r.schema().block, &mut all);
+        }
+        assert!(all.len() > 50, "the walk finds the schema's patterns: {}", all.len());
+        for (name, re) in all {
+            assert!(regex::Regex::new(&format!("^(?:{re})$")).is_ok(), "{name}: {re}");
+        }
+    }
+}
