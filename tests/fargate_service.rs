@@ -35,29 +35,11 @@ struct Fixture {
 
 fn fixture(aws: &Aws, cluster: Option<&str>) -> Fixture {
     block_on(async {
-        let vpcs = aws.ec2.describe_vpcs().send().await.unwrap();
-        let vpc = vpcs.vpcs().iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()).unwrap().to_string();
-        let subnets = aws.ec2.describe_subnets().filters(aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build()).send().await.unwrap();
-        let mut subnets: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect();
-        subnets.sort();
-        subnets.truncate(2);
-        let lb = aws.elb.create_load_balancer().name("cruddur-alb").set_subnets(Some(subnets.clone())).send().await.unwrap();
-        let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
-        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum};
-        let listener = aws
-            .elb
-            .create_listener()
-            .load_balancer_arn(&lb_arn)
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build()).build())
-            .send()
-            .await
-            .unwrap();
+        let (_, subnets, listener) = aws.alb_fixture("cruddur-alb").await;
         if let Some(c) = cluster {
             aws.ecs.create_cluster().cluster_name(c).send().await.unwrap();
         }
-        Fixture { subnets, listener: listener.listeners()[0].listener_arn().unwrap().to_string() }
+        Fixture { subnets, listener }
     })
 }
 

@@ -20,24 +20,9 @@ struct Fixture {
 
 fn fixture(aws: &Aws) -> Fixture {
     block_on(async {
-        let out = aws.ec2.describe_subnets().send().await.unwrap();
-        let mut subnets: Vec<String> = out.subnets().iter().filter(|s| s.default_for_az() == Some(true)).filter_map(|s| s.subnet_id().map(str::to_string)).collect();
-        subnets.sort();
-        subnets.truncate(2);
-        let lb = aws.elb.create_load_balancer().name("svcset-alb").set_subnets(Some(subnets.clone())).send().await.unwrap();
-        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum};
-        let l = aws
-            .elb
-            .create_listener()
-            .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .default_actions(Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build()).build())
-            .send()
-            .await
-            .unwrap();
+        let (_, subnets, listener) = aws.alb_fixture("svcset-alb").await;
         aws.ecs.create_cluster().cluster_name(CLUSTER).capacity_providers("FARGATE").capacity_providers("FARGATE_SPOT").send().await.unwrap();
-        Fixture { subnets, listener: l.listeners()[0].listener_arn().unwrap().to_string() }
+        Fixture { subnets, listener }
     })
 }
 

@@ -58,6 +58,24 @@ pub fn changed_keys(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) 
 }
 
 impl Aws {
+    /// Two subnets of moto's default VPC and an ALB `name` in them with an
+    /// HTTP listener on port 80 answering 404: (VPC, subnets, listener ARN).
+    pub async fn alb_fixture(&self, name: &str) -> (String, Vec<String>, String) {
+        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum};
+        let vpcs = self.ec2.describe_vpcs().send().await.unwrap();
+        let vpc = vpcs.vpcs().iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()).unwrap().to_string();
+        let f = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build();
+        let subnets = self.ec2.describe_subnets().filters(f).send().await.unwrap();
+        let mut subnets: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect();
+        subnets.sort();
+        subnets.truncate(2);
+        let lb = self.elb.create_load_balancer().name(name).set_subnets(Some(subnets.clone())).send().await.unwrap();
+        let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+        let fixed = Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build()).build();
+        let l = self.elb.create_listener().load_balancer_arn(&lb_arn).protocol(ProtocolEnum::Http).port(80).default_actions(fixed).send().await.unwrap();
+        (vpc, subnets, l.listeners()[0].listener_arn().unwrap().to_string())
+    }
+
     /// Every object moto holds that still carries [`OWNER_TAG`], in every
     /// service the composites use (INACTIVE ECS services and task definition
     /// revisions are AWS's tombstones and do not count). Objects AWS cannot

@@ -51,21 +51,10 @@ impl Fixture {
     /// listener, the ECS cluster `fixture` and the public zone example.com.
     pub fn create(aws: &Aws) -> Fixture {
         block_on(async {
-            use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, FixedResponseActionConfig, ProtocolEnum};
-            let vpcs = aws.ec2.describe_vpcs().send().await.unwrap();
-            let vpc = vpcs.vpcs().iter().find(|v| v.is_default() == Some(true)).and_then(|v| v.vpc_id()).unwrap().to_string();
-            let f = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build();
-            let subnets = aws.ec2.describe_subnets().filters(f).send().await.unwrap();
-            let mut subnets: Vec<String> = subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect();
-            subnets.sort();
-            subnets.truncate(2);
-            let lb = aws.elb.create_load_balancer().name("fixture").set_subnets(Some(subnets.clone())).send().await.unwrap();
-            let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
-            let fixed = Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(FixedResponseActionConfig::builder().status_code("404").build()).build();
-            let l = aws.elb.create_listener().load_balancer_arn(&lb_arn).protocol(ProtocolEnum::Http).port(80).default_actions(fixed).send().await.unwrap();
+            let (vpc, subnets, listener) = aws.alb_fixture("fixture").await;
             aws.ecs.create_cluster().cluster_name("fixture").send().await.unwrap();
             aws.r53.create_hosted_zone().name("example.com").caller_reference("contract").send().await.unwrap();
-            Fixture { vpc, subnets, listener: l.listeners()[0].listener_arn().unwrap().to_string() }
+            Fixture { vpc, subnets, listener }
         })
     }
 
