@@ -80,6 +80,9 @@ def setUpModule():
     SERVERS["steady"] = Server(
         MOTO_ECS_SERVICE_RUNNING="2", MOTO_ECS_SERVICE_FAILED_TASKS="1"
     )
+    SERVERS["faults"] = Server(
+        MOTO_ECS_SERVICE_RUNNING="2", STANDIN_ECS_IMAGE_PULL="check", STANDIN_ECS_DRAIN_SECONDS="2"
+    )
     for server in SERVERS.values():
         server.wait_until_listening()
 
@@ -569,6 +572,101 @@ class SteadyServiceTest(EcsCase):
         self.assertNotEqual(deployment["id"], service["deployments"][0]["id"])
         self.assertEqual(deployment["status"], "PRIMARY")
         self.assertEqual((deployment["rolloutState"], deployment["failedTasks"]), ("COMPLETED", 1))
+
+
+class FailingTasksTest(EcsCase):
+    """STANDIN_ECS_IMAGE_PULL=check and STANDIN_ECS_DRAIN_SECONDS=2, with two running tasks."""
+
+    server = "faults"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        ecr = SERVERS[cls.server].client("ecr")
+        ecr.create_repository(repositoryName="pulled")
+        manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
+        ecr.put_image(repositoryName="pulled", imageManifest=manifest, imageTag="v1")
+        cls.repository = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/pulled"
+
+    def image_definition(self, image):
+        family = self.name("family")
+        container = {"name": "app", "image": image, "essential": True, "memory": 512}
+        self.ecs.register_task_definition(family=family, containerDefinitions=[container], **TASK_DEFINITION)
+        return self.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskDefinitionArn"]
+
+    def failing_update(self, breaker):
+        cluster = self.cluster()
+        good = self.image_definition(f"{self.repository}:v1")
+        configuration = {"deploymentCircuitBreaker": breaker}
+        service = self.service(cluster, taskDefinition=good, launchType="FARGATE", deploymentConfiguration=configuration)
+        self.assertEqual(service["deployments"][0]["rolloutState"], "COMPLETED")
+        bad = self.image_definition(f"{self.repository}:missing")
+        updated = self.ecs.update_service(cluster=cluster, service=service["serviceName"], taskDefinition=bad)["service"]
+        started = updated["deployments"][0]
+        self.assertEqual((started["taskDefinition"], started["rolloutState"], started["runningCount"]), (bad, "IN_PROGRESS", 0))
+        return cluster, service, good, bad, started
+
+    def test_the_breaker_rolls_back_to_the_last_completed_deployment(self):
+        cluster, service, good, bad, started = self.failing_update({"enable": True, "rollback": True})
+        # Two desired tasks: the threshold is the minimum of 3 failed tasks.
+        for failed in (1, 2):
+            [primary, _] = self.describe(cluster, service)["deployments"]
+            self.assertEqual((primary["id"], primary["failedTasks"], primary["rolloutState"]), (started["id"], failed, "IN_PROGRESS"))
+        described = self.describe(cluster, service)
+        [primary] = described["deployments"]
+        self.assertNotEqual(primary["id"], started["id"])
+        self.assertEqual((primary["taskDefinition"], primary["rolloutState"]), (good, "COMPLETED"))
+        self.assertEqual(described["taskDefinition"], good)
+        messages = [e["message"] for e in described["events"]]
+        name = service["serviceName"]
+        self.assertEqual(messages[0], f"(service {name}) rolling back to deployment {primary['id']}.")
+        self.assertEqual(messages[1], f"(service {name}) (deployment {started['id']}) deployment failed: tasks failed to start.")
+        self.assertIn("CannotPullContainerError", messages[2])
+        self.assertIn(f"{self.repository}:missing", messages[2])
+
+    def test_without_rollback_the_failed_deployment_stays_primary(self):
+        cluster, service, _, bad, started = self.failing_update({"enable": True, "rollback": False})
+        for _ in range(4):
+            described = self.describe(cluster, service)
+        primary = described["deployments"][0]
+        self.assertEqual((primary["id"], primary["taskDefinition"], primary["rolloutState"]), (started["id"], bad, "FAILED"))
+        self.assertEqual(primary["rolloutStateReason"], "ECS deployment circuit breaker: tasks failed to start.")
+        self.assertEqual(primary["failedTasks"], 3)
+
+    def test_without_the_breaker_the_deployment_never_ends(self):
+        cluster, service, _, _, started = self.failing_update({"enable": False, "rollback": False})
+        for _ in range(5):
+            described = self.describe(cluster, service)
+        primary = described["deployments"][0]
+        self.assertEqual((primary["id"], primary["rolloutState"], primary["failedTasks"]), (started["id"], "IN_PROGRESS", 5))
+        self.assertEqual(described["runningCount"], 2)
+
+    def test_images_outside_this_ecr_pull(self):
+        cluster = self.cluster()
+        service = self.service(cluster, taskDefinition=self.image_definition("nginx:1.27"), launchType="FARGATE")
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "COMPLETED")
+
+    def test_a_deleted_service_drains_before_it_is_inactive(self):
+        cluster = self.cluster()
+        service = self.service(cluster, launchType="FARGATE")
+        name = service["serviceName"]
+        self.ecs.update_service(cluster=cluster, service=name, desiredCount=0)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 2)
+        deleted = self.ecs.delete_service(cluster=cluster, service=name, force=True)["service"]
+        self.assertEqual(deleted["status"], "DRAINING")
+        self.assertEqual(self.describe(cluster, service)["status"], "DRAINING")
+        self.assertNotIn(deleted["serviceArn"], self.ecs.list_services(cluster=cluster)["serviceArns"])
+        time.sleep(2.2)
+        described = self.describe(cluster, service)
+        self.assertEqual((described["status"], described["runningCount"]), ("INACTIVE", 0))
+
+    def test_a_scale_in_stops_tasks_after_the_drain_time(self):
+        cluster = self.cluster()
+        service = self.service(cluster, launchType="FARGATE")
+        self.ecs.update_service(cluster=cluster, service=service["serviceName"], desiredCount=1)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 2)
+        time.sleep(2.2)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 1)
 
 
 # --- CodeBuild --------------------------------------------------------------

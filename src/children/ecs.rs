@@ -938,6 +938,16 @@ pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Op
     Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
 }
 
+/// The PRIMARY deployment a CreateService/UpdateService answer reports.
+fn primary_deployment(svc: Option<&ecs::Service>) -> Option<String> {
+    svc?.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).map(str::to_string)
+}
+
+/// `family:revision` of a task definition ARN.
+fn revision_of(arn: &str) -> &str {
+    arn.rsplit_once(":task-definition/").map(|(_, r)| r).unwrap_or(arn)
+}
+
 fn quote_events(ev: &[String]) -> String {
     if ev.is_empty() { "(none reported)".to_string() } else { ev.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join("; ") }
 }
@@ -1045,19 +1055,35 @@ impl ServiceNode {
         }
     }
 
-    /// Poll DescribeServices until the deployment completes and running = desired.
-    async fn wait_steady(&self, aws: &Aws, cluster: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+    /// Poll DescribeServices until the deployment this apply started
+    /// (`deployment`, the id CreateService/UpdateService answered) completes
+    /// and running = desired. Fails when that deployment fails or is rolled
+    /// back (circuit breaker or alarms), naming the revision now running.
+    async fn wait_steady(&self, aws: &Aws, cluster: &str, deployment: Option<String>, cx: &Cx<'_>) -> Result<(), NodeError> {
         let what = format!("ECS service {} to reach a steady state", self.name);
         let events = Mutex::new(Vec::<String>::new());
+        let wanted = self.task_definition.resolve(cx).ok();
         let res = until(&what, cx.remaining(), cx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
             let svc = describe_service(aws, cluster, &self.name).await?.ok_or_else(|| other("the service disappeared while waiting for it"))?;
             *events.lock().unwrap_or_else(|e| e.into_inner()) = svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect();
             let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-            let rollout = primary.and_then(|d| d.rollout_state());
-            if rollout == Some(&ecs::DeploymentRolloutState::Failed) {
-                let reason = primary.and_then(|d| d.rollout_state_reason()).unwrap_or("no reason given");
-                return Err(other(format!("the deployment failed: {reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))));
+            let ours = match &deployment {
+                Some(id) => svc.deployments().iter().find(|d| d.id() == Some(id.as_str())),
+                None => primary,
+            };
+            let quoted = || quote_events(&events.lock().unwrap_or_else(|e| e.into_inner()));
+            let running = primary.and_then(|d| d.task_definition()).map(revision_of).unwrap_or("an unknown revision");
+            if let Some(d) = ours.filter(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::Failed)) {
+                let reason = d.rollout_state_reason().unwrap_or("no reason given");
+                let now = if d.status() == Some("PRIMARY") { "no deployment replaced it".to_string() } else { format!("the service rolled back and now runs {running}") };
+                return Err(other(format!("the deployment {} failed: {reason} ({now}). Latest service events: {}", d.id().unwrap_or("?"), quoted())));
             }
+            // Our deployment is gone and another revision is primary: it was rolled back.
+            let replaced = primary.and_then(|d| d.task_definition()).is_some_and(|td| wanted.as_deref().is_some_and(|w| w != td));
+            if let (Some(id), None, true) = (&deployment, ours, replaced) {
+                return Err(other(format!("the deployment {id} was rolled back: the service now runs {running}. Latest service events: {}", quoted())));
+            }
+            let rollout = primary.and_then(|d| d.rollout_state());
             let status = format!(
                 "{} of {} tasks running, {} pending, rollout {}",
                 svc.running_count(),
@@ -1163,7 +1189,7 @@ impl Node<Aws> for ServiceNode {
         let arn = out.service().and_then(|s| s.service_arn()).filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("ecs:CreateService"))?.to_string();
         tracing::info!(target: "cxflow::children::ecs", service = arn.as_str(), "service created");
         if self.wait {
-            self.wait_steady(aws, &cluster, cx).await.map_err(|e| e.with_id(arn.clone()))?;
+            self.wait_steady(aws, &cluster, primary_deployment(out.service()), cx).await.map_err(|e| e.with_id(arn.clone()))?;
         }
         Ok(Made::id(arn))
     }
@@ -1300,8 +1326,10 @@ impl Node<Aws> for ServiceNode {
             u = u.force_new_deployment(true);
             any = true;
         }
+        let mut started = None;
         if any {
-            u.send().await.map_err(|e| aws_err("ecs:UpdateService", e))?;
+            let out = u.send().await.map_err(|e| aws_err("ecs:UpdateService", e))?;
+            started = primary_deployment(out.service());
         }
         let current = match spec_tags(base) {
             Some(t) => t,
@@ -1318,7 +1346,7 @@ impl Node<Aws> for ServiceNode {
             || differs("platform_version")
             || differs("redeploy");
         if self.wait && (deploys || count_changed) {
-            self.wait_steady(aws, &cluster, cx).await?;
+            self.wait_steady(aws, &cluster, started, cx).await?;
         }
         Ok(Made::identity(id.clone()))
     }
@@ -1353,7 +1381,7 @@ impl Node<Aws> for ServiceNode {
             }
         })
         .await;
-        res.map_err(|e| super::wait_err("service deletion", e))
+        res.map_err(|e| super::wait_err("the service to drain (raise timeouts.delete to wait longer)", e))
     }
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         ecs_release(aws, &id.id, cx).await
