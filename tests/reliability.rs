@@ -373,6 +373,9 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     let ok_svc = |extra: &str| svc(&format!("  name = \"svc\"\n  cluster = \"c\"\n  cpu = 256\n  memory = 512\n{base_container}\n{extra}"));
     // A setting inside the container block (after its port).
     let in_container = |body: &str| ok_svc("").replace("port  = 80\n  }", &format!("port  = 80\n    {body}\n  }}"));
+    // A load_balancer block on a valid listener, with these settings.
+    let lb =
+        |body: &str| format!("  load_balancer {{\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n{body}\n  }}");
     let sync = |body: &str| format!("resource \"cxflow_secret_sync\" \"x\" {{\n{body}\n}}\n");
     let cluster = |over: &str| {
         let mut m: BTreeMap<&str, String> = BTreeMap::new();
@@ -542,6 +545,44 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    cpu_target = 150\n  }"), "cpu_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    memory_target = 0\n  }"), "memory_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    requests_per_target = 100\n  }"), "requests_per_target"),
+        // Load balancing, Service Connect and Cloud Map in full.
+        ("svc", ok_svc(&lb("    host_headers = [\"a\", \"b\", \"c\"]\n    path_patterns = [\"/a\", \"/b\"]\n    source_ips = [\"10.0.0.0/8\"]")), "load_balancer"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    source_ips = [\"10.0.0.0/33\"]")), "source_ips"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      interval = 5\n      timeout = 5\n    }")), "timeout"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      healthy_threshold = 11\n    }")), "healthy_threshold"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      port = \"traffic\"\n    }")), "port"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    deregistration_delay = 3601")), "deregistration_delay"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    stickiness {\n      duration = 0\n    }")), "duration"),
+        ("svc", ok_svc(&lb("    http_header {\n      name = \"Bad Header\"\n      values = [\"1\"]\n    }")), "name"),
+        ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"nope\"\n    }\n  }"), "port_name"),
+        ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    client_only = true\n    service {\n      port_name = \"app\"\n    }\n  }"), "client_only"),
+        (
+            "svc",
+            ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n    }\n    service {\n      port_name = \"app\"\n    }\n  }"),
+            "port_name",
+        ),
+        (
+            "svc",
+            ok_svc(
+                "  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n      tls {\n        private_ca_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/x\"\n        role_arn = \"arn:aws:iam::123456789012:role/r\"\n      }\n    }\n  }",
+            ),
+            "private_ca_arn",
+        ),
+        (
+            "svc",
+            ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n      client_alias {\n        port = 0\n      }\n    }\n  }"),
+            "port",
+        ),
+        ("svc", ok_svc("  service_registry {\n    dns_record_type = \"A\"\n  }"), "registry_arn"),
+        (
+            "svc",
+            ok_svc(
+                "  service_registry {\n    namespace_id = \"ns-abcdefabcdefabcd\"\n    registry_arn = \"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-abcdefabcdefabcd\"\n  }",
+            ),
+            "registry_arn",
+        ),
+        ("svc", ok_svc("  service_registry {\n    namespace_id = \"namespace-1\"\n  }"), "namespace_id"),
+        ("svc", ok_svc("  service_registry {\n    namespace_id = \"ns-abcdefabcdefabcd\"\n    dns_record_type = \"CNAME\"\n  }"), "dns_record_type"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scale_in_cooldown = -1\n  }"), "scale_in_cooldown"),
         (
             "svc",

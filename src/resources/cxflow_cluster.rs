@@ -884,6 +884,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             circuit_breaker: (true, true),
             service_connect: None,
             load_balancer: Some(LbTarget { target_group: Ref::dep(format!("target_group_{k}")), container: CONTAINER.into(), port: CONTAINER_PORT }),
+            registry: None,
             wait: cfg.wait_for_steady_state.unwrap_or(true),
             after,
             extras: Default::default(),
