@@ -28,6 +28,10 @@ pub struct RepositorySpec {
     pub lifecycle: Option<serde_json::Value>,
     /// A repository policy document, or none.
     pub policy: Option<serde_json::Value>,
+    /// Whether the repository policy is this composite's whether or not it
+    /// wants one: then it is read back (and a policy added elsewhere is
+    /// drift) even when `policy` is none, and import can see it.
+    pub owns_policy: bool,
 }
 
 /// Keep the image tagged `latest` and the newest `keep` images.
@@ -199,7 +203,7 @@ impl Node<Aws> for RepositoryNode {
             Err(e) => return Err(e.into()),
         };
         s.insert("lifecycle_policy".into(), json!(lifecycle));
-        if self.spec.policy.is_some() {
+        if self.spec.policy.is_some() || self.spec.owns_policy {
             let p = match aws.ecr().get_repository_policy().repository_name(&id.id).send().await.map_err(|e| aws_err("ecr:GetRepositoryPolicy", e)) {
                 Ok(p) => p.policy_text().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()),
                 Err(e) if e.is_not_found() || e.is_code(&["RepositoryPolicyNotFoundException"]) => None,

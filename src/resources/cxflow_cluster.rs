@@ -766,6 +766,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             kms_key: ecr.kms_key_arn.clone(),
             lifecycle: Some(keep_latest_policy(ecr.keep_images.unwrap_or(DEFAULT_KEEP_IMAGES))),
             policy: None,
+            owns_policy: false,
         },
     }));
     nodes.push(Box::new(ClusterNode {
