@@ -587,3 +587,64 @@ resource "cxflow_image_registry" "r" {{
     let after = Snapshot::take(&moto);
     assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "nothing left");
 }
+
+/// KMS encryption, with the AWS managed key (ECR reports the key it chose: no
+/// drift) and with a key of the user's: repositories encrypted as asked, empty
+/// plans after apply (and after import with the user's key), and a key change
+/// replacing the registry.
+#[test]
+fn kms_encryption_is_read_back_and_plans_empty() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let before = Snapshot::take(&moto);
+    let wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    let key = format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let registry = |kms: &str| {
+        config(&format!(
+            r#"
+resource "cxflow_image_registry" "enc" {{
+  name            = "enc"
+  encryption_type = "KMS"
+  {kms}
+  stages = {{
+    qa = {{ developers = ["authorize", "read"] }}
+  }}
+}}
+"#
+        ))
+    };
+    let encryption = || {
+        block_on(async {
+            let r = aws.ecr.describe_repositories().repository_names("enc/qa").send().await.unwrap().repositories()[0].clone();
+            let e = r.encryption_configuration().unwrap().clone();
+            (e.encryption_type().as_str().to_string(), e.kms_key().map(str::to_string))
+        })
+    };
+
+    // Step 1: KMS with the AWS managed key: ECR names the key it uses, which is no drift.
+    wd.write("main.tf", &registry(""));
+    wd.apply().expect_ok("apply with the AWS managed key");
+    let (kind, chosen) = encryption();
+    assert_eq!(kind, "KMS");
+    assert!(chosen.is_some(), "ECR reports the key it chose");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 0, "the plan after the apply is empty:\n{}", p.stdout);
+    wd.tf(&["apply", "-refresh-only", "-auto-approve"]).expect_ok("refresh");
+    assert_eq!(wd.state_attrs("cxflow_image_registry", "enc")["drift"], serde_json::json!({}), "the managed key is no drift");
+
+    // Step 2: a key of the user's replaces the registry (ECR cannot re-encrypt a repository), and is used.
+    wd.write("main.tf", &registry(&format!("kms_key_arn     = \"{key}\"")));
+    let p = wd.plan_code();
+    assert!(p.code == 2 && p.stdout.contains("must be replaced"), "a key change replaces the registry:\n{}", p.stdout);
+    wd.apply().expect_ok("apply with the user's key");
+    assert_eq!(encryption(), ("KMS".to_string(), Some(key.clone())));
+    assert_eq!(wd.plan_code().code, 0, "converged on the user's key");
+    wd.tf(&["state", "rm", "cxflow_image_registry.enc"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_image_registry.enc", "enc"]).expect_ok("import with the user's key");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 0, "empty plan after import (the key read back):\n{}", p.stdout);
+
+    wd.destroy().expect_ok("destroy");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "nothing left");
+}

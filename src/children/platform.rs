@@ -193,7 +193,10 @@ impl Node<Aws> for RepositoryNode {
         let mut s = spec(json!({
             "name": r.repository_name(), "image_tag_mutability": r.image_tag_mutability().map(|m| m.as_str()),
             "scan_on_push": r.image_scanning_configuration().map(|c| c.scan_on_push()).unwrap_or(false),
-            "encryption_type": enc.map(|e| e.encryption_type().as_str()).unwrap_or("AES256"), "kms_key": enc.and_then(|e| e.kms_key()),
+            "encryption_type": enc.map(|e| e.encryption_type().as_str()).unwrap_or("AES256"),
+            // Without a key of its own a KMS repository uses the AWS managed key, whose ARN ECR reports:
+            // the configured "none" is that key, not drift. `kms_key_in_use` says which it is (import).
+            "kms_key": enc.and_then(|e| e.kms_key()).filter(|_| self.spec.kms_key.is_some()), "kms_key_in_use": enc.and_then(|e| e.kms_key()),
             "uri": r.repository_uri(), "arn": r.repository_arn(),
         }));
         let policy = aws.ecr().get_lifecycle_policy().repository_name(&id.id).send().await.map_err(|e| aws_err("ecr:GetLifecyclePolicy", e));

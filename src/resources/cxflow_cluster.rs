@@ -1367,7 +1367,7 @@ async fn read_config(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Clust
                 image_tag_mutability: immutable.then(|| "IMMUTABLE".to_string()),
                 scan_on_push: (!scan).then_some(false),
                 encryption_type: kms.then(|| "KMS".to_string()),
-                kms_key_arn: r.get("kms_key").and_then(|v| v.as_str()).map(str::to_string),
+                kms_key_arn: r.get("kms_key_in_use").and_then(|v| v.as_str()).map(str::to_string),
                 keep_images: keep.filter(|k| *k != DEFAULT_KEEP_IMAGES),
             }];
         }
