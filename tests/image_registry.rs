@@ -588,7 +588,7 @@ resource "cxflow_image_registry" "r" {{
     assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "nothing left");
 }
 
-/// KMS encryption, with the AWS managed key (ECR reports the key it chose: no
+/// KMS encryption (and scanning off), with the AWS managed key (ECR reports the key it chose: no
 /// drift) and with a key of the user's: repositories encrypted as asked, empty
 /// plans after apply (and after import with the user's key), and a key change
 /// replacing the registry.
@@ -605,6 +605,7 @@ fn kms_encryption_is_read_back_and_plans_empty() {
 resource "cxflow_image_registry" "enc" {{
   name            = "enc"
   encryption_type = "KMS"
+  scan_on_push    = false
   {kms}
   stages = {{
     qa = {{ developers = ["authorize", "read"] }}
@@ -616,6 +617,7 @@ resource "cxflow_image_registry" "enc" {{
     let encryption = || {
         block_on(async {
             let r = aws.ecr.describe_repositories().repository_names("enc/qa").send().await.unwrap().repositories()[0].clone();
+            assert_eq!(r.image_scanning_configuration().map(|c| c.scan_on_push()), Some(false), "scan_on_push = false reaches the repository");
             let e = r.encryption_configuration().unwrap().clone();
             (e.encryption_type().as_str().to_string(), e.kms_key().map(str::to_string))
         })
@@ -642,7 +644,7 @@ resource "cxflow_image_registry" "enc" {{
     wd.tf(&["state", "rm", "cxflow_image_registry.enc"]).expect_ok("state rm");
     wd.tf(&["import", "cxflow_image_registry.enc", "enc"]).expect_ok("import with the user's key");
     let p = wd.plan_code();
-    assert_eq!(p.code, 0, "empty plan after import (the key read back):\n{}", p.stdout);
+    assert_eq!(p.code, 0, "empty plan after import (the key and scanning read back):\n{}", p.stdout);
 
     wd.destroy().expect_ok("destroy");
     let after = Snapshot::take(&moto);
