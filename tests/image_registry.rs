@@ -1,9 +1,10 @@
 //! cxflow_image_registry end to end: seed 002's three tables reproduced by
 //! the defaults and read back from IAM policy by policy, the GitHub trust of
-//! every stage, lifecycle and scanning, an image pushed with exactly the
-//! write level's calls, membership, a level changed in place, import, a
-//! second registry on the account's one OIDC provider, and destroy leaving
-//! what was there before.
+//! every stage, lifecycle (expire and archive) and scanning, an image pushed
+//! with exactly the write level's calls, cross-account pull through a
+//! repository policy, membership, a level changed in place, import, two
+//! registries on the account's one OIDC provider, KMS encryption, and
+//! destroy leaving what was there before.
 
 mod common;
 
