@@ -6,6 +6,7 @@ Starts the launcher twice on free loopback ports: once with moto's defaults
 and once with MOTO_ECS_SERVICE_RUNNING / MOTO_ECS_SERVICE_FAILED_TASKS set.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -960,6 +961,56 @@ class EcrTest(unittest.TestCase):
         ecr.put_image_scanning_configuration(repositoryName="scan-off", imageScanningConfiguration={"scanOnPush": True})
         repo = ecr.describe_repositories(repositoryNames=["scan-off"])["repositories"][0]
         self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": True})
+
+    def test_lifecycle_rules_archive_and_expire_from_the_archive(self):
+        ecr = SERVERS["default"].client("ecr")
+        ecr.create_repository(repositoryName="archive-rules")
+        archive = {
+            "rules": [
+                {"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}},
+                {
+                    "rulePriority": 2,
+                    "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": 5},
+                    "action": {"type": "transition", "targetStorageClass": "archive"},
+                },
+                {
+                    "rulePriority": 3,
+                    "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 30},
+                    "action": {"type": "transition", "targetStorageClass": "archive"},
+                },
+                {
+                    "rulePriority": 4,
+                    "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90},
+                    "action": {"type": "expire"},
+                },
+            ]
+        }
+        text = json.dumps(archive)
+        ecr.put_lifecycle_policy(repositoryName="archive-rules", lifecyclePolicyText=text)
+        self.assertEqual(json.loads(ecr.get_lifecycle_policy(repositoryName="archive-rules")["lifecyclePolicyText"]), archive)
+
+        def refused(rule):
+            with self.assertRaises(ClientError) as context:
+                ecr.put_lifecycle_policy(repositoryName="archive-rules", lifecyclePolicyText=json.dumps({"rules": [dict(rulePriority=1, **rule)]}))
+            return error_code(context)
+
+        pushed = {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}
+        transitioned = {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90}
+        bad = [
+            {"selection": pushed, "action": {"type": "transition"}},
+            {"selection": pushed, "action": {"type": "transition", "targetStorageClass": "standard"}},
+            {"selection": pushed, "action": {"type": "expire", "targetStorageClass": "archive"}},
+            {"selection": pushed, "action": {"type": "delete"}},
+            {"selection": dict(pushed, storageClass="archive"), "action": {"type": "expire"}},
+            {"selection": without(transitioned, "storageClass"), "action": {"type": "expire"}},
+            {"selection": transitioned, "action": {"type": "transition", "targetStorageClass": "archive"}},
+            {"selection": dict(transitioned, countNumber=89), "action": {"type": "expire"}},
+            {"selection": without(pushed, "countUnit"), "action": {"type": "expire"}},
+            {"selection": dict(pushed, countType="sinceImagePulled", countUnit="hours"), "action": {"type": "transition", "targetStorageClass": "archive"}},
+        ]
+        for rule in bad:
+            self.assertEqual(refused(rule), "InvalidParameterException", rule)
+        self.assertEqual(json.loads(ecr.get_lifecycle_policy(repositoryName="archive-rules")["lifecyclePolicyText"]), archive, "refused policies change nothing")
 
 
 class IamTest(unittest.TestCase):
