@@ -11,6 +11,7 @@ pub const OWNER_TAG: &str = "cxflow:owner";
 pub const LEASE_TAG: &str = "cxflow:lease";
 
 pub struct Aws {
+    pub aas: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub ecr: aws_sdk_ecr::Client,
@@ -29,6 +30,7 @@ impl Aws {
     }
     pub fn for_sdk(s: &aws_config::SdkConfig) -> Aws {
         Aws {
+            aas: aws_sdk_applicationautoscaling::Client::new(s),
             acm: aws_sdk_acm::Client::new(s),
             ec2: aws_sdk_ec2::Client::new(s),
             ecr: aws_sdk_ecr::Client::new(s),

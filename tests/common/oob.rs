@@ -52,6 +52,8 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         ("fl-", "ec2 flow-log"),
     ];
     let arn_kinds = [
+        // Before ECS's `:service/`, which a Cloud Map service ARN contains too.
+        (":servicediscovery:", "servicediscovery service"),
         (":loadbalancer/", "elbv2 load-balancer"),
         (":listener/", "elbv2 listener"),
         (":listener-rule/", "elbv2 rule"),
@@ -69,10 +71,15 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         k.to_string()
     } else if id.starts_with("arn:") {
         arn_kinds.iter().find(|(p, _)| id.contains(p))?.1.to_string()
+    } else if id.starts_with("service/") {
+        "application-autoscaling scalable-target".to_string()
     } else if id.ends_with('.') {
         "route53 record".to_string()
     } else {
-        ["ecr repository", "logs log-group", "ssm parameter"].iter().find(|k| snap.0.contains(&format!("{k} {id}")))?.to_string()
+        ["ecr repository", "logs log-group", "ssm parameter", "application-autoscaling policy", "application-autoscaling scheduled-action"]
+            .iter()
+            .find(|k| snap.0.contains(&format!("{k} {id}")))?
+            .to_string()
     };
     // The object must exist: look it up the way the snapshot lists it.
     let listed = match kind.as_str() {
@@ -199,6 +206,14 @@ pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
         "logs log-group" => tried!("DeleteLogGroup", aws.logs.delete_log_group().log_group_name(id).send()),
         "ssm parameter" => tried!("DeleteParameter", aws.ssm.delete_parameter().name(id).send()),
         "servicediscovery namespace" => tried!("DeleteNamespace", aws.sd.delete_namespace().id(last(id)).send()),
+        "servicediscovery service" => tried!("DeleteService", aws.sd.delete_service().id(last(id)).send()),
+        "application-autoscaling scalable-target" => {
+            tried!("DeregisterScalableTarget", aws.aas.deregister_scalable_target().service_namespace(ECS).resource_id(id).scalable_dimension(DESIRED).send())
+        }
+        "application-autoscaling policy" => {
+            let p = scaling_policy(aws, id).await;
+            tried!("DeleteScalingPolicy", aws.aas.delete_scaling_policy().service_namespace(ECS).policy_name(id).resource_id(p.resource_id()).scalable_dimension(DESIRED).send())
+        }
         k => panic!("no out-of-band delete for {k}"),
     }
 }
@@ -218,6 +233,19 @@ fn log_group_arn(id: &str) -> String {
 }
 
 /// The child's tags, or None for objects AWS cannot tag (DNS records).
+const ECS: aws_sdk_applicationautoscaling::types::ServiceNamespace = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+const DESIRED: aws_sdk_applicationautoscaling::types::ScalableDimension = aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount;
+
+async fn scaling_policy(aws: &Aws, name: &str) -> aws_sdk_applicationautoscaling::types::ScalingPolicy {
+    let d = aws.aas.describe_scaling_policies().service_namespace(ECS).policy_names(name).send().await.unwrap();
+    d.scaling_policies().first().cloned().unwrap_or_else(|| panic!("no scaling policy {name}"))
+}
+
+async fn scalable_target(aws: &Aws, resource_id: &str) -> aws_sdk_applicationautoscaling::types::ScalableTarget {
+    let d = aws.aas.describe_scalable_targets().service_namespace(ECS).resource_ids(resource_id).send().await.unwrap();
+    d.scalable_targets().first().cloned().unwrap_or_else(|| panic!("no scalable target {resource_id}"))
+}
+
 pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
     let id = c.id.as_str();
     let kv = |k: Option<&str>, v: Option<&str>| Some((k?.to_string(), v.unwrap_or_default().to_string()));
@@ -234,7 +262,8 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
             let d = aws.acm.list_tags_for_certificate().certificate_arn(id).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), t.value())).collect()
         }
-        "route53" => return None,
+        // Their owner is the service they scale: the composite does not tag them.
+        "route53" | "application-autoscaling" => return None,
         "ecr" => {
             let d = aws.ecr.list_tags_for_resource().resource_arn(ecr_arn(aws, id).await).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
@@ -324,10 +353,42 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
         }
         "ecs service" => {
             let cluster = id.split('/').nth(1).unwrap_or_default();
+            // Tag propagation, not the count: under autoscaling the count is the scaler's.
             let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
-            let n = d.services()[0].desired_count() + 1;
-            aws.ecs.update_service().cluster(cluster).service(id).desired_count(n).send().await.unwrap();
-            Mutation { field: "desired_count", value: n.to_string() }
+            let now = d.services()[0].propagate_tags().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let next = if now == "NONE" { "SERVICE" } else { "NONE" };
+            aws.ecs.update_service().cluster(cluster).service(id).propagate_tags(aws_sdk_ecs::types::PropagateTags::from(next)).send().await.unwrap();
+            Mutation { field: "propagate_tags", value: next.to_string() }
+        }
+        "application-autoscaling scalable-target" => {
+            let t = scalable_target(aws, id).await;
+            let max = t.max_capacity() + 1;
+            aws.aas.register_scalable_target().service_namespace(ECS).resource_id(id).scalable_dimension(DESIRED).max_capacity(max).send().await.unwrap();
+            Mutation { field: "max", value: max.to_string() }
+        }
+        "application-autoscaling policy" => {
+            let p = scaling_policy(aws, id).await;
+            let mut conf = p.target_tracking_scaling_policy_configuration().cloned().expect("a target tracking policy");
+            let target = conf.target_value() + 7.0;
+            conf = aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(target)
+                .set_predefined_metric_specification(conf.predefined_metric_specification().cloned())
+                .set_scale_in_cooldown(conf.scale_in_cooldown())
+                .set_scale_out_cooldown(conf.scale_out_cooldown())
+                .build()
+                .unwrap();
+            aws.aas
+                .put_scaling_policy()
+                .service_namespace(ECS)
+                .policy_name(id)
+                .resource_id(p.resource_id())
+                .scalable_dimension(DESIRED)
+                .policy_type(p.policy_type().clone())
+                .target_tracking_scaling_policy_configuration(conf)
+                .send()
+                .await
+                .unwrap();
+            Mutation { field: "target_value", value: target.to_string() }
         }
         "ecs cluster" => {
             let now = insights(aws, id).await;
@@ -423,7 +484,11 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
         ("ecs service", _) => {
             let cluster = id.split('/').nth(1).unwrap_or_default();
             let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
-            d.services()[0].desired_count().to_string() == m.value
+            d.services()[0].propagate_tags().map(|p| p.as_str()) == Some(m.value.as_str())
+        }
+        ("application-autoscaling scalable-target", _) => scalable_target(aws, id).await.max_capacity().to_string() == m.value,
+        ("application-autoscaling policy", _) => {
+            scaling_policy(aws, id).await.target_tracking_scaling_policy_configuration().map(|c| c.target_value().to_string()) == Some(m.value.clone())
         }
         ("ecs cluster", _) => insights(aws, id).await == m.value,
         ("logs log-group", _) => retention(aws, id).await.map(|r| r.to_string()) == Some(m.value.clone()),
