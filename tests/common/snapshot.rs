@@ -167,5 +167,19 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
     for n in sd.list_namespaces().send().await.unwrap().namespaces() {
         add(format!("servicediscovery namespace {}", n.arn().unwrap_or_default()));
     }
+    let s3 = super::aws::s3_client(sdk);
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        add(format!("s3 bucket {}", b.name().unwrap_or_default()));
+    }
+
+    let codebuild = aws_sdk_codebuild::Client::new(sdk);
+    for p in codebuild.list_projects().send().await.unwrap().projects() {
+        add(format!("codebuild project {p}"));
+    }
+
+    let codepipeline = aws_sdk_codepipeline::Client::new(sdk);
+    for p in codepipeline.list_pipelines().send().await.unwrap().pipelines() {
+        add(format!("codepipeline pipeline {}", p.name().unwrap_or_default()));
+    }
     Snapshot(s)
 }
