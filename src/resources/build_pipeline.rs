@@ -215,7 +215,9 @@ fn validate_config(c: &Value) -> Diags {
         );
     }
     let b = c.get("build");
-    if let (Some(image), Some(kind)) = (b.get("image").as_str(), b.get("environment_type").as_str()) {
+    // Unset, the environment type is its default (validation runs before defaults are filled in).
+    let kind = if b.get("environment_type").is_null() { Some("LINUX_CONTAINER") } else { b.get("environment_type").as_str() };
+    if let (Some(image), Some(kind)) = (b.get("image").as_str(), kind) {
         let arm_image = image.contains("aarch64") || image.contains("arm64");
         if image.starts_with("aws/codebuild/") && arm_image != (kind == "ARM_CONTAINER") {
             d.attr_error(
