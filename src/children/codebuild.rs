@@ -13,9 +13,9 @@ use aws_sdk_codebuild::types as cb;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Common, Ref, built, spec_tags, tags_json};
+use super::{Common, Ref, built, keeping_lease, spec_tags, tags_json};
 use crate::aws::{Aws, aws_err};
-use crate::engine::{Cx, Found, Identity, LEASE_TAG, Made, Node, NodeError, Spec, Tags, spec};
+use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 /// Where a build's source comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,14 +110,6 @@ impl ProjectNode {
         let cw =
             built(cb::CloudWatchLogsConfig::builder().status(cb::LogsConfigStatusType::Enabled).group_name(self.log_group.resolve(cx)?).stream_name(&self.log_stream).build())?;
         Ok(cb::LogsConfig::builder().cloud_watch_logs(cw).build())
-    }
-    /// The desired tags, keeping the lease tag `current` carries (UpdateProject replaces the set).
-    fn tags_keeping_lease(&self, current: &Tags) -> Tags {
-        let mut t = self.wanted_tags();
-        if let Some(l) = current.get(LEASE_TAG) {
-            t.insert(LEASE_TAG.to_string(), l.clone());
-        }
-        t
     }
 }
 
@@ -237,7 +229,7 @@ impl Node<Aws> for ProjectNode {
             any = true;
         }
         let current = spec_tags(base).unwrap_or_default();
-        let tags = self.tags_keeping_lease(&current);
+        let tags = keeping_lease(self.wanted_tags(), &current);
         if tags != current {
             req = req.set_tags(Some(cb_tags(&tags)));
             any = true;

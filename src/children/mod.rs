@@ -199,6 +199,16 @@ pub fn map_json(m: &BTreeMap<String, String>) -> serde_json::Value {
     tags_json(m)
 }
 
+/// `desired` plus the lease tag `current` carries: for services whose tag
+/// update replaces the whole set (S3, CodeBuild), so an update never drops
+/// a lease that only a release may change.
+pub fn keeping_lease(mut desired: Tags, current: &Tags) -> Tags {
+    if let Some(l) = current.get(LEASE_TAG) {
+        desired.insert(LEASE_TAG.to_string(), l.clone());
+    }
+    desired
+}
+
 /// An SDK builder's result: a missing required member is a bug in the kind, not an AWS error.
 pub fn built<T>(r: Result<T, aws_smithy_types::error::operation::BuildError>) -> Result<T, NodeError> {
     r.map_err(|e| NodeError::other(format!("internal error building an AWS request: {e}")))

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use aws_sdk_s3::types as s3;
 use serde_json::json;
 
-use super::{Common, built, spec_tags, tags_json};
+use super::{Common, built, keeping_lease, spec_tags, tags_json};
 use crate::aws::{Aws, AwsError, aws_err};
-use crate::engine::{Cx, Found, Identity, LEASE_TAG, Made, Node, NodeError, Spec, Tags, spec};
+use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
 const LIFECYCLE_RULE: &str = "cxflow-expire-artifacts";
 
@@ -237,10 +237,7 @@ impl Node<Aws> for BucketNode {
             Some(t) => t,
             None => self.tags(aws).await?.unwrap_or_default(),
         };
-        let mut desired = self.wanted_tags();
-        if let Some(lease) = current.get(LEASE_TAG) {
-            desired.insert(LEASE_TAG.to_string(), lease.clone());
-        }
+        let desired = keeping_lease(self.wanted_tags(), &current);
         if desired != current {
             self.put_tags(aws, &desired).await?;
         }

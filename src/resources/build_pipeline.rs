@@ -19,7 +19,7 @@ use crate::aws::Aws;
 use crate::children::codebuild::{BuildEnvironment, BuildSource, ProjectNode};
 use crate::children::codepipeline::{Action, PipelineNode, Stage};
 use crate::children::iam::{RoleNode, service_trust};
-use crate::children::logs::LogGroupNode;
+use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::s3::BucketNode;
 use crate::children::{Common, Ref};
 use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren};
@@ -30,7 +30,6 @@ use crate::framework::provider::Resource;
 use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting, Path, Type, Value};
 
 pub const TYPE_NAME: &str = "cxflow_build_pipeline";
-const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 const COMPUTE_TYPES: &[&str] = &["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE", "BUILD_GENERAL1_XLARGE", "BUILD_GENERAL1_2XLARGE"];
 const ENVIRONMENT_TYPES: &[&str] = &["LINUX_CONTAINER", "ARM_CONTAINER"];
 const NAME_RE: &str = "[A-Za-z0-9][A-Za-z0-9_-]{1,99}";
