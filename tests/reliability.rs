@@ -377,6 +377,11 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     let lb =
         |body: &str| format!("  load_balancer {{\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n{body}\n  }}");
     let sync = |body: &str| format!("resource \"cxflow_secret_sync\" \"x\" {{\n{body}\n}}\n");
+    // A build pipeline with one setting replaced (`from` → `to`) or added at the top level.
+    let pipeline = |from: &str, to: &str| {
+        let ok = "resource \"cxflow_build_pipeline\" \"x\" {\n  name = \"p\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"prod\"\n  }\n  build {\n    image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    repository_arn = \"arn:aws:ecr:us-east-1:123456789012:repository/r\"\n  }\n  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n}\n";
+        if from.is_empty() { ok.replacen("  name = \"p\"\n", &format!("  name = \"p\"\n  {to}\n"), 1) } else { ok.replacen(from, to, 1) }
+    };
     let cluster = |over: &str| {
         let mut m: BTreeMap<&str, String> = BTreeMap::new();
         m.insert("name", "\"cxflow\"".into());
@@ -676,6 +681,34 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("cluster", cluster("certificate_arn = \"arn:aws:iam::1:role/x\""), "certificate_arn"),
         ("cluster", cluster("tls_policy = \"TLSv1\""), "tls_policy"),
         ("cluster", cluster("environments = { verylongenvironment = { image_tag = \"s\" } }"), "verylongenvironment"),
+        // build pipeline
+        ("pipeline", pipeline("name = \"p\"", "name = \"-p\""), "name"),
+        ("pipeline", pipeline("connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f", "connection/not-a-uuid"), "connection_arn"),
+        ("pipeline", pipeline("codestar-connections", "codecommit"), "connection_arn"),
+        ("pipeline", pipeline("org/repo", "just-a-name"), "repository"),
+        ("pipeline", pipeline("branch = \"prod\"", "branch = \"has space\""), "branch"),
+        ("pipeline", pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"Not An Image\""), "image"),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    compute_type = \"HUGE\""),
+            "compute_type",
+        ),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    timeout_minutes = 4"),
+            "timeout_minutes",
+        ),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    timeout_minutes = 2161"),
+            "timeout_minutes",
+        ),
+        ("pipeline", pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-aarch64-standard:3.0\""), "environment_type"),
+        ("pipeline", pipeline("repository/r", "role/r"), "repository_arn"),
+        ("pipeline", pipeline("service = \"s\"", "service = \"s\"\n    file = \"imagedefinitions.yml\""), "file"),
+        ("pipeline", pipeline("service = \"s\"", "service = \"s\"\n    pass_role_arns = [\"arn:aws:ecr:us-east-1:123456789012:repository/r\"]"), "pass_role_arns"),
+        ("pipeline", pipeline("  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n", "  manual_approval = true\n"), "manual_approval"),
+        ("pipeline", pipeline("", "artifact_expiration_days = 0"), "artifact_expiration_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),
         ("svc", ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [null]"), "subnet_ids"),

@@ -745,6 +745,14 @@ class CodeBuildCase(unittest.TestCase):
 
 
 class ProjectTest(CodeBuildCase):
+    def test_a_pipeline_source_needs_no_location(self):
+        source = {"type": "CODEPIPELINE", "buildspec": "app/buildspec.yml"}
+        name = self.project(source=source, artifacts={"type": "CODEPIPELINE"})
+        self.assertEqual(self.get(name)["source"], source)
+        self.codebuild.update_project(name=name, source={"type": "NO_SOURCE", "buildspec": "version: 0.2"})
+        self.assertEqual(self.get(name)["source"]["type"], "NO_SOURCE")
+        self.assertFails("InvalidInputException", self.codebuild.create_project, name="no-location", **{**PROJECT, "source": {"type": "GITHUB"}})
+
     def test_create_project_keeps_every_field(self):
         project = self.get(self.project(badgeEnabled=True))
         for field, value in PROJECT.items():
@@ -1240,6 +1248,63 @@ class DependencyTest(unittest.TestCase):
         ec2.delete_subnet(SubnetId=subnet)
         [described] = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
         self.assertEqual([a for a in described["Associations"] if a.get("SubnetId") == subnet], [])
+
+class CodePipelineTest(unittest.TestCase):
+    def test_a_second_pipeline_of_one_name_is_pipeline_name_in_use(self):
+        server = SERVERS["default"]
+        iam = server.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }
+        role = iam.create_role(RoleName="standin-pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        action = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+        pipeline = {
+            "name": "standin-pipeline",
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "standin-artifacts"},
+            "stages": [
+                {"name": "Source", "actions": [{"name": "Source", "actionTypeId": action, "outputArtifacts": [{"name": "src"}]}]},
+                {"name": "Approve", "actions": [{"name": "Approve", "actionTypeId": {**action, "category": "Approval", "provider": "Manual"}}]},
+            ],
+        }
+        codepipeline = server.client("codepipeline")
+        codepipeline.create_pipeline(pipeline=pipeline, tags=[{"key": "k", "value": "v"}])
+        with self.assertRaises(ClientError) as context:
+            codepipeline.create_pipeline(pipeline=pipeline)
+        self.assertEqual(error_code(context), "PipelineNameInUseException")
+        self.assertEqual(codepipeline.get_pipeline(name="standin-pipeline")["pipeline"]["version"], 1, "the first pipeline is untouched")
+        codepipeline.delete_pipeline(name="standin-pipeline")
+        codepipeline.create_pipeline(pipeline=pipeline)
+        metadata = raw_answer(codepipeline, "get_pipeline", name="standin-pipeline")["metadata"]
+        self.assertIsInstance(metadata["created"], float, "epoch seconds, as the JSON protocol sends timestamps")
+        self.assertIsInstance(metadata["updated"], float)
+        [summary] = [p for p in raw_answer(codepipeline, "list_pipelines")["pipelines"] if p["name"] == "standin-pipeline"]
+        self.assertIsInstance(summary["created"], float)
+        self.assertEqual(codepipeline.get_pipeline(name="standin-pipeline")["metadata"]["pipelineArn"], f"arn:aws:codepipeline:us-east-1:{ACCOUNT}:standin-pipeline")
+        codepipeline.delete_pipeline(name="standin-pipeline")
+
+
+def raw_answer(client, operation, **params):
+    """The body AWS's wire protocol carried, before botocore's lenient parsing."""
+    bodies = []
+    client.meta.events.register("after-call.*", lambda http_response, **_: bodies.append(http_response.content))
+    getattr(client, operation)(**params)
+    body = bodies[-1]
+    return body if body.startswith(b"<") else json.loads(body)
+
+
+class S3Test(unittest.TestCase):
+    def test_get_bucket_versioning_answers_a_versioning_configuration(self):
+        s3 = SERVERS["default"].client("s3")
+        s3.create_bucket(Bucket="standin-versioning")
+        self.assertRegex(raw_answer(s3, "get_bucket_versioning", Bucket="standin-versioning"), rb"<VersioningConfiguration[ />]")
+        s3.put_bucket_versioning(Bucket="standin-versioning", VersioningConfiguration={"Status": "Enabled"})
+        body = raw_answer(s3, "get_bucket_versioning", Bucket="standin-versioning")
+        self.assertRegex(body, rb"<VersioningConfiguration [^>]*><Status>Enabled</Status></VersioningConfiguration>")
+        self.assertEqual(s3.get_bucket_versioning(Bucket="standin-versioning")["Status"], "Enabled")
+        s3.delete_bucket(Bucket="standin-versioning")
+
 
 if __name__ == "__main__":
     unittest.main()

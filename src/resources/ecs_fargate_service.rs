@@ -19,7 +19,7 @@ use crate::children::discovery::CloudMapServiceNode;
 use crate::children::ecs::{IMAGE_TAG_LABEL, LbTarget, Registry, ScService, ScTls, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec, task_settings_from};
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode, TargetGroupNode};
-use crate::children::logs::LogGroupNode;
+use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::network::{Rule, SecurityGroupNode, VpcOf};
 use crate::children::{Common, Ref};
 use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Relinks};
@@ -471,7 +471,6 @@ fn cluster_name(cluster: &str) -> &str {
 
 const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
 const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
-const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 const ENV_NAME_RE: &str = "[A-Za-z_][A-Za-z0-9_]*";
 const ENV_NAME_RULE: &str = "letters, digits and underscores, not starting with a digit";
 const SG_RE: &str = "sg-[0-9a-f]+";

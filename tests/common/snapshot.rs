@@ -183,5 +183,20 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
     for a in aas.describe_scheduled_actions().service_namespace(ServiceNamespace::Ecs).send().await.unwrap().scheduled_actions() {
         add(format!("application-autoscaling scheduled-action {}", a.scheduled_action_name()));
     }
+
+    let s3 = super::aws::s3_client(sdk);
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        add(format!("s3 bucket {}", b.name().unwrap_or_default()));
+    }
+
+    let codebuild = aws_sdk_codebuild::Client::new(sdk);
+    for p in codebuild.list_projects().send().await.unwrap().projects() {
+        add(format!("codebuild project {p}"));
+    }
+
+    let codepipeline = aws_sdk_codepipeline::Client::new(sdk);
+    for p in codepipeline.list_pipelines().send().await.unwrap().pipelines() {
+        add(format!("codepipeline pipeline {}", p.name().unwrap_or_default()));
+    }
     Snapshot(s)
 }
