@@ -53,7 +53,7 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
     ];
     let arn_kinds = [
         // Before ECS's `:service/`, which a Cloud Map service ARN contains too.
-        (":servicediscovery:", "servicediscovery service"),
+        (":service/srv-", "servicediscovery service"),
         (":loadbalancer/", "elbv2 load-balancer"),
         (":listener/", "elbv2 listener"),
         (":listener-rule/", "elbv2 rule"),
