@@ -299,6 +299,7 @@ fn stages(cfg: &BuildPipeline, project: &str) -> Vec<Stage> {
         input_artifacts: input.map(|i| vec![i.to_string()]).unwrap_or_default(),
         output_artifacts: output.map(|o| vec![o.to_string()]).unwrap_or_default(),
         run_order: 1,
+        namespace: None,
     };
     let mut v = vec![
         Stage {
