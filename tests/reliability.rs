@@ -381,7 +381,7 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     };
     // A release pipeline with one setting replaced (`from` → `to`).
     let release = |from: &str, to: &str| {
-        let ok = "resource \"cxflow_release_pipeline\" \"x\" {\n  name = \"r\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"master\"\n  }\n  builders = {\n    amd64 = { buildspec = \"b.yml\" }\n  }\n  signing {\n    key_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf\"\n    passphrase_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:p-AbCdEf\"\n  }\n  publish {\n    bucket_arn = \"arn:aws:s3:::releases\"\n  }\n}\n";
+        let ok = "resource \"cxflow_release_pipeline\" \"x\" {\n  name = \"rel\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"master\"\n  }\n  builders = {\n    amd64 = { buildspec = \"b.yml\" }\n  }\n  signing {\n    key_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf\"\n    passphrase_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:p-AbCdEf\"\n  }\n  publish {\n    bucket_arn = \"arn:aws:s3:::releases\"\n  }\n}\n";
         ok.replacen(from, to, 1)
     };
     let cluster = |over: &str| {
@@ -677,7 +677,7 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("release", release("secret:k-AbCdEf", "parameter/k"), "key_secret_arn"),
         ("release", release("secret:p-AbCdEf", "secret:k-AbCdEf"), "passphrase_secret_arn"),
         ("release", release("arn:aws:s3:::releases", "releases"), "bucket_arn"),
-        ("release", release("name = \"r\"", "name = \"r\"\n  log_retention_days = 2"), "log_retention_days"),
+        ("release", release("name = \"rel\"", "name = \"rel\"\n  log_retention_days = 2"), "log_retention_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),
         ("svc", ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [null]"), "subnet_ids"),

@@ -29,6 +29,7 @@ use crate::engine::{Graph, Node};
 use crate::framework::check::Check;
 use crate::framework::provider::Resource;
 use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting, Path, Type, Value};
+use crate::resources::build_pipeline::{SourceCfg, console_url, statement_resources};
 
 pub const TYPE_NAME: &str = "cxflow_release_pipeline";
 const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -66,14 +67,6 @@ pub struct ReleasePipeline {
     pub signer_environment: Option<String>,
     pub signer_role_arn: Option<String>,
     pub pipeline_role_arn: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct SourceCfg {
-    pub connection_arn: String,
-    pub repository: String,
-    pub branch: String,
-    pub detect_changes: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -132,12 +125,6 @@ fn role_name(name: &str, suffix: &str) -> String {
 
 fn bucket_name(name: &str, account: &str, region: &str) -> String {
     bounded(&name.to_ascii_lowercase(), &format!("{TYPE_NAME}/{name}"), &format!("-{account}-{region}"), 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
-}
-
-fn console_url(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.split(':').collect();
-    let (region, name) = (parts.get(3)?, parts.get(5)?);
-    Some(format!("https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{name}/view?region={region}"))
 }
 
 fn bucket_of_arn(arn: &str) -> &str {
@@ -304,7 +291,10 @@ fn validate_config(c: &Value) -> Diags {
             );
         }
         for (k, b) in m {
-            if let (Some(image), Some(kind)) = (b.get("image").as_str(), b.get("environment_type").as_str()) {
+            // Validation sees the configuration before defaults: an unset attribute is its default.
+            let image = if b.get("image").is_null() { Some(DEFAULT_IMAGE) } else { b.get("image").as_str() };
+            let kind = if b.get("environment_type").is_null() { Some("LINUX_CONTAINER") } else { b.get("environment_type").as_str() };
+            if let (Some(image), Some(kind)) = (image, kind) {
                 let arm_image = image.contains("aarch64") || image.contains("arm64");
                 if image.starts_with("aws/codebuild/") && arm_image != (kind == "ARM_CONTAINER") {
                     d.attr_error(
@@ -548,14 +538,13 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
     Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
 }
 
-fn opt(v: Option<String>) -> Value {
-    v.map(Value::string).unwrap_or(Value::Null)
+/// A statement's one resource in an observed policy document, by Sid.
+fn first_resource(policies: Option<&Json>, policy: &str, sid: &str) -> Option<String> {
+    statement_resources(policies, policy, sid).into_iter().next()
 }
 
-/// A statement's single resource in an observed policy document, by Sid.
-fn statement_resource(policies: Option<&Json>, policy: &str, sid: &str) -> Option<String> {
-    let st = policies?.get(policy)?.get("Statement")?.as_array()?.iter().find(|s| s.get("Sid") == Some(&json!(sid)))?;
-    st.get("Resource")?.as_str().map(str::to_string)
+fn opt(v: Option<String>) -> Value {
+    v.map(Value::string).unwrap_or(Value::Null)
 }
 
 /// Builder key → the variable its Sign environment entry reads, from an observed Sign action.
@@ -668,13 +657,13 @@ impl Composite<Aws> for ReleasePipelineResource {
         cfg.builders = Some(builders);
         let signer_policies = kids.field("signer_role", "inline_policies");
         cfg.signing = Some(SigningCfg {
-            key_secret_arn: statement_resource(signer_policies, "sign", "Key").unwrap_or_default(),
-            passphrase_secret_arn: statement_resource(signer_policies, "sign", "Passphrase").unwrap_or_default(),
+            key_secret_arn: first_resource(signer_policies, "sign", "Key").unwrap_or_default(),
+            passphrase_secret_arn: first_resource(signer_policies, "sign", "Passphrase").unwrap_or_default(),
             image: kids.observed("signer").and_then(|p| p.get("environment")?.get("image")?.as_str().map(str::to_string)),
         });
         let copier_vars = kids.observed("copier").and_then(|p| p.get("environment")?.get("variables").cloned());
         cfg.publish = Some(PublishCfg {
-            bucket_arn: statement_resource(kids.field("copier_role", "inline_policies"), "copy", "Publish").map(|r| r.trim_end_matches("/*").to_string()).unwrap_or_default(),
+            bucket_arn: first_resource(kids.field("copier_role", "inline_policies"), "copy", "Publish").map(|r| r.trim_end_matches("/*").to_string()).unwrap_or_default(),
             prefix: copier_vars.as_ref().and_then(|v| v.get("PUBLISH_PREFIX")?.as_str().map(str::to_string)),
         });
         cfg.log_retention_days = kids.field("logs", "retention_in_days").and_then(Json::as_i64);
