@@ -229,7 +229,7 @@ fn schema_block() -> Block {
         Attribute::new("image", Type::String)
             .default(Value::string(DEFAULT_IMAGE))
             .check(Check::Matches(IMAGE_RE, "a container image name"))
-            .describe("The signer's build image (it needs `gpg` and `bash`)."),
+            .describe("The signer's build image (it needs `gpg`, `bash` and the AWS CLI). The project pulls with CodeBuild's credentials, so a private ECR image needs a repository policy letting `codebuild.amazonaws.com` pull it."),
     ])
     .describe("How artifacts are signed: a detached, armored GPG signature (`.asc`) of every builder's artifact.");
     let publish = Block::new(vec![
