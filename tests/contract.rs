@@ -26,6 +26,11 @@ fn cxflow_build_pipeline() {
 }
 
 #[test]
+fn cxflow_release_pipeline() {
+    run(&Subject { type_name: "cxflow_release_pipeline", config: include_str!("contract/cxflow_release_pipeline.tf") });
+}
+
+#[test]
 fn cxflow_image_registry() {
     run(&Subject { type_name: "cxflow_image_registry", config: include_str!("contract/cxflow_image_registry.tf") });
 }

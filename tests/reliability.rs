@@ -382,6 +382,11 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         let ok = "resource \"cxflow_build_pipeline\" \"x\" {\n  name = \"p\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"prod\"\n  }\n  build {\n    image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    repository_arn = \"arn:aws:ecr:us-east-1:123456789012:repository/r\"\n  }\n  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n}\n";
         if from.is_empty() { ok.replacen("  name = \"p\"\n", &format!("  name = \"p\"\n  {to}\n"), 1) } else { ok.replacen(from, to, 1) }
     };
+    // A release pipeline with one setting replaced (`from` → `to`).
+    let release = |from: &str, to: &str| {
+        let ok = "resource \"cxflow_release_pipeline\" \"x\" {\n  name = \"rel\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"master\"\n  }\n  builders = {\n    amd64 = { buildspec = \"b.yml\" }\n  }\n  signing {\n    key_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf\"\n    passphrase_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:p-AbCdEf\"\n  }\n  publish {\n    bucket_arn = \"arn:aws:s3:::releases\"\n  }\n}\n";
+        ok.replacen(from, to, 1)
+    };
     let cluster = |over: &str| {
         let mut m: BTreeMap<&str, String> = BTreeMap::new();
         m.insert("name", "\"cxflow\"".into());
@@ -709,6 +714,16 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("pipeline", pipeline("service = \"s\"", "service = \"s\"\n    pass_role_arns = [\"arn:aws:ecr:us-east-1:123456789012:repository/r\"]"), "pass_role_arns"),
         ("pipeline", pipeline("  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n", "  manual_approval = true\n"), "manual_approval"),
         ("pipeline", pipeline("", "artifact_expiration_days = 0"), "artifact_expiration_days"),
+        // release pipeline
+        ("release", release("amd64 = {", "Amd64 = {"), "Amd64"),
+        ("release", release("amd64 = { buildspec = \"b.yml\" }", ""), "builders"),
+        ("release", release("amd64 = { buildspec = \"b.yml\" }", &(1..=6).map(|i| format!("b{i} = {{ buildspec = \"b.yml\" }}\n")).collect::<String>()), "builders"),
+        ("release", release("buildspec = \"b.yml\" }", "buildspec = \"b.yml\", environment_type = \"ARM_CONTAINER\" }"), "environment_type"),
+        ("release", release("buildspec = \"b.yml\" }", "buildspec = \"b.yml\", artifact_variable = \"1bad\" }"), "artifact_variable"),
+        ("release", release("secret:k-AbCdEf", "parameter/k"), "key_secret_arn"),
+        ("release", release("secret:p-AbCdEf", "secret:k-AbCdEf"), "passphrase_secret_arn"),
+        ("release", release("arn:aws:s3:::releases", "releases"), "bucket_arn"),
+        ("release", release("name = \"rel\"", "name = \"rel\"\n  log_retention_days = 2"), "log_retention_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),
         ("svc", ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [null]"), "subnet_ids"),

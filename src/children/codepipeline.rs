@@ -36,6 +36,9 @@ pub struct Action {
     pub input_artifacts: Vec<String>,
     pub output_artifacts: Vec<String>,
     pub run_order: i32,
+    /// The action's variable namespace (`#{<namespace>.<variable>}` in later actions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 pub struct PipelineNode {
@@ -74,6 +77,7 @@ fn observed_stages(p: &cp::PipelineDeclaration) -> Vec<Stage> {
                         input_artifacts: a.input_artifacts().iter().map(|i| i.name().to_string()).collect(),
                         output_artifacts: a.output_artifacts().iter().map(|o| o.name().to_string()).collect(),
                         run_order: a.run_order().unwrap_or(1),
+                        namespace: a.namespace().map(str::to_string),
                     }
                 })
                 .collect(),
@@ -116,6 +120,7 @@ impl PipelineNode {
                     .name(&a.name)
                     .action_type_id(type_id)
                     .run_order(a.run_order)
+                    .set_namespace(a.namespace.clone())
                     .set_configuration(Some(a.configuration.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
                 for i in &a.input_artifacts {
                     b = b.input_artifacts(built(cp::InputArtifact::builder().name(i).build())?);

@@ -105,7 +105,7 @@ fn start_command(name: &str) -> String {
     format!("aws codepipeline start-pipeline-execution --name {name}")
 }
 
-fn console_url(arn: &str) -> Option<String> {
+pub(crate) fn console_url(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     let (region, name) = (parts.get(3)?, parts.get(5)?);
     Some(format!("https://{region}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{name}/view?region={region}"))
@@ -300,6 +300,7 @@ fn stages(cfg: &BuildPipeline, project: &str) -> Vec<Stage> {
         input_artifacts: input.map(|i| vec![i.to_string()]).unwrap_or_default(),
         output_artifacts: output.map(|o| vec![o.to_string()]).unwrap_or_default(),
         run_order: 1,
+        namespace: None,
     };
     let mut v = vec![
         Stage {
@@ -411,7 +412,7 @@ fn opt(v: Option<String>) -> Value {
 }
 
 /// A statement's resources in an observed policy document, by Sid.
-fn statement_resources(policies: Option<&Json>, policy: &str, sid: &str) -> Vec<String> {
+pub(crate) fn statement_resources(policies: Option<&Json>, policy: &str, sid: &str) -> Vec<String> {
     let st = policies.and_then(|p| p.get(policy)).and_then(|d| d.get("Statement")).and_then(Json::as_array).and_then(|a| a.iter().find(|s| s.get("Sid") == Some(&json!(sid))));
     match st.and_then(|s| s.get("Resource")) {
         Some(Json::String(s)) => vec![s.clone()],

@@ -5,6 +5,7 @@ pub mod cxflow_cluster;
 pub mod ecs_cluster;
 pub mod ecs_fargate_service;
 pub mod image_registry;
+pub mod release_pipeline;
 pub mod secret_sync;
 pub mod ssm_secret;
 
@@ -14,7 +15,15 @@ use crate::aws::Aws;
 use crate::framework::{EphemeralResource, Resource};
 
 pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
-    vec![build_pipeline::resource(), cxflow_cluster::resource(), ecs_cluster::resource(), ecs_fargate_service::resource(), image_registry::resource(), secret_sync::resource()]
+    vec![
+        build_pipeline::resource(),
+        cxflow_cluster::resource(),
+        ecs_cluster::resource(),
+        ecs_fargate_service::resource(),
+        image_registry::resource(),
+        release_pipeline::resource(),
+        secret_sync::resource(),
+    ]
 }
 
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {

@@ -1,0 +1,739 @@
+//! `cxflow_release_pipeline`: seed 001's release pipeline as one resource — a
+//! CodePipeline that builds one artifact per `builders` entry, GPG-signs every
+//! artifact with a key and passphrase kept in Secrets Manager and publishes
+//! artifacts and signatures to a release bucket; the CodeBuild projects, one
+//! least-privilege role each, the log group and the artifact bucket.
+//!
+//! Adding a builder is adding a map entry: its project, role, Build action,
+//! output artifact, variable namespace and the signer's input and environment
+//! variable all follow from it (the seed's six template edits).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use crate::aws::Aws;
+use crate::children::codebuild::{BuildEnvironment, BuildSource, ProjectNode};
+use crate::children::codepipeline::{Action, PipelineNode, Stage};
+use crate::children::iam::{RoleNode, service_trust};
+use crate::children::logs::LogGroupNode;
+use crate::children::s3::BucketNode;
+use crate::children::{Common, Ref};
+use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren};
+use crate::engine::names::bounded;
+use crate::engine::{Graph, Node};
+use crate::framework::check::Check;
+use crate::framework::provider::Resource;
+use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting, Path, Type, Value};
+use crate::resources::build_pipeline::{SourceCfg, console_url, statement_resources};
+
+pub const TYPE_NAME: &str = "cxflow_release_pipeline";
+const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const COMPUTE_TYPES: &[&str] = &["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE", "BUILD_GENERAL1_XLARGE", "BUILD_GENERAL1_2XLARGE"];
+const ENVIRONMENT_TYPES: &[&str] = &["LINUX_CONTAINER", "ARM_CONTAINER"];
+const NAME_RE: &str = "[A-Za-z0-9][A-Za-z0-9_-]{1,79}";
+const BUILDER_RE: &str = "[a-z][a-z0-9_]{0,19}";
+const CONNECTION_RE: &str = r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+const IMAGE_RE: &str = r"[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9-]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?";
+const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0";
+const SECRET_RE: &str = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}";
+/// A CodeBuild action takes at most five input artifacts, and the signer takes one per builder.
+const MAX_BUILDERS: usize = 5;
+const SOURCE_ARTIFACT: &str = "source";
+const SIGNED_ARTIFACT: &str = "signed";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReleasePipeline {
+    pub name: String,
+    pub source: Option<SourceCfg>,
+    pub builders: Option<BTreeMap<String, BuilderCfg>>,
+    pub signing: Option<SigningCfg>,
+    pub publish: Option<PublishCfg>,
+    pub log_retention_days: Option<i64>,
+    pub artifact_expiration_days: Option<i64>,
+    pub tags: Option<BTreeMap<String, String>>,
+    // computed
+    pub arn: Option<String>,
+    pub console_url: Option<String>,
+    pub artifact_bucket: Option<String>,
+    pub log_group_name: Option<String>,
+    pub builder_projects: Option<BTreeMap<String, String>>,
+    pub signer_project: Option<String>,
+    pub copier_project: Option<String>,
+    pub signer_environment: Option<String>,
+    pub signer_role_arn: Option<String>,
+    pub pipeline_role_arn: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct BuilderCfg {
+    pub buildspec: String,
+    pub artifact_variable: Option<String>,
+    pub image: Option<String>,
+    pub compute_type: Option<String>,
+    pub environment_type: Option<String>,
+    pub privileged: Option<bool>,
+    pub timeout_minutes: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SigningCfg {
+    pub key_secret_arn: String,
+    pub passphrase_secret_arn: String,
+    pub image: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct PublishCfg {
+    pub bucket_arn: String,
+    pub prefix: Option<String>,
+}
+
+fn log_group_of(name: &str) -> String {
+    format!("/cxflow/release/{name}")
+}
+
+fn builder_project(name: &str, key: &str) -> String {
+    format!("{name}-build-{key}")
+}
+
+fn signer_project(name: &str) -> String {
+    format!("{name}-sign")
+}
+
+fn copier_project(name: &str) -> String {
+    format!("{name}-copy")
+}
+
+/// The Build action's output artifact and variable namespace of one builder.
+fn builder_artifact(key: &str) -> String {
+    format!("build_{key}")
+}
+
+/// The signer's environment variable naming one builder's artifact.
+fn artifact_env(key: &str) -> String {
+    format!("ARTIFACT_{}", key.to_ascii_uppercase())
+}
+
+fn role_name(name: &str, suffix: &str) -> String {
+    bounded(name, &format!("{TYPE_NAME}/{name}"), suffix, 64, |c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn bucket_name(name: &str, account: &str, region: &str) -> String {
+    bounded(&name.to_ascii_lowercase(), &format!("{TYPE_NAME}/{name}"), &format!("-{account}-{region}"), 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+fn bucket_of_arn(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or_default()
+}
+
+/// The Sign action's `EnvironmentVariables`: CodePipeline's stringified JSON, one
+/// `ARTIFACT_<KEY>` per builder naming the artifact its build exported.
+fn signer_environment(builders: &BTreeMap<String, BuilderCfg>) -> String {
+    let vars: Vec<Json> = builders
+        .iter()
+        .map(|(k, b)| {
+            let var = b.artifact_variable.clone().unwrap_or_else(|| "ARTIFACT_NAME".into());
+            json!({"name": artifact_env(k), "value": format!("#{{{}.{var}}}", builder_artifact(k)), "type": "PLAINTEXT"})
+        })
+        .collect();
+    Json::Array(vars).to_string()
+}
+
+/// The signer's buildspec. It does not name the builders: it signs the file each
+/// `ARTIFACT_<KEY>` names in `$CODEBUILD_SRC_DIR_build_<key>` (the primary
+/// input's directory is `$CODEBUILD_SRC_DIR`), so adding a builder leaves it unchanged.
+fn signer_buildspec(key_arn: &str, passphrase_arn: &str) -> String {
+    format!(
+        r#"version: 0.2
+env:
+  shell: bash
+  secrets-manager:
+    GPG_KEY: "{key_arn}"
+    GPG_PASSPHRASE: "{passphrase_arn}"
+phases:
+  build:
+    commands:
+      - mkdir -p "$CODEBUILD_SRC_DIR/signed"
+      - echo "$GPG_KEY" | gpg --batch --import
+      - |
+        for var in $(compgen -v ARTIFACT_); do
+          key=$(echo "${{var#ARTIFACT_}}" | tr 'A-Z' 'a-z')
+          dir_var="CODEBUILD_SRC_DIR_build_$key"
+          dir="${{!dir_var:-$CODEBUILD_SRC_DIR}}"
+          file="${{!var}}"
+          cp "$dir/$file" "$CODEBUILD_SRC_DIR/signed/"
+          echo "$GPG_PASSPHRASE" | gpg --batch --yes --pinentry-mode loopback --passphrase-fd 0 --armor --detach-sign --output "$CODEBUILD_SRC_DIR/signed/$(basename "$file").asc" "$dir/$file"
+        done
+artifacts:
+  base-directory: signed
+  files:
+    - '**/*'
+"#
+    )
+}
+
+/// The copier's buildspec: everything the signer wrote goes to the release bucket.
+const COPIER_BUILDSPEC: &str = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - aws s3 cp --recursive . "s3://$PUBLISH_BUCKET/$PUBLISH_PREFIX"
+"#;
+
+fn schema_block() -> Block {
+    let source = Block::new(vec![
+        Attribute::new("connection_arn", Type::String)
+            .required()
+            .check(Check::Matches(CONNECTION_RE, "a CodeStar (or CodeConnections) connection ARN, `arn:aws:codestar-connections:<region>:<account>:connection/<uuid>`"))
+            .describe("The GitHub connection, made once in the console."),
+        Attribute::new("repository", Type::String)
+            .required()
+            .check(Check::Matches(r"[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}", "`owner/name`"))
+            .describe("The repository, `owner/name`."),
+        Attribute::new("branch", Type::String)
+            .required()
+            .check(Check::Matches(r"[^\s~^:?*\[\\]{1,255}", "a Git branch name (no spaces or ~ ^ : ? * [ \\)"))
+            .describe("The branch the pipeline releases."),
+        Attribute::new("detect_changes", Type::Bool).default(Value::Bool(true)).describe("Start the pipeline when the branch changes."),
+    ])
+    .describe("Where the code comes from: a GitHub (version 2) source through a CodeStar connection.");
+    let builder = vec![
+        Attribute::new("buildspec", Type::String).required().check(Check::Len(1, 255)).describe("Path of the builder's buildspec in the repository."),
+        Attribute::new("artifact_variable", Type::String)
+            .default(Value::string("ARTIFACT_NAME"))
+            .check(Check::Matches("[A-Za-z_][A-Za-z0-9_]{0,127}", "an environment variable name the buildspec exports"))
+            .describe("The exported variable holding the name of the file the build made (its `exported-variables`)."),
+        Attribute::new("image", Type::String)
+            .default(Value::string(DEFAULT_IMAGE))
+            .check(Check::Matches(IMAGE_RE, "a container image name, e.g. `aws/codebuild/amazonlinux2-x86_64-standard:5.0`"))
+            .describe("The build image."),
+        Attribute::new("compute_type", Type::String).default(Value::string("BUILD_GENERAL1_SMALL")).check(Check::OneOf(COMPUTE_TYPES)).describe("Build compute."),
+        Attribute::new("environment_type", Type::String).default(Value::string("LINUX_CONTAINER")).check(Check::OneOf(ENVIRONMENT_TYPES)).describe("Build container type."),
+        Attribute::new("privileged", Type::Bool).default(Value::Bool(false)).describe("Privileged mode, needed to build Docker images."),
+        Attribute::new("timeout_minutes", Type::Number).default(Value::int(60)).check(Check::Int(5, 2160)).describe("Build timeout in minutes."),
+    ];
+    let signing = Block::new(vec![
+        Attribute::new("key_secret_arn", Type::String)
+            .required()
+            .check(Check::Matches(SECRET_RE, "a Secrets Manager secret ARN"))
+            .describe("The secret holding the armored GPG private key (plain text). Only the signer role may read it."),
+        Attribute::new("passphrase_secret_arn", Type::String)
+            .required()
+            .check(Check::Matches(SECRET_RE, "a Secrets Manager secret ARN"))
+            .describe("The secret holding the key's passphrase (plain text). Only the signer role may read it."),
+        Attribute::new("image", Type::String)
+            .default(Value::string(DEFAULT_IMAGE))
+            .check(Check::Matches(IMAGE_RE, "a container image name"))
+            .describe("The signer's build image (it needs `gpg`, `bash` and the AWS CLI). The project pulls with CodeBuild's credentials, so a private ECR image needs a repository policy letting `codebuild.amazonaws.com` pull it."),
+    ])
+    .describe("How artifacts are signed: a detached, armored GPG signature (`.asc`) of every builder's artifact.");
+    let publish = Block::new(vec![
+        Attribute::new("bucket_arn", Type::String)
+            .required()
+            .check(Check::Matches(r"arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket ARN, `arn:aws:s3:::<bucket>`"))
+            .describe("The release bucket artifacts and signatures are copied to (the copier may only put objects there)."),
+        Attribute::new("prefix", Type::String)
+            .default(Value::string(""))
+            .check(Check::Matches(r"([A-Za-z0-9!_.*'()/-]{1,512}/)?", "empty, or a key prefix ending in `/`"))
+            .describe("Key prefix in the release bucket."),
+    ])
+    .describe("Where signed artifacts go.");
+    Block::new(vec![
+        Attribute::new("name", Type::String)
+            .required()
+            .force_new()
+            .check(Check::Matches(NAME_RE, "2 to 80 letters, digits, `-` and `_`, starting with a letter or digit"))
+            .describe("Name of the pipeline; its projects are `<name>-build-<builder>`, `<name>-sign` and `<name>-copy`."),
+        Attribute::nested("builders", Nesting::Map, builder)
+            .required()
+            .check(Check::Keys(Box::new(Check::Matches(BUILDER_RE, "1 to 20 lowercase letters, digits and `_`, starting with a letter"))))
+            .describe("One CodeBuild project per artifact (a platform), keyed by a short name; each runs in the Build stage and its artifact is signed and published."),
+        Attribute::new("log_retention_days", Type::Number).default(Value::int(30)).check(Check::IntIn(RETENTION_DAYS)).describe("Days the pipeline's log group keeps build logs."),
+        Attribute::new("artifact_expiration_days", Type::Number)
+            .default(Value::int(30))
+            .check(Check::Int(1, 3650))
+            .describe("Days pipeline artifacts (and their replaced versions) are kept in the artifact bucket."),
+        Attribute::new("arn", Type::String).computed().describe("ARN of the pipeline."),
+        Attribute::new("console_url", Type::String).computed().describe("The pipeline in the AWS console."),
+        Attribute::new("artifact_bucket", Type::String).computed().describe("Name of the artifact bucket."),
+        Attribute::new("log_group_name", Type::String).computed().describe("The log group every project writes to, `/cxflow/release/<name>`."),
+        Attribute::new("builder_projects", Type::map(Type::String)).computed().describe("Builder key → CodeBuild project name."),
+        Attribute::new("signer_project", Type::String).computed().describe("Name of the signer's CodeBuild project."),
+        Attribute::new("copier_project", Type::String).computed().describe("Name of the copier's CodeBuild project."),
+        Attribute::new("signer_environment", Type::String).computed().describe("The Sign action's generated `EnvironmentVariables` (stringified JSON)."),
+        Attribute::new("signer_role_arn", Type::String).computed().describe("ARN of the signer's role, the only one that may read the signing secrets."),
+        Attribute::new("pipeline_role_arn", Type::String).computed().describe("ARN of the pipeline's service role."),
+    ])
+    .with_blocks(vec![
+        NestedBlock::new("source", Nesting::Single, source).min(1).max(1),
+        NestedBlock::new("signing", Nesting::Single, signing).min(1).max(1),
+        NestedBlock::new("publish", Nesting::Single, publish).min(1).max(1),
+    ])
+    .describe(
+        "A release pipeline: a GitHub source, one CodeBuild build per artifact, a GPG signer reading its key from Secrets Manager, \
+         and a copier publishing artifacts and signatures to a release bucket, with an encrypted, private artifact bucket and one least-privilege role per project.",
+    )
+}
+
+fn validate_config(c: &Value) -> Diags {
+    let mut d = Diags::new();
+    if let Value::Map(m) = c.get("builders") {
+        if m.is_empty() || m.len() > MAX_BUILDERS {
+            d.attr_error(
+                Path::attr("builders"),
+                "Builders out of range",
+                format!("builders has {} entries; the signer takes every builder's artifact and a CodeBuild action takes 1 to {MAX_BUILDERS} inputs.", m.len()),
+            );
+        }
+        for (k, b) in m {
+            // Validation sees the configuration before defaults: an unset attribute is its default.
+            let image = if b.get("image").is_null() { Some(DEFAULT_IMAGE) } else { b.get("image").as_str() };
+            let kind = if b.get("environment_type").is_null() { Some("LINUX_CONTAINER") } else { b.get("environment_type").as_str() };
+            if let (Some(image), Some(kind)) = (image, kind) {
+                let arm_image = image.contains("aarch64") || image.contains("arm64");
+                if image.starts_with("aws/codebuild/") && arm_image != (kind == "ARM_CONTAINER") {
+                    d.attr_error(
+                        Path::attr("builders").key(k).then_attr("environment_type"),
+                        "Image and environment type differ",
+                        format!(
+                            "{image} is a CodeBuild {} image; environment_type {kind} runs {} images.",
+                            if arm_image { "ARM" } else { "x86" },
+                            if arm_image { "x86" } else { "ARM" }
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    let s = c.get("signing");
+    if let (Some(k), Some(p)) = (s.get("key_secret_arn").as_str(), s.get("passphrase_secret_arn").as_str()) {
+        if k == p {
+            d.attr_error(Path::attr("signing").then_attr("passphrase_secret_arn"), "Same secret twice", "The key and its passphrase must be two secrets.");
+        }
+    }
+    d
+}
+
+fn policy(statements: Vec<Json>) -> Json {
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// What every project's role shares: its own log streams and the artifact bucket.
+fn project_statements(c: &Common, name: &str, bucket: &str, write: bool) -> Vec<Json> {
+    let p = c.partition();
+    let mut objects = vec!["s3:GetObject", "s3:GetObjectVersion"];
+    if write {
+        objects.push("s3:PutObject");
+    }
+    vec![
+        json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+               "Resource": format!("arn:{p}:logs:{}:{}:log-group:{}:*", c.region, c.account, log_group_of(name))}),
+        json!({"Sid": "Artifacts", "Effect": "Allow", "Action": objects, "Resource": format!("arn:{p}:s3:::{bucket}/*")}),
+        json!({"Sid": "ArtifactBucket", "Effect": "Allow", "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"], "Resource": format!("arn:{p}:s3:::{bucket}")}),
+    ]
+}
+
+fn signer_policy(c: &Common, name: &str, bucket: &str, s: &SigningCfg) -> Json {
+    let mut st = project_statements(c, name, bucket, true);
+    st.push(json!({"Sid": "Key", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": s.key_secret_arn}));
+    st.push(json!({"Sid": "Passphrase", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": s.passphrase_secret_arn}));
+    policy(st)
+}
+
+fn copier_policy(c: &Common, name: &str, bucket: &str, publish: &PublishCfg) -> Json {
+    let mut st = project_statements(c, name, bucket, false);
+    st.push(json!({"Sid": "Publish", "Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("{}/*", publish.bucket_arn)}));
+    policy(st)
+}
+
+fn pipeline_policy(c: &Common, connection_arn: &str, bucket: &str, projects: Vec<String>) -> Json {
+    let p = c.partition();
+    let service = if connection_arn.contains(":codeconnections:") { "codeconnections" } else { "codestar-connections" };
+    policy(vec![
+        json!({"Sid": "Build", "Effect": "Allow", "Action": ["codebuild:BatchGetBuilds", "codebuild:StartBuild"], "Resource": projects}),
+        json!({"Sid": "Source", "Effect": "Allow", "Action": format!("{service}:UseConnection"), "Resource": connection_arn}),
+        json!({"Sid": "Artifacts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"], "Resource": format!("arn:{p}:s3:::{bucket}/*")}),
+        json!({"Sid": "ArtifactBucket", "Effect": "Allow", "Action": ["s3:GetBucketLocation", "s3:GetBucketVersioning"], "Resource": format!("arn:{p}:s3:::{bucket}")}),
+    ])
+}
+
+fn codebuild_action(name: &str, project: &str, inputs: Vec<String>, outputs: Vec<String>, mut config: BTreeMap<String, String>, namespace: Option<String>) -> Action {
+    config.insert("ProjectName".into(), project.into());
+    Action {
+        name: name.into(),
+        category: "Build".into(),
+        owner: "AWS".into(),
+        provider: "CodeBuild".into(),
+        version: "1".into(),
+        configuration: config,
+        input_artifacts: inputs,
+        output_artifacts: outputs,
+        run_order: 1,
+        namespace,
+    }
+}
+
+fn stages(cfg: &ReleasePipeline) -> Vec<Stage> {
+    let name = &cfg.name;
+    let src = cfg.source.clone().unwrap_or_default();
+    let builders = cfg.builders.clone().unwrap_or_default();
+    let source = Action {
+        name: "Source".into(),
+        category: "Source".into(),
+        owner: "AWS".into(),
+        provider: "CodeStarSourceConnection".into(),
+        version: "1".into(),
+        configuration: BTreeMap::from([
+            ("ConnectionArn".to_string(), src.connection_arn.clone()),
+            ("FullRepositoryId".to_string(), src.repository.clone()),
+            ("BranchName".to_string(), src.branch.clone()),
+            ("DetectChanges".to_string(), src.detect_changes.unwrap_or(true).to_string()),
+            ("OutputArtifactFormat".to_string(), "CODE_ZIP".to_string()),
+        ]),
+        input_artifacts: vec![],
+        output_artifacts: vec![SOURCE_ARTIFACT.into()],
+        run_order: 1,
+        namespace: None,
+    };
+    let build = builders
+        .keys()
+        .map(|k| {
+            codebuild_action(&format!("Build-{k}"), &builder_project(name, k), vec![SOURCE_ARTIFACT.into()], vec![builder_artifact(k)], BTreeMap::new(), Some(builder_artifact(k)))
+        })
+        .collect();
+    let inputs: Vec<String> = builders.keys().map(|k| builder_artifact(k)).collect();
+    let mut sign_config = BTreeMap::from([("EnvironmentVariables".to_string(), signer_environment(&builders))]);
+    if let Some(first) = inputs.first() {
+        sign_config.insert("PrimarySource".into(), first.clone());
+    }
+    vec![
+        Stage { name: "Source".into(), actions: vec![source] },
+        Stage { name: "Build".into(), actions: build },
+        Stage { name: "Sign".into(), actions: vec![codebuild_action("Sign", &signer_project(name), inputs, vec![SIGNED_ARTIFACT.into()], sign_config, None)] },
+        Stage { name: "Publish".into(), actions: vec![codebuild_action("Publish", &copier_project(name), vec![SIGNED_ARTIFACT.into()], vec![], BTreeMap::new(), None)] },
+    ]
+}
+
+fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
+    let name = &cfg.name;
+    let bucket = bucket_name(name, &c.account, &c.region);
+    let signing = cfg.signing.clone().unwrap_or_default();
+    let publish = cfg.publish.clone().unwrap_or_default();
+    let builders = cfg.builders.clone().unwrap_or_default();
+    let account_only = Some(json!({"StringEquals": {"aws:SourceAccount": c.account}}));
+    let role = |key: String, suffix: &str, service: &str, what: &str, inline: (&str, Json)| RoleNode {
+        c: c.clone(),
+        key,
+        name: role_name(name, suffix),
+        path: "/".into(),
+        description: format!("{what} of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
+        trust: service_trust(service, account_only.clone()),
+        managed: Vec::new(),
+        inline: BTreeMap::from([(inline.0.to_string(), inline.1)]),
+        wanted: true,
+    };
+    let project = |key: String, project: String, what: &str, buildspec: String, env: BuildEnvironment, timeout: i64, role_key: &str| ProjectNode {
+        c: c.clone(),
+        key,
+        name: project.clone(),
+        description: format!("{what} of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
+        source: BuildSource { kind: "CODEPIPELINE".into(), location: None, buildspec: Some(buildspec) },
+        artifacts: "CODEPIPELINE".into(),
+        environment: env,
+        service_role: Ref::dep(role_key),
+        timeout_minutes: timeout,
+        queued_timeout_minutes: 480,
+        log_group: Ref::dep("logs"),
+        log_stream: project,
+    };
+    let env = |image: Option<String>, variables: BTreeMap<String, String>| BuildEnvironment {
+        kind: "LINUX_CONTAINER".into(),
+        image: image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+        compute_type: "BUILD_GENERAL1_SMALL".into(),
+        privileged: false,
+        variables,
+    };
+    let mut nodes: Vec<Box<dyn Node<Aws>>> = vec![
+        Box::new(BucketNode {
+            c: c.clone(),
+            key: "artifact_bucket".into(),
+            name: bucket.clone(),
+            expire_days: cfg.artifact_expiration_days.unwrap_or(30),
+            noncurrent_days: cfg.artifact_expiration_days.unwrap_or(30),
+        }),
+        Box::new(LogGroupNode { c: c.clone(), key: "logs".into(), name: log_group_of(name), retention_days: cfg.log_retention_days.unwrap_or(30), retain: false }),
+    ];
+    let mut project_arns = Vec::new();
+    let mut after = Vec::new();
+    for (k, b) in &builders {
+        let role_key = format!("builder_{k}_role");
+        nodes.push(Box::new(role(
+            role_key.clone(),
+            &format!("-b-{k}"),
+            "codebuild.amazonaws.com",
+            &format!("Builder {k} role"),
+            ("build", policy(project_statements(&c, name, &bucket, true))),
+        )));
+        let p = project(
+            format!("builder_{k}"),
+            builder_project(name, k),
+            &format!("Builder {k}"),
+            b.buildspec.clone(),
+            BuildEnvironment {
+                kind: b.environment_type.clone().unwrap_or_else(|| "LINUX_CONTAINER".into()),
+                image: b.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into()),
+                compute_type: b.compute_type.clone().unwrap_or_else(|| "BUILD_GENERAL1_SMALL".into()),
+                privileged: b.privileged.unwrap_or(false),
+                variables: BTreeMap::new(),
+            },
+            b.timeout_minutes.unwrap_or(60),
+            &role_key,
+        );
+        project_arns.push(p.arn());
+        after.push(format!("builder_{k}"));
+        nodes.push(Box::new(p));
+    }
+    nodes.push(Box::new(role("signer_role".into(), "-sign", "codebuild.amazonaws.com", "Signer role", ("sign", signer_policy(&c, name, &bucket, &signing)))));
+    let signer = project(
+        "signer".into(),
+        signer_project(name),
+        "Signer",
+        signer_buildspec(&signing.key_secret_arn, &signing.passphrase_secret_arn),
+        env(signing.image.clone(), BTreeMap::new()),
+        60,
+        "signer_role",
+    );
+    nodes.push(Box::new(role("copier_role".into(), "-copy", "codebuild.amazonaws.com", "Copier role", ("copy", copier_policy(&c, name, &bucket, &publish)))));
+    let publish_vars = BTreeMap::from([
+        ("PUBLISH_BUCKET".to_string(), bucket_of_arn(&publish.bucket_arn).to_string()),
+        ("PUBLISH_PREFIX".to_string(), publish.prefix.clone().unwrap_or_default()),
+    ]);
+    let copier = project("copier".into(), copier_project(name), "Copier", COPIER_BUILDSPEC.into(), env(None, publish_vars), 60, "copier_role");
+    project_arns.extend([signer.arn(), copier.arn()]);
+    after.extend(["signer".to_string(), "copier".to_string()]);
+    nodes.push(Box::new(signer));
+    nodes.push(Box::new(copier));
+    let connection = cfg.source.as_ref().map(|s| s.connection_arn.clone()).unwrap_or_default();
+    nodes.push(Box::new(role(
+        "pipeline_role".into(),
+        "-pipeline",
+        "codepipeline.amazonaws.com",
+        "CodePipeline service role",
+        ("pipeline", pipeline_policy(&c, &connection, &bucket, project_arns)),
+    )));
+    nodes.push(Box::new(PipelineNode {
+        c: c.clone(),
+        key: "pipeline".into(),
+        name: name.clone(),
+        role: Ref::dep("pipeline_role"),
+        bucket: Ref::dep("artifact_bucket"),
+        stages: stages(cfg),
+        after,
+    }));
+    Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
+}
+
+/// A statement's one resource in an observed policy document, by Sid.
+fn first_resource(policies: Option<&Json>, policy: &str, sid: &str) -> Option<String> {
+    statement_resources(policies, policy, sid).into_iter().next()
+}
+
+fn opt(v: Option<String>) -> Value {
+    v.map(Value::string).unwrap_or(Value::Null)
+}
+
+/// Builder key → the variable its Sign environment entry reads, from an observed Sign action.
+fn observed_artifact_variables(sign: Option<&Action>) -> BTreeMap<String, String> {
+    let vars: Vec<Json> = sign.and_then(|a| a.configuration.get("EnvironmentVariables")).and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default();
+    vars.iter()
+        .filter_map(|v| {
+            let value = v.get("value")?.as_str()?.strip_prefix("#{")?.strip_suffix('}')?;
+            let (ns, var) = value.split_once('.')?;
+            Some((ns.strip_prefix("build_")?.to_string(), var.to_string()))
+        })
+        .collect()
+}
+
+pub struct ReleasePipelineResource;
+
+#[async_trait]
+impl Composite<Aws> for ReleasePipelineResource {
+    type State = ReleasePipeline;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+    const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+    fn block() -> Block {
+        schema_block()
+    }
+    fn validate(config: &Value) -> Diags {
+        validate_config(config)
+    }
+    fn derived(p: &mut Value) {
+        let name = p.get("name").as_str().map(str::to_string);
+        let known = |f: fn(&str) -> String| name.as_deref().map(|n| Value::string(f(n))).unwrap_or(Value::Unknown);
+        p.set_attr("log_group_name", known(log_group_of));
+        p.set_attr("signer_project", known(signer_project));
+        p.set_attr("copier_project", known(copier_project));
+        let builders: Option<BTreeMap<String, BuilderCfg>> = match p.get("builders") {
+            b @ Value::Map(_) => crate::framework::typed::from_value(b).ok(),
+            _ => None,
+        };
+        let projects = match (&name, &builders) {
+            (Some(n), Some(b)) => Value::Map(b.keys().map(|k| (k.clone(), Value::string(builder_project(n, k)))).collect()),
+            _ => Value::Unknown,
+        };
+        p.set_attr("builder_projects", projects);
+        p.set_attr("signer_environment", builders.as_ref().map(|b| Value::string(signer_environment(b))).unwrap_or(Value::Unknown));
+    }
+    fn owner_name(s: &ReleasePipeline) -> String {
+        s.name.clone()
+    }
+    fn id(s: &ReleasePipeline) -> String {
+        s.name.clone()
+    }
+    async fn graph(s: &ReleasePipeline, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
+        build_graph(s, Common::new(g).await?)
+    }
+    fn planned_outputs(p: &mut Value, pc: &PlannedChildren<'_, Aws>) {
+        let arn = pc.identity("pipeline");
+        let url = arn.as_str().and_then(console_url).map(Value::string).unwrap_or(Value::Unknown);
+        p.set_attr("arn", arn);
+        p.set_attr("console_url", url);
+        p.set_attr("artifact_bucket", pc.identity("artifact_bucket"));
+        p.set_attr("signer_role_arn", pc.identity("signer_role"));
+        p.set_attr("pipeline_role_arn", pc.identity("pipeline_role"));
+    }
+    fn outputs(st: &mut Value, _cfg: &ReleasePipeline, kids: &Kids<'_>) {
+        let arn = kids.id("pipeline");
+        st.set_attr("console_url", opt(arn.as_deref().and_then(console_url)));
+        st.set_attr("arn", opt(arn));
+        st.set_attr("artifact_bucket", opt(kids.id("artifact_bucket")));
+        st.set_attr("signer_role_arn", opt(kids.id("signer_role")));
+        st.set_attr("pipeline_role_arn", opt(kids.id("pipeline_role")));
+    }
+    fn import_seed(id: &str) -> Result<ReleasePipeline, Diags> {
+        let name = id.trim().rsplit(':').next().unwrap_or_default().to_string();
+        if !regex::Regex::new(&format!("^{NAME_RE}$")).map(|r| r.is_match(&name)).unwrap_or(false) {
+            return Err(Diagnostic::error("Invalid import ID", format!("Import a {TYPE_NAME} by its pipeline name or ARN, not {id:?}.")).into());
+        }
+        Ok(ReleasePipeline { name, ..Default::default() })
+    }
+    async fn from_observed(aws: &Aws, seed: &ReleasePipeline, kids: &Kids<'_>) -> Result<ReleasePipeline, Diags> {
+        let mut cfg = seed.clone();
+        let Some(stages) = kids.field("pipeline", "stages").and_then(|s| serde_json::from_value::<Vec<Stage>>(s.clone()).ok()) else { return Ok(cfg) };
+        let action = |stage: &str| stages.iter().find(|s| s.name == stage).and_then(|s| s.actions.first()).cloned();
+        let conf = |a: &Option<Action>, k: &str| a.as_ref().and_then(|a| a.configuration.get(k).cloned()).unwrap_or_default();
+        let src = action("Source");
+        cfg.source = Some(SourceCfg {
+            connection_arn: conf(&src, "ConnectionArn"),
+            repository: conf(&src, "FullRepositoryId"),
+            branch: conf(&src, "BranchName"),
+            detect_changes: Some(conf(&src, "DetectChanges") != "false"),
+        });
+        let variables = observed_artifact_variables(action("Sign").as_ref());
+        let keys: Vec<String> =
+            stages.iter().filter(|s| s.name == "Build").flat_map(|s| &s.actions).filter_map(|a| a.namespace.as_deref()?.strip_prefix("build_").map(str::to_string)).collect();
+        let mut builders = BTreeMap::new();
+        for k in keys {
+            let mut b = BuilderCfg { artifact_variable: variables.get(&k).cloned(), ..Default::default() };
+            if let Some(p) = kids.observed(&format!("builder_{k}")) {
+                let env: Option<BuildEnvironment> = p.get("environment").and_then(|e| serde_json::from_value(e.clone()).ok());
+                b.buildspec = p.get("source").and_then(|s| s.get("buildspec")).and_then(Json::as_str).unwrap_or_default().to_string();
+                b.timeout_minutes = p.get("timeout_minutes").and_then(Json::as_i64);
+                if let Some(e) = env {
+                    b.image = Some(e.image);
+                    b.compute_type = Some(e.compute_type);
+                    b.environment_type = Some(e.kind);
+                    b.privileged = Some(e.privileged);
+                }
+            }
+            builders.insert(k, b);
+        }
+        cfg.builders = Some(builders);
+        let signer_policies = kids.field("signer_role", "inline_policies");
+        cfg.signing = Some(SigningCfg {
+            key_secret_arn: first_resource(signer_policies, "sign", "Key").unwrap_or_default(),
+            passphrase_secret_arn: first_resource(signer_policies, "sign", "Passphrase").unwrap_or_default(),
+            image: kids.observed("signer").and_then(|p| p.get("environment")?.get("image")?.as_str().map(str::to_string)),
+        });
+        let copier_vars = kids.observed("copier").and_then(|p| p.get("environment")?.get("variables").cloned());
+        cfg.publish = Some(PublishCfg {
+            bucket_arn: first_resource(kids.field("copier_role", "inline_policies"), "copy", "Publish").map(|r| r.trim_end_matches("/*").to_string()).unwrap_or_default(),
+            prefix: copier_vars.as_ref().and_then(|v| v.get("PUBLISH_PREFIX")?.as_str().map(str::to_string)),
+        });
+        cfg.log_retention_days = kids.field("logs", "retention_in_days").and_then(Json::as_i64);
+        cfg.artifact_expiration_days = kids.field("artifact_bucket", "lifecycle").and_then(|l| l.get("expire_days")).and_then(Json::as_i64);
+        cfg.tags = Some(kids.user_tags("pipeline", &aws.default_tags)).filter(|t| !t.is_empty());
+        Ok(cfg)
+    }
+}
+
+pub fn resource() -> Arc<dyn Resource<Aws>> {
+    Arc::new(CompositeResource::<ReleasePipelineResource>::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common() -> Arc<Common> {
+        Arc::new(Common { owner: crate::engine::Owner::new(TYPE_NAME, "agent"), tags: Default::default(), region: "us-west-2".into(), account: "123456789012".into() })
+    }
+
+    fn cfg(keys: &[&str]) -> ReleasePipeline {
+        ReleasePipeline {
+            name: "ecs-agent".into(),
+            source: Some(SourceCfg {
+                connection_arn: "arn:aws:codestar-connections:us-west-2:123456789012:connection/0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f".into(),
+                repository: "example-org/amazon-ecs-agent".into(),
+                branch: "master".into(),
+                detect_changes: Some(true),
+            }),
+            builders: Some(keys.iter().map(|k| (k.to_string(), BuilderCfg { buildspec: format!("buildspecs/{k}.yml"), ..Default::default() })).collect()),
+            signing: Some(SigningCfg {
+                key_secret_arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key-AbCdEf".into(),
+                passphrase_secret_arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-passphrase-GhIjKl".into(),
+                image: None,
+            }),
+            publish: Some(PublishCfg { bucket_arn: "arn:aws:s3:::example-releases".into(), prefix: None }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_builder_is_a_project_a_role_an_action_and_a_signer_input() {
+        let g = build_graph(&cfg(&["amd64", "arm64"]), common()).unwrap();
+        assert_eq!(g.wanted_keys().len(), 2 + 2 * 2 + 4 + 2);
+        let st = stages(&cfg(&["amd64", "arm64"]));
+        assert_eq!(st.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["Source", "Build", "Sign", "Publish"]);
+        assert_eq!(st[1].actions.iter().map(|a| a.namespace.clone().unwrap()).collect::<Vec<_>>(), ["build_amd64", "build_arm64"]);
+        let sign = &st[2].actions[0];
+        assert_eq!(sign.input_artifacts, ["build_amd64", "build_arm64"]);
+        let env: Json = serde_json::from_str(&sign.configuration["EnvironmentVariables"]).unwrap();
+        assert_eq!(env[1], json!({"name": "ARTIFACT_ARM64", "value": "#{build_arm64.ARTIFACT_NAME}", "type": "PLAINTEXT"}));
+        assert_eq!(observed_artifact_variables(Some(sign)), BTreeMap::from([("amd64".into(), "ARTIFACT_NAME".into()), ("arm64".into(), "ARTIFACT_NAME".into())]));
+    }
+
+    #[test]
+    fn only_the_signer_policy_names_the_secrets() {
+        let c = common();
+        let s = cfg(&["amd64"]).signing.unwrap();
+        let signer = signer_policy(&c, "ecs-agent", "b", &s).to_string();
+        assert!(signer.contains("secretsmanager:GetSecretValue") && signer.contains(&s.key_secret_arn) && signer.contains(&s.passphrase_secret_arn));
+        let others =
+            [policy(project_statements(&c, "ecs-agent", "b", true)), copier_policy(&c, "ecs-agent", "b", &cfg(&[]).publish.unwrap()), pipeline_policy(&c, "x", "b", vec![])];
+        assert!(others.iter().all(|p| !p.to_string().contains("secretsmanager")));
+    }
+
+    #[test]
+    fn names_fit_aws_limits() {
+        let long = "a".repeat(80);
+        assert!(role_name(&long, "-b-abcdefghijklmnopqrst").len() <= 64);
+        assert!(bucket_name(&long, "123456789012", "ap-southeast-2").len() <= 63);
+    }
+}

@@ -1,0 +1,230 @@
+//! cxflow_release_pipeline end to end: seed 001's release pipeline with two
+//! builders applied through Terraform and read back (stages, each Build
+//! action's artifact and namespace, the Sign action's inputs and generated
+//! environment variables, the projects, every role's policy through
+//! parliament, only the signer reading the key secrets); a third builder is
+//! an in-place pipeline update plus one new project and role; import by name
+//! plans empty; destroy with artifacts in the bucket leaves nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::aws::{Aws, children};
+use common::snapshot::Snapshot;
+use common::*;
+use serde_json::{Value as Json, json};
+
+const ACCOUNT: &str = "123456789012";
+const NAME: &str = "ecs-agent";
+const CONNECTION: &str = "arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f";
+
+fn config(key_arn: &str, passphrase_arn: &str, builders: &[(&str, &str)]) -> String {
+    let builders: String = builders.iter().map(|(k, spec)| format!("    {k} = {{ buildspec = \"{spec}\", artifact_variable = \"ARTIFACT_NAME\" }}\n")).collect();
+    format!(
+        r#"{}
+resource "cxflow_release_pipeline" "agent" {{
+  name = "{NAME}"
+  source {{
+    connection_arn = "{CONNECTION}"
+    repository     = "example-org/amazon-ecs-agent"
+    branch         = "master"
+  }}
+  builders = {{
+{builders}  }}
+  signing {{
+    key_secret_arn        = "{key_arn}"
+    passphrase_secret_arn = "{passphrase_arn}"
+  }}
+  publish {{
+    bucket_arn = "arn:aws:s3:::example-releases"
+    prefix     = "agent/"
+  }}
+  log_retention_days = 14
+}}
+"#,
+        provider_block("")
+    )
+}
+
+fn step(name: &str) {
+    println!("[release_pipeline] {name}");
+}
+
+async fn inline_policies(aws: &Aws, role_arn: &str) -> Json {
+    let role = role_arn.rsplit('/').next().unwrap();
+    let names = aws.iam.list_role_policies().role_name(role).send().await.unwrap();
+    let mut out = serde_json::Map::new();
+    for n in names.policy_names() {
+        let d = aws.iam.get_role_policy().role_name(role).policy_name(n).send().await.unwrap();
+        out.insert(n.clone(), cxflow::children::iam::parse_policy(d.policy_document()).unwrap());
+    }
+    Json::Object(out)
+}
+
+fn pipeline(aws: &Aws) -> aws_sdk_codepipeline::types::PipelineDeclaration {
+    block_on(aws.codepipeline.get_pipeline().name(NAME).send()).unwrap().pipeline.unwrap()
+}
+
+/// What the pipeline must look like for these builder keys.
+fn check_stages(aws: &Aws, keys: &[&str]) {
+    let p = pipeline(aws);
+    assert_eq!(p.stages().iter().map(|s| s.name()).collect::<Vec<_>>(), ["Source", "Build", "Sign", "Publish"]);
+    let build = &p.stages()[1];
+    let mut expected_env = Vec::new();
+    for (a, k) in build.actions().iter().zip(keys) {
+        assert_eq!(a.name(), format!("Build-{k}"));
+        assert_eq!(a.namespace(), Some(format!("build_{k}").as_str()), "each builder its own namespace");
+        assert_eq!(a.output_artifacts()[0].name(), format!("build_{k}"), "each builder its own artifact");
+        assert_eq!(a.configuration().unwrap()["ProjectName"], format!("{NAME}-build-{k}"));
+        expected_env.push(json!({"name": format!("ARTIFACT_{}", k.to_uppercase()), "value": format!("#{{build_{k}.ARTIFACT_NAME}}"), "type": "PLAINTEXT"}));
+    }
+    assert_eq!(build.actions().len(), keys.len());
+    let sign = &p.stages()[2].actions()[0];
+    assert_eq!(sign.input_artifacts().iter().map(|i| i.name().to_string()).collect::<Vec<_>>(), keys.iter().map(|k| format!("build_{k}")).collect::<Vec<_>>());
+    let conf = sign.configuration().unwrap();
+    assert_eq!(conf["ProjectName"], format!("{NAME}-sign"));
+    let env = conf["EnvironmentVariables"].as_str();
+    assert_eq!(serde_json::from_str::<Json>(env).unwrap(), Json::Array(expected_env), "the signer's variables are CodePipeline's stringified JSON: {env}");
+    let publish = &p.stages()[3].actions()[0];
+    assert_eq!(publish.input_artifacts()[0].name(), sign.output_artifacts()[0].name(), "the copier publishes what the signer wrote");
+    assert_eq!(publish.configuration().unwrap()["ProjectName"], format!("{NAME}-copy"));
+}
+
+/// Every role's policies: parliament clean, and GetSecretValue only in the signer's, on exactly the two secrets.
+fn check_roles(aws: &Aws, wd: &Workdir, keys: &[&str], secrets: &[&str]) {
+    let rec = children(wd, "cxflow_release_pipeline", "agent");
+    let roles: Vec<String> = rec.iter().filter(|(k, _)| k.ends_with("_role")).map(|(_, v)| v.rsplit('/').next().unwrap().to_string()).collect();
+    assert_eq!(roles.len(), keys.len() + 3, "{rec:?}");
+    let policies = block_on(common::iam::policies(aws, &roles));
+    assert!(policies.iter().all(|r| r.managed.is_empty() && r.inline.len() == 1), "one inline policy each, nothing attached: {policies:?}");
+    let found = common::iam::findings(&policies);
+    assert!(found.is_empty(), "parliament and the IAM lint: {found:#?}");
+    for (key, arn) in rec.iter().filter(|(k, _)| k.ends_with("_role")) {
+        let doc = block_on(inline_policies(aws, arn));
+        let reads: Vec<&Json> = doc.as_object().unwrap().values().flat_map(|d| d["Statement"].as_array().unwrap()).filter(|s| s.to_string().contains("secretsmanager:")).collect();
+        if key == "signer_role" {
+            let mut res: Vec<&str> = reads.iter().map(|s| s["Resource"].as_str().unwrap()).collect();
+            res.sort();
+            assert_eq!(res, secrets, "the signer reads exactly the two secrets");
+            assert!(reads.iter().all(|s| s["Action"] == "secretsmanager:GetSecretValue"));
+        } else {
+            assert!(reads.is_empty(), "{key} may not touch Secrets Manager: {doc}");
+        }
+    }
+}
+
+#[test]
+fn seed_001_release_pipeline_two_then_three_builders() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let aws = Aws::new(&moto);
+    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    // The user's secrets: the resource only names them (their values never pass through it).
+    let key = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-key-AbCdEf");
+    let pass = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-passphrase-GhIjKl");
+    let mut secrets = [key.as_str(), pass.as_str()];
+    secrets.sort();
+    let s0 = Snapshot::take(&moto);
+    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let two = [("amd64", "buildspecs/merge-build.yml"), ("arm64", "buildspecs/merge-build-ubuntu.yml")];
+    wd.write("main.tf", &config(&key, &pass, &two));
+
+    // 1. apply, then an empty plan
+    wd.apply().expect_ok("apply");
+    assert_eq!(wd.plan_code().code, 0, "plan after apply is empty:\n{}", wd.plan_code().all());
+    let rec = children(&wd, "cxflow_release_pipeline", "agent");
+    assert_eq!(
+        rec.keys().cloned().collect::<Vec<_>>(),
+        [
+            "artifact_bucket",
+            "builder_amd64",
+            "builder_amd64_role",
+            "builder_arm64",
+            "builder_arm64_role",
+            "copier",
+            "copier_role",
+            "logs",
+            "pipeline",
+            "pipeline_role",
+            "signer",
+            "signer_role"
+        ]
+    );
+    let st = wd.state_attrs("cxflow_release_pipeline", "agent");
+    assert_eq!(st["arn"], format!("arn:aws:codepipeline:us-east-1:{ACCOUNT}:{NAME}"));
+    assert_eq!(st["builder_projects"], json!({"amd64": "ecs-agent-build-amd64", "arm64": "ecs-agent-build-arm64"}));
+    assert_eq!(st["log_group_name"], "/cxflow/release/ecs-agent");
+    let bucket = st["artifact_bucket"].as_str().unwrap().to_string();
+    step("applied; plan empty");
+
+    // 2. read back: stages, projects, log group, bucket, roles
+    check_stages(&aws, &["amd64", "arm64"]);
+    assert_eq!(pipeline(&aws).artifact_store().unwrap().location(), bucket);
+    let projects = block_on(aws.codebuild.batch_get_projects().names("ecs-agent-build-arm64").names("ecs-agent-sign").names("ecs-agent-copy").send()).unwrap();
+    let by_name: BTreeMap<&str, _> = projects.projects().iter().map(|p| (p.name().unwrap(), p)).collect();
+    assert_eq!(by_name["ecs-agent-build-arm64"].source().unwrap().buildspec(), Some("buildspecs/merge-build-ubuntu.yml"));
+    assert_eq!(by_name["ecs-agent-build-arm64"].service_role(), Some(rec["builder_arm64_role"].as_str()));
+    let signer_spec = by_name["ecs-agent-sign"].source().unwrap().buildspec().unwrap();
+    assert!(signer_spec.contains(&key) && signer_spec.contains(&pass) && signer_spec.contains("CODEBUILD_SRC_DIR_build_"), "{signer_spec}");
+    assert_eq!(by_name["ecs-agent-sign"].service_role(), Some(rec["signer_role"].as_str()));
+    let copy_env: BTreeMap<&str, &str> = by_name["ecs-agent-copy"].environment().unwrap().environment_variables().iter().map(|v| (v.name(), v.value())).collect();
+    assert_eq!(copy_env, BTreeMap::from([("PUBLISH_BUCKET", "example-releases"), ("PUBLISH_PREFIX", "agent/")]));
+    let groups = block_on(aws.logs.describe_log_groups().log_group_name_prefix("/cxflow/release/ecs-agent").send()).unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(14));
+    let enc = block_on(aws.s3.get_bucket_encryption().bucket(&bucket).send()).unwrap();
+    assert_eq!(enc.server_side_encryption_configuration().unwrap().rules()[0].apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str(), "AES256");
+    let pab = block_on(aws.s3.get_public_access_block().bucket(&bucket).send()).unwrap();
+    let c = pab.public_access_block_configuration().unwrap();
+    assert_eq!([c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()], [Some(true); 4]);
+    check_roles(&aws, &wd, &["amd64", "arm64"], &secrets);
+    let copier = block_on(inline_policies(&aws, &rec["copier_role"]));
+    let publish = copier["copy"]["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "Publish").unwrap();
+    assert_eq!((publish["Action"].as_str(), publish["Resource"].as_str()), (Some("s3:PutObject"), Some("arn:aws:s3:::example-releases/*")));
+    step("stages, projects, bucket and roles read back; parliament clean");
+
+    // 3. a third builder: the pipeline updated in place, one new project and role
+    let three = [two[0], two[1], ("windows", "buildspecs/merge-build-windows.yml")];
+    wd.write("main.tf", &config(&key, &pass, &three));
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("1 to change") && !plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    proxy.reset();
+    wd.apply().expect_ok("apply of a third builder");
+    assert_eq!(proxy.count("codepipeline:UpdatePipeline"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("codebuild:CreateProject"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("iam:CreateRole"), 1, "{}", proxy.stats());
+    assert_eq!(
+        proxy.count("codepipeline:CreatePipeline") + proxy.count("codepipeline:DeletePipeline") + proxy.count("codebuild:DeleteProject") + proxy.count("iam:DeleteRole"),
+        0,
+        "{}",
+        proxy.stats()
+    );
+    let rec3 = children(&wd, "cxflow_release_pipeline", "agent");
+    let added: Vec<&String> = rec3.keys().filter(|k| !rec.contains_key(*k)).collect();
+    assert_eq!(added, ["builder_windows", "builder_windows_role"]);
+    assert!(rec.iter().all(|(k, v)| rec3.get(k) == Some(v)), "every other child keeps its identity");
+    check_stages(&aws, &["amd64", "arm64", "windows"]);
+    check_roles(&aws, &wd, &["amd64", "arm64", "windows"], &secrets);
+    let pp = block_on(inline_policies(&aws, &rec3["pipeline_role"]));
+    let build = pp["pipeline"]["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "Build").unwrap();
+    assert_eq!(build["Resource"].as_array().unwrap().len(), 5, "the pipeline may start exactly its five projects: {build}");
+    assert_eq!(wd.plan_code().code, 0);
+    step("third builder: one UpdatePipeline, one new project and role");
+
+    // 4. import by name, then an empty plan
+    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec3, "import records the same children");
+    step("import");
+
+    // 5. destroy with artifacts in the bucket leaves nothing
+    block_on(aws.s3.put_object().bucket(&bucket).key("signed/agent.tar.asc").body(b"sig".to_vec().into()).send()).unwrap();
+    wd.destroy().expect_ok("destroy");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves what was there before");
+    step("destroy");
+}
