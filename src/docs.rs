@@ -28,7 +28,7 @@ use std::io;
 use std::path::Path;
 
 use crate::framework::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Schema};
-use crate::framework::{Provider, Type};
+use crate::framework::{IdentitySchema, Provider, Type};
 
 /// The kinds of documented types, each with its own page directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +73,8 @@ pub struct Item {
     pub kind: Kind,
     pub type_name: String,
     pub schema: Schema,
+    /// A managed resource's identity, when it has one.
+    pub identity: Option<IdentitySchema>,
 }
 
 /// Everything the pages are made from, apart from the example files.
@@ -88,8 +90,12 @@ impl DocSet {
     /// Collect the provider's schemas. (The framework has no data sources yet;
     /// when it gains them they belong here with `Kind::DataSource`.)
     pub fn from_provider<P: Provider>(p: &P) -> DocSet {
-        let mut items: Vec<Item> = p.resources().iter().map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema() }).collect();
-        items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema() }));
+        let mut items: Vec<Item> = p
+            .resources()
+            .iter()
+            .map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema(), identity: r.identity().map(|i| i.identity_schema()) })
+            .collect();
+        items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema(), identity: None }));
         DocSet { provider: p.type_name().to_string(), schema: p.schema(), items }
     }
 
@@ -222,7 +228,30 @@ pub fn render_item(provider: &str, item: &Item, ex: &PageExamples) -> String {
             code_block(&mut out, "shell", sh);
         }
     }
+    if let Some(id) = &item.identity {
+        render_identity(&mut out, &item.type_name, id);
+    }
     finish(out)
+}
+
+/// The resource identity, and an `import` block written from it.
+fn render_identity(out: &mut String, type_name: &str, id: &IdentitySchema) {
+    out.push_str("## Identity\n\n");
+    out.push_str("In Terraform 1.12 and later, state records this resource's identity (see `terraform show -json`), and an `import` block can name the resource by it:\n\n");
+    // Laid out as `terraform fmt` would.
+    let mut hcl = format!("import {{\n  to       = {type_name}.example\n  identity = {{\n");
+    let required: Vec<&str> = id.attributes.iter().filter(|a| a.required_for_import).map(|a| a.name.as_str()).collect();
+    let width = required.iter().map(|n| n.len()).max().unwrap_or(0);
+    for n in required {
+        let _ = writeln!(hcl, "    {n:width$} = \"...\"");
+    }
+    hcl.push_str("  }\n}\n");
+    code_block(out, "terraform", &hcl);
+    for a in &id.attributes {
+        let flag = if a.required_for_import { "Required for import" } else { "Optional for import" };
+        let _ = writeln!(out, "- `{}` ({}, {flag}) {}", a.name, type_label(&a.ty), a.description);
+    }
+    out.push('\n');
 }
 
 /// Exactly one trailing newline.
@@ -658,11 +687,12 @@ mod tests {
             provider: "cxflow".into(),
             schema: Schema::new(0, Block::new(vec![Attribute::new("region", Type::String).optional().describe("AWS region.")]).describe("The provider.")),
             items: vec![
-                Item { kind: Kind::Resource, type_name: "cxflow_thing".into(), schema: schema.clone() },
+                Item { kind: Kind::Resource, type_name: "cxflow_thing".into(), schema: schema.clone(), identity: None },
                 Item {
                     kind: Kind::EphemeralResource,
                     type_name: "cxflow_token".into(),
                     schema: Schema::new(0, Block::new(vec![Attribute::new("value", Type::String).computed().sensitive()])),
+                    identity: None,
                 },
             ],
         }
@@ -812,14 +842,18 @@ mod tests {
             let page = &pages[&set.page_path(item)];
             pos(page, &format!("# {} ({})", item.type_name, item.kind.label()));
             assert!(set.page_path(item).starts_with(item.kind.dir()));
+            // Every managed resource documents its identity, with an import block written from it.
+            assert_eq!(page.contains("## Identity"), item.kind == Kind::Resource, "{}", item.type_name);
         }
+        pos(&pages["resources/secret_sync.md"], "import {\n  to       = cxflow_secret_sync.example\n  identity = {\n    path_prefix = \"...\"\n  }\n}\n");
+        pos(&pages["resources/secret_sync.md"], "- `region` (String, Optional for import)");
     }
 
     #[test]
     fn page_names_drop_the_provider_prefix() {
         let set = sample_set(false);
         assert_eq!(set.page_path(&set.items[0]), "resources/thing.md");
-        let odd = Item { kind: Kind::DataSource, type_name: "cxflow".into(), schema: Schema::default() };
+        let odd = Item { kind: Kind::DataSource, type_name: "cxflow".into(), schema: Schema::default(), identity: None };
         assert_eq!(set.page_path(&odd), "data-sources/cxflow.md");
     }
 }

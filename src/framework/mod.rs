@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod identity;
 pub mod provider;
 pub mod schema;
 pub mod typed;
@@ -11,6 +12,7 @@ pub mod value;
 
 pub use check::Check;
 pub use diag::{Diagnostic, Diags, Path};
+pub use identity::{IdentityAttribute, IdentitySchema, ResourceIdentity};
 pub use provider::*;
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};
 pub use value::{Type, Value};

@@ -93,6 +93,11 @@ pub trait Resource<C: Send + Sync + 'static>: Send + Sync {
     async fn apply(&self, client: &C, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, client: &C, state: Value, private: Vec<u8>, ctx: Ctx) -> ReadResponse;
 
+    /// The resource's identity, when it has one (Terraform 1.12+).
+    fn identity(&self) -> Option<&dyn super::identity::ResourceIdentity<C>> {
+        None
+    }
+
     async fn import(&self, _client: &C, _id: &str, _ctx: Ctx) -> Result<Value, Diags> {
         Err(Diagnostic::error("Import not supported", format!("{} cannot be imported.", self.type_name())).into())
     }

@@ -14,7 +14,9 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
 use super::convert::{self, decode, diags, encode};
+use super::identity;
 use super::tfplugin6 as pb;
+use crate::framework::IdentitySchema;
 use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
 use crate::framework::schema::{self, Schema};
@@ -24,6 +26,8 @@ struct Entry<T: ?Sized> {
     imp: Arc<T>,
     schema: Schema,
     ty: Type,
+    /// Managed resources with a resource identity.
+    identity: Option<IdentitySchema>,
 }
 
 pub struct ProviderService<P: Provider> {
@@ -58,7 +62,8 @@ impl<P: Provider> ProviderService<P> {
             .map(|r| {
                 let schema = r.schema();
                 let ty = schema.value_type();
-                (r.type_name().to_string(), Entry { imp: r, schema, ty })
+                let identity = r.identity().map(|i| i.identity_schema());
+                (r.type_name().to_string(), Entry { imp: r, schema, ty, identity })
             })
             .collect();
         let ephemerals = provider
@@ -67,7 +72,7 @@ impl<P: Provider> ProviderService<P> {
             .map(|r| {
                 let schema = r.schema();
                 let ty = schema.value_type();
-                (r.type_name().to_string(), Entry { imp: r, schema, ty })
+                (r.type_name().to_string(), Entry { imp: r, schema, ty, identity: None })
             })
             .collect();
         ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
@@ -87,6 +92,31 @@ impl<P: Provider> ProviderService<P> {
 
     fn resource(&self, name: &str) -> Result<&Entry<dyn Resource<P::Client>>, Vec<pb::Diagnostic>> {
         self.resources.get(name).ok_or_else(|| unknown_type("resource type", name))
+    }
+
+    /// The identity of the object `state` manages, for resources that have one.
+    async fn identity_of(e: &Entry<dyn Resource<P::Client>>, client: &P::Client, state: &Value) -> Result<Option<pb::ResourceIdentityData>, Diags> {
+        let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else { return Ok(None) };
+        if state.is_null() {
+            return Ok(None);
+        }
+        let v = imp.identity_of(client, state).await?;
+        Ok(Some(identity::data(&v, &s.value_type())?))
+    }
+
+    /// The import ID: the one given, or the one an `import` block's identity names.
+    async fn import_id(&self, e: &Entry<dyn Resource<P::Client>>, client: &P::Client, r: &pb::import_resource_state::Request) -> Result<String, Diags> {
+        let given = r.identity.as_ref().filter(|i| i.identity_data.is_some());
+        let (Some(given), true) = (given, r.id.is_empty()) else { return Ok(r.id.clone()) };
+        let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else {
+            return Err(Diagnostic::error("Import by identity not supported", format!("{} has no resource identity; import it by ID.", r.type_name)).into());
+        };
+        let v = identity::read(Some(given), &s.value_type())?;
+        let missing = s.missing_for_import(&v);
+        if !missing.is_empty() {
+            return Err(Diagnostic::error("Incomplete resource identity", format!("Importing a {} by identity needs {}.", r.type_name, missing.join(", "))).into());
+        }
+        imp.import_id(client, &v).await
     }
 
     /// Runs `fut`, or gives up with a diagnostic when Terraform asks the provider to stop.
@@ -203,14 +233,28 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         &self,
         _r: Request<pb::get_resource_identity_schemas::Request>,
     ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
-        Ok(Response::new(Default::default()))
+        let identity_schemas = self.resources.iter().filter_map(|(k, e)| Some((k.clone(), identity::schema(e.identity.as_ref()?)))).collect();
+        Ok(Response::new(pb::get_resource_identity_schemas::Response { identity_schemas, diagnostics: Vec::new() }))
     }
 
     async fn upgrade_resource_identity(&self, r: Request<pb::upgrade_resource_identity::Request>) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::upgrade_resource_identity::Response {
-            upgraded_identity: None,
-            diagnostics: vec![convert::diag(&Diagnostic::error("Resource identity not supported", format!("{name} has no identity schema.")))],
+        let r = r.into_inner();
+        let e = match self.resource(&r.type_name) {
+            Ok(e) => e,
+            Err(d) => return Ok(Response::new(pb::upgrade_resource_identity::Response { upgraded_identity: None, diagnostics: d })),
+        };
+        let res = (|| -> Result<pb::ResourceIdentityData, Diags> {
+            let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else {
+                return Err(Diagnostic::error("Resource identity not supported", format!("{} has no identity schema.", r.type_name)).into());
+            };
+            let raw = r.raw_identity.map(|s| s.json).unwrap_or_default();
+            let j: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Diags::from(Diagnostic::error("Could not read the stored resource identity", e.to_string())))?;
+            let v = imp.upgrade_identity(r.version, &j)?;
+            identity::data(&v, &s.value_type())
+        })();
+        Ok(Response::new(match res {
+            Ok(v) => pb::upgrade_resource_identity::Response { upgraded_identity: Some(v), diagnostics: Vec::new() },
+            Err(d) => pb::upgrade_resource_identity::Response { upgraded_identity: None, diagnostics: err_diags(d) },
         }))
     }
 
@@ -243,11 +287,20 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = self.cancellable(async { Ok(e.imp.read(&client, state, r.private.clone(), self.ctx()).await) }).await?;
             let mut new_state = out.new_state;
             schema::null_write_only(&e.schema.block, &mut new_state);
-            Ok::<_, Diags>((encode(&new_state, &e.ty)?, out.private, out.diags))
+            let mut d = out.diags;
+            let new_identity = if d.has_errors() {
+                None
+            } else {
+                Self::identity_of(e, &client, &new_state).await.unwrap_or_else(|x| {
+                    d.extend(x);
+                    None
+                })
+            };
+            Ok::<_, Diags>((encode(&new_state, &e.ty)?, out.private, d, new_identity))
         }
         .await;
         Ok(Response::new(match res {
-            Ok((state, private, d)) => pb::read_resource::Response { new_state: Some(state), private, diagnostics: diags(&d), ..Default::default() },
+            Ok((state, private, d, new_identity)) => pb::read_resource::Response { new_state: Some(state), private, diagnostics: diags(&d), new_identity, ..Default::default() },
             Err(d) => pb::read_resource::Response { new_state: r.current_state, private: r.private, diagnostics: err_diags(d), ..Default::default() },
         }))
     }
@@ -267,11 +320,15 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = self.cancellable(async { Ok(e.imp.plan(&client, req).await) }).await?;
             let mut planned = out.planned;
             schema::null_write_only(&e.schema.block, &mut planned);
+            // An identity names the object, which an update keeps; a create's
+            // identity is known once the object exists.
+            let planned_identity = if planned.is_null() || !out.requires_replace.is_empty() { None } else { r.prior_identity.clone().filter(|i| i.identity_data.is_some()) };
             Ok::<_, Diags>(pb::plan_resource_change::Response {
                 planned_state: Some(encode(&planned, &e.ty)?),
                 requires_replace: out.requires_replace.iter().map(convert::path).collect(),
                 planned_private: out.private,
                 diagnostics: diags(&out.diags),
+                planned_identity,
                 ..Default::default()
             })
         }
@@ -297,10 +354,16 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = e.imp.apply(&client, req).await;
             let mut new_state = out.new_state;
             schema::null_write_only(&e.schema.block, &mut new_state);
+            let mut d = out.diags;
+            let new_identity = Self::identity_of(e, &client, &new_state).await.unwrap_or_else(|x| {
+                d.extend(x);
+                None
+            });
             Ok::<_, Diags>(pb::apply_resource_change::Response {
                 new_state: Some(encode(&new_state, &e.ty)?),
                 private: out.private,
-                diagnostics: diags(&out.diags),
+                diagnostics: diags(&d),
+                new_identity,
                 ..Default::default()
             })
         }
@@ -322,9 +385,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         };
         let res = async {
             let client = self.client().await?;
-            let mut state = self.cancellable(e.imp.import(&client, &r.id, self.ctx())).await?;
+            let id = self.import_id(e, &client, &r).await?;
+            let mut state = self.cancellable(e.imp.import(&client, &id, self.ctx())).await?;
             schema::null_write_only(&e.schema.block, &mut state);
-            Ok::<_, Diags>(pb::import_resource_state::ImportedResource { type_name: r.type_name.clone(), state: Some(encode(&state, &e.ty)?), ..Default::default() })
+            let identity = Self::identity_of(e, &client, &state).await?;
+            Ok::<_, Diags>(pb::import_resource_state::ImportedResource { type_name: r.type_name.clone(), state: Some(encode(&state, &e.ty)?), identity, ..Default::default() })
         }
         .await;
         Ok(Response::new(match res {

@@ -1734,6 +1734,9 @@ impl Composite<Aws> for EcsFargateService {
     fn id(s: &FargateService) -> String {
         Names::new(&s.cluster, &s.name).id()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("cluster", "The ECS cluster's name."), ("name", "The service's name.")]
+    }
     async fn graph(s: &FargateService, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }
