@@ -12,6 +12,7 @@ pub mod children;
 pub mod docs;
 pub mod engine;
 pub mod framework;
+pub mod functions;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

@@ -136,4 +136,8 @@ impl Provider for CxflowProvider {
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource<Aws>>> {
         resources::all_ephemeral()
     }
+
+    fn functions(&self) -> Vec<Arc<dyn crate::framework::Function>> {
+        crate::functions::all()
+    }
 }

@@ -206,9 +206,17 @@ fn stop_provider_cancels_in_flight_configure_and_shutdown_exits() {
         assert_eq!(resp.diagnostics.len(), 1);
         assert!(resp.diagnostics[0].summary.contains("cancelled"), "{:?}", resp.diagnostics);
 
-        // RPCs for features without resources answer cleanly.
+        // Functions are served without a configured provider.
         let f = provider.get_functions(pb::get_functions::Request {}).await.unwrap().into_inner();
-        assert!(f.functions.is_empty() && f.diagnostics.is_empty());
+        assert!(f.diagnostics.is_empty());
+        let mut names: Vec<&str> = f.functions.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["ecr_image_uri", "fargate_memory_options", "parse_arn", "secret_arns", "ssm_parameter_arn"]);
+        let arg = |s: &str| pb::DynamicValue { msgpack: cxflow::framework::Value::string(s).to_msgpack(&cxflow::framework::Type::String).unwrap(), json: vec![] };
+        let call = provider.call_function(pb::call_function::Request { name: "parse_arn".into(), arguments: vec![arg("nope")] }).await.unwrap().into_inner();
+        assert_eq!(call.error.as_ref().and_then(|e| e.function_argument), Some(0), "{call:?}");
+        let call = provider.call_function(pb::call_function::Request { name: "parse_arn".into(), arguments: vec![] }).await.unwrap().into_inner();
+        assert!(call.error.is_some_and(|e| e.function_argument.is_none() && e.text.contains("expects 1 argument(s), got 0")));
         // Every managed resource has an identity: account, region, then what names it there.
         let ids = provider.get_resource_identity_schemas(pb::get_resource_identity_schemas::Request {}).await.unwrap().into_inner();
         assert!(ids.diagnostics.is_empty());

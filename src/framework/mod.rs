@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod function;
 pub mod identity;
 pub mod provider;
 pub mod schema;
@@ -12,6 +13,7 @@ pub mod value;
 
 pub use check::Check;
 pub use diag::{Diagnostic, Diags, Path};
+pub use function::{Function, FunctionError, Param, Signature};
 pub use identity::{IdentityAttribute, IdentitySchema, ResourceIdentity};
 pub use provider::*;
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

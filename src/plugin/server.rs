@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
 use super::convert::{self, decode, diags, encode};
-use super::identity;
 use super::tfplugin6 as pb;
+use super::{function, identity};
 use crate::framework::IdentitySchema;
 use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
@@ -35,6 +35,7 @@ pub struct ProviderService<P: Provider> {
     provider_schema: Schema,
     resources: HashMap<String, Entry<dyn Resource<P::Client>>>,
     ephemerals: HashMap<String, Entry<dyn EphemeralResource<P::Client>>>,
+    functions: function::Functions,
     client: RwLock<Option<Arc<P::Client>>>,
     stop: Mutex<CancellationToken>,
 }
@@ -75,7 +76,8 @@ impl<P: Provider> ProviderService<P> {
                 (r.type_name().to_string(), Entry { imp: r, schema, ty, identity: None })
             })
             .collect();
-        ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
+        let functions = function::Functions::new(provider.functions());
+        ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, functions, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
     }
 
     fn ctx(&self) -> Ctx {
@@ -155,6 +157,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             server_capabilities: Some(server_caps()),
             resources: self.resources.keys().map(|k| pb::get_metadata::ResourceMetadata { type_name: k.clone() }).collect(),
             ephemeral_resources: self.ephemerals.keys().map(|k| pb::get_metadata::EphemeralMetadata { type_name: k.clone() }).collect(),
+            functions: self.functions.names().map(|n| pb::get_metadata::FunctionMetadata { name: n.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -165,6 +168,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             provider: Some(convert::schema(&self.provider_schema)),
             resource_schemas: self.resources.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             ephemeral_resource_schemas: self.ephemerals.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
+            functions: self.functions.definitions(),
             server_capabilities: Some(server_caps()),
             ..Default::default()
         }))
@@ -480,15 +484,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn get_functions(&self, _r: Request<pb::get_functions::Request>) -> Result<Response<pb::get_functions::Response>, Status> {
-        Ok(Response::new(Default::default()))
+        Ok(Response::new(pb::get_functions::Response { functions: self.functions.definitions(), diagnostics: Vec::new() }))
     }
 
     async fn call_function(&self, r: Request<pb::call_function::Request>) -> Result<Response<pb::call_function::Response>, Status> {
-        let name = r.into_inner().name;
-        Ok(Response::new(pb::call_function::Response {
-            result: None,
-            error: Some(pb::FunctionError { text: format!("This provider has no function named {name:?}."), function_argument: None }),
-        }))
+        Ok(Response::new(self.functions.call(r.into_inner())))
     }
 
     async fn validate_state_store_config(&self, r: Request<pb::validate_state_store::Request>) -> Result<Response<pb::validate_state_store::Response>, Status> {

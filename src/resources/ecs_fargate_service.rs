@@ -702,6 +702,12 @@ const FARGATE_SIZES: &[(i64, i64, i64, i64)] = &[
     (16384, 32768, 122880, 8192),
 ];
 
+/// Every memory size (MiB) Fargate allows with `cpu`, smallest first.
+pub fn memory_options(cpu: i64) -> Option<Vec<i64>> {
+    let &(_, min, max, step) = FARGATE_SIZES.iter().find(|s| s.0 == cpu)?;
+    Some((min..=max).step_by(step as usize).filter(|m| memory_allowed(cpu, *m).is_ok()).collect())
+}
+
 pub fn memory_allowed(cpu: i64, memory: i64) -> Result<(), String> {
     match FARGATE_SIZES.iter().find(|s| s.0 == cpu) {
         None => Err(format!("cpu must be one of 256, 512, 1024, 2048, 4096, 8192 or 16384 (Fargate), not {cpu}.")),

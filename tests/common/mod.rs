@@ -273,6 +273,17 @@ impl Workdir {
         cmd.output().expect("run terraform").into()
     }
 
+    /// `terraform console` evaluating `expr` (fed on stdin).
+    pub fn console(&self, expr: &str) -> Run {
+        use std::io::Write as _;
+        let mut cmd = Command::new(&self.terraform);
+        cmd.current_dir(self.dir.path()).args(["console", "-no-color"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PROVIDER").env_remove("AWS_PROFILE").envs(&self.env);
+        let mut child = cmd.spawn().expect("run terraform console");
+        child.stdin.take().unwrap().write_all(format!("{expr}\n").as_bytes()).unwrap();
+        child.wait_with_output().expect("terraform console").into()
+    }
+
     pub fn apply(&self) -> Run {
         self.tf(&["apply", "-auto-approve"])
     }
