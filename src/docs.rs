@@ -8,6 +8,7 @@
 //! docs/resources/<name>.md               one per managed resource
 //! docs/ephemeral-resources/<name>.md     one per ephemeral resource
 //! docs/data-sources/<name>.md            one per data source (only when there are any)
+//! docs/actions/<name>.md                 one per action
 //! docs/functions/<name>.md               one per provider function
 //! ```
 //!
@@ -40,10 +41,11 @@ pub enum Kind {
     Resource,
     EphemeralResource,
     DataSource,
+    Action,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource];
+    pub const ALL: [Kind; 4] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource, Kind::Action];
 
     /// Directory under `docs/` and under `examples/`.
     pub fn dir(self) -> &'static str {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Resource => "resources",
             Kind::EphemeralResource => "ephemeral-resources",
             Kind::DataSource => "data-sources",
+            Kind::Action => "actions",
         }
     }
 
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Resource => "Resource",
             Kind::EphemeralResource => "Ephemeral Resource",
             Kind::DataSource => "Data Source",
+            Kind::Action => "Action",
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::Resource => "resource.tf",
             Kind::EphemeralResource => "ephemeral-resource.tf",
             Kind::DataSource => "data-source.tf",
+            Kind::Action => "action.tf",
         }
     }
 }
@@ -102,6 +107,7 @@ impl DocSet {
             .map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema(), identity: r.identity().map(|i| i.identity_schema()) })
             .collect();
         items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema(), identity: None }));
+        items.extend(p.actions().iter().map(|a| Item { kind: Kind::Action, type_name: a.type_name().to_string(), schema: a.schema(), identity: None }));
         let functions = p.functions().iter().map(|f| f.signature()).collect();
         DocSet { provider: p.type_name().to_string(), schema: p.schema(), items, functions }
     }

@@ -6,6 +6,7 @@
 //! retries, waiters, errors), `engine` (composite resources), `resources`
 //! (one module per resource) and `provider` (the provider block).
 
+pub mod actions;
 pub mod aws;
 pub mod calls;
 pub mod children;

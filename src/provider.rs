@@ -137,6 +137,10 @@ impl Provider for CxflowProvider {
         resources::all_ephemeral()
     }
 
+    fn actions(&self) -> Vec<Arc<dyn crate::framework::Action<Aws>>> {
+        crate::actions::all()
+    }
+
     fn functions(&self) -> Vec<Arc<dyn crate::framework::Function>> {
         crate::functions::all()
     }

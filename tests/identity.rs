@@ -14,36 +14,16 @@ use serde_json::Value as Json;
 const CLUSTER: &str = "ids";
 
 fn config(subnets: &[String]) -> String {
-    let subnets = subnets.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
     let mut s = provider_block("");
-    s.push_str(&format!(
+    s.push_str(&cluster_and_service_hcl(CLUSTER, subnets, ""));
+    s.push_str(
         r#"
-resource "cxflow_ecs_cluster" "c" {{
-  name = "{CLUSTER}"
-}}
-
-resource "cxflow_ecs_fargate_service" "web" {{
-  name    = "web"
-  cluster = cxflow_ecs_cluster.c.name
-  cpu     = 256
-  memory  = 512
-
-  container {{
-    name  = "app"
-    image = "public.ecr.aws/nginx/nginx:1.27"
-    port  = 80
-  }}
-  network {{
-    subnet_ids = [{subnets}]
-  }}
-}}
-
-resource "cxflow_secret_sync" "app" {{
+resource "cxflow_secret_sync" "app" {
   path_prefix = "/ids/app"
-  parameters  = {{ "db/host" = "db.internal" }}
-}}
-"#
-    ));
+  parameters  = { "db/host" = "db.internal" }
+}
+"#,
+    );
     s
 }
 

@@ -938,6 +938,27 @@ pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Op
     Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
 }
 
+/// Whether a service is steady: done when the only deployment has completed
+/// and enough tasks run (surplus ones are draining), else how far it is; an
+/// error when its deployment failed (rolled back).
+pub fn steady_state(svc: &ecs::Service) -> Result<Poll<()>, String> {
+    let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+    let rollout = primary.and_then(|d| d.rollout_state());
+    if rollout == Some(&ecs::DeploymentRolloutState::Failed) {
+        let reason = primary.and_then(|d| d.rollout_state_reason()).unwrap_or("no reason given");
+        return Err(format!("the deployment failed: {reason}"));
+    }
+    let status =
+        format!("{} of {} tasks running, {} pending, rollout {}", svc.running_count(), svc.desired_count(), svc.pending_count(), rollout.map(|r| r.as_str()).unwrap_or("unknown"));
+    let done = svc.running_count() >= svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(ecs::DeploymentRolloutState::Completed));
+    Ok(if done { Poll::Done(()) } else { Poll::Pending(status) })
+}
+
+/// The latest service events, quoted for an error message.
+pub fn latest_events(svc: &ecs::Service) -> String {
+    quote_events(&svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect::<Vec<_>>())
+}
+
 fn quote_events(ev: &[String]) -> String {
     if ev.is_empty() { "(none reported)".to_string() } else { ev.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join("; ") }
 }
@@ -1052,22 +1073,7 @@ impl ServiceNode {
         let res = until(&what, cx.remaining(), cx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
             let svc = describe_service(aws, cluster, &self.name).await?.ok_or_else(|| other("the service disappeared while waiting for it"))?;
             *events.lock().unwrap_or_else(|e| e.into_inner()) = svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect();
-            let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-            let rollout = primary.and_then(|d| d.rollout_state());
-            if rollout == Some(&ecs::DeploymentRolloutState::Failed) {
-                let reason = primary.and_then(|d| d.rollout_state_reason()).unwrap_or("no reason given");
-                return Err(other(format!("the deployment failed: {reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))));
-            }
-            let status = format!(
-                "{} of {} tasks running, {} pending, rollout {}",
-                svc.running_count(),
-                svc.desired_count(),
-                svc.pending_count(),
-                rollout.map(|r| r.as_str()).unwrap_or("unknown")
-            );
-            // Done when the only deployment has completed and enough tasks run (surplus ones are draining).
-            let done = svc.running_count() >= svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(ecs::DeploymentRolloutState::Completed));
-            Ok::<_, NodeError>(if done { Poll::Done(()) } else { Poll::Pending(status) })
+            steady_state(&svc).map_err(|reason| other(format!("{reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))))
         })
         .await;
         match res {

@@ -1,6 +1,7 @@
 //! The framework layer: values, schemas, diagnostics, the typed bridge and the
 //! traits a provider implements. Nothing here knows about gRPC or AWS.
 
+pub mod action;
 pub mod check;
 pub mod diag;
 pub mod function;
@@ -11,6 +12,7 @@ pub mod typed;
 pub mod validate;
 pub mod value;
 
+pub use action::{Action, Progress};
 pub use check::Check;
 pub use diag::{Diagnostic, Diags, Path};
 pub use function::{Function, FunctionError, Param, Signature};

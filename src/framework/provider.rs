@@ -168,6 +168,10 @@ pub trait Provider: Send + Sync + 'static {
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource<Self::Client>>> {
         Vec::new()
     }
+    /// Actions (Terraform 1.14+).
+    fn actions(&self) -> Vec<Arc<dyn super::action::Action<Self::Client>>> {
+        Vec::new()
+    }
     /// Provider functions; they need no configured client.
     fn functions(&self) -> Vec<Arc<dyn super::function::Function>> {
         Vec::new()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -16,11 +16,11 @@ use tracing::{debug, info};
 use super::convert::{self, decode, diags, encode};
 use super::tfplugin6 as pb;
 use super::{function, identity};
-use crate::framework::IdentitySchema;
 use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
 use crate::framework::schema::{self, Schema};
 use crate::framework::value::{Type, Value};
+use crate::framework::{Action, IdentitySchema, Progress};
 
 struct Entry<T: ?Sized> {
     imp: Arc<T>,
@@ -36,6 +36,7 @@ pub struct ProviderService<P: Provider> {
     resources: HashMap<String, Entry<dyn Resource<P::Client>>>,
     ephemerals: HashMap<String, Entry<dyn EphemeralResource<P::Client>>>,
     functions: function::Functions,
+    actions: HashMap<String, Entry<dyn Action<P::Client>>>,
     client: RwLock<Option<Arc<P::Client>>>,
     stop: Mutex<CancellationToken>,
 }
@@ -77,7 +78,25 @@ impl<P: Provider> ProviderService<P> {
             })
             .collect();
         let functions = function::Functions::new(provider.functions());
-        ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, functions, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
+        let actions = provider
+            .actions()
+            .into_iter()
+            .map(|a| {
+                let schema = a.schema();
+                let ty = schema.value_type();
+                (a.type_name().to_string(), Entry { imp: a, schema, ty, identity: None })
+            })
+            .collect();
+        ProviderService {
+            provider: Arc::new(provider),
+            provider_schema,
+            resources,
+            ephemerals,
+            functions,
+            actions,
+            client: RwLock::new(None),
+            stop: Mutex::new(CancellationToken::new()),
+        }
     }
 
     fn ctx(&self) -> Ctx {
@@ -94,6 +113,18 @@ impl<P: Provider> ProviderService<P> {
 
     fn resource(&self, name: &str) -> Result<&Entry<dyn Resource<P::Client>>, Vec<pb::Diagnostic>> {
         self.resources.get(name).ok_or_else(|| unknown_type("resource type", name))
+    }
+
+    /// An action configuration's problems: its schema's checks, then the action's own.
+    fn action_diags(e: &Entry<dyn Action<P::Client>>, config: Option<&pb::DynamicValue>) -> Diags {
+        match decode(config, &e.ty) {
+            Ok(cfg) => {
+                let mut d = crate::framework::check::validate(&e.schema.block, &cfg);
+                d.extend(e.imp.validate(&cfg));
+                d
+            }
+            Err(d) => d,
+        }
     }
 
     /// The identity of the object `state` manages, for resources that have one.
@@ -158,6 +189,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             resources: self.resources.keys().map(|k| pb::get_metadata::ResourceMetadata { type_name: k.clone() }).collect(),
             ephemeral_resources: self.ephemerals.keys().map(|k| pb::get_metadata::EphemeralMetadata { type_name: k.clone() }).collect(),
             functions: self.functions.names().map(|n| pb::get_metadata::FunctionMetadata { name: n.clone() }).collect(),
+            actions: self.actions.keys().map(|k| pb::get_metadata::ActionMetadata { type_name: k.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -169,6 +201,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             resource_schemas: self.resources.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             ephemeral_resource_schemas: self.ephemerals.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             functions: self.functions.definitions(),
+            action_schemas: self.actions.iter().map(|(k, e)| (k.clone(), pb::ActionSchema { schema: Some(convert::schema(&e.schema)) })).collect(),
             server_capabilities: Some(server_caps()),
             ..Default::default()
         }))
@@ -533,22 +566,56 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn plan_action(&self, r: Request<pb::plan_action::Request>) -> Result<Response<pb::plan_action::Response>, Status> {
-        let name = r.into_inner().action_type;
-        Ok(Response::new(pb::plan_action::Response { diagnostics: unknown_type("action", &name), deferred: None }))
+        let r = r.into_inner();
+        let Some(e) = self.actions.get(&r.action_type) else {
+            return Ok(Response::new(pb::plan_action::Response { diagnostics: unknown_type("action", &r.action_type), deferred: None }));
+        };
+        // Validation again, now with the values plan knows; no AWS calls.
+        let d = Self::action_diags(e, r.config.as_ref());
+        Ok(Response::new(pb::plan_action::Response { diagnostics: diags(&d), deferred: None }))
     }
 
     type InvokeActionStream = EventStream<pb::invoke_action::Event>;
     async fn invoke_action(&self, r: Request<pb::invoke_action::Request>) -> Result<Response<Self::InvokeActionStream>, Status> {
-        let name = r.into_inner().action_type;
-        let ev = pb::invoke_action::Event {
-            r#type: Some(pb::invoke_action::event::Type::Completed(pb::invoke_action::event::Completed { diagnostics: unknown_type("action", &name) })),
+        use pb::invoke_action::event::{Completed, Progress as Step, Type};
+        let r = r.into_inner();
+        let completed = |d: Vec<pb::Diagnostic>| pb::invoke_action::Event { r#type: Some(Type::Completed(Completed { diagnostics: d })) };
+        let Some(e) = self.actions.get(&r.action_type) else {
+            return Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(completed(unknown_type("action", &r.action_type)))]))));
         };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(ev)]))))
+        let start = async { Ok::<_, Diags>((decode(r.config.as_ref(), &e.ty)?, self.client().await?)) }.await;
+        let (cfg, client) = match start {
+            Ok(x) => x,
+            Err(d) => return Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(completed(err_diags(d)))])))),
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<pb::invoke_action::Event>();
+        let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let imp = e.imp.clone();
+        let ctx = self.ctx();
+        let name = r.action_type.clone();
+        let events = tx.clone();
+        // Progress messages are forwarded as they come; Completed goes last.
+        let forward = tokio::spawn(async move {
+            while let Some(m) = prx.recv().await {
+                let _ = events.send(pb::invoke_action::Event { r#type: Some(Type::Progress(Step { message: m })) });
+            }
+        });
+        tokio::spawn(async move {
+            let d = imp.invoke(&client, cfg, &Progress::new(ptx), ctx).await;
+            let _ = forward.await;
+            info!(target: "cxflow::plugin", action = name.as_str(), ok = !d.has_errors(), "InvokeAction done");
+            let _ = tx.send(completed(diags(&d)));
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok))))
     }
 
     async fn validate_action_config(&self, r: Request<pb::validate_action_config::Request>) -> Result<Response<pb::validate_action_config::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::validate_action_config::Response { diagnostics: unknown_type("action", &name) }))
+        let r = r.into_inner();
+        let Some(e) = self.actions.get(&r.type_name) else {
+            return Ok(Response::new(pb::validate_action_config::Response { diagnostics: unknown_type("action", &r.type_name) }));
+        };
+        let d = Self::action_diags(e, r.config.as_ref());
+        Ok(Response::new(pb::validate_action_config::Response { diagnostics: diags(&d) }))
     }
 
     async fn stop_provider(&self, _r: Request<pb::stop_provider::Request>) -> Result<Response<pb::stop_provider::Response>, Status> {

@@ -256,8 +256,10 @@ fn cluster_name(cluster: &str) -> &str {
 
 // ------------------------------------------------------------------ schema
 
-const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
-const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
+pub const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
+pub const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
+pub const CLUSTER_RE: &str = r"[A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}";
+pub const CLUSTER_RULE: &str = "an ECS cluster name (letters, digits, `-`, `_`) or a cluster ARN";
 const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 const ENV_NAME_RE: &str = "[A-Za-z_][A-Za-z0-9_]*";
 const ENV_NAME_RULE: &str = "letters, digits and underscores, not starting with a digit";
@@ -601,10 +603,7 @@ fn schema_block() -> Block {
             .required()
             .force_new()
             .check(Check::Matches(NAME_RE, NAME_RULE)),
-        attr("cluster", Type::String, "ECS cluster name or ARN. Changing it replaces the service.").required().force_new().check(Check::Matches(
-            r"[A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}",
-            "an ECS cluster name (letters, digits, `-`, `_`) or a cluster ARN",
-        )),
+        attr("cluster", Type::String, "ECS cluster name or ARN. Changing it replaces the service.").required().force_new().check(Check::Matches(CLUSTER_RE, CLUSTER_RULE)),
         attr("cpu", Type::Number, "Task CPU units. Each allows certain `memory` sizes (Fargate rules).").required().check(Check::IntIn(&[256, 512, 1024, 2048, 4096, 8192, 16384])),
         attr("memory", Type::Number, "Task memory in MiB, valid for `cpu` (e.g. 256 → 512–2048; 1024 → 2048–8192).").required().check(Check::Int(512, 122880)),
         attr("desired_count", Type::Number, "Number of tasks to keep running.").default(Value::int(1)).check(Check::Int(0, 5000)),
