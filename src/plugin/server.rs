@@ -1,7 +1,8 @@
 //! The tfplugin6 `Provider` service, generic over a framework provider.
 //! Every RPC decodes its values with the cached schema, calls the provider
-//! code, and encodes the answer. RPCs for features the provider has none of
-//! (functions, list resources, actions, state stores) answer cleanly.
+//! code, and encodes the answer. Identity, functions and actions have their
+//! wire helpers in their own files; RPCs for features the provider has none
+//! of (list resources, state stores, data sources) answer cleanly.
 
 use std::collections::HashMap;
 use std::pin::Pin;
