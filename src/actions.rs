@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::aws::wait::{Poll, WaitError, until};
 use crate::aws::{Aws, aws_err};
-use crate::children::ecs::{describe_service, latest_events, steady_state};
+use crate::children::ecs::{describe_service, latest_events, primary_deployment, steady_state};
 use crate::framework::check::{Check, MAX_DURATION_SECS, parse_duration};
 use crate::framework::{Action, Attribute, Block, Ctx, Diagnostic, Diags, Progress, Schema, Type, Value};
 use crate::resources::ecs_fargate_service::{CLUSTER_RE, CLUSTER_RULE, NAME_RE, NAME_RULE};
@@ -41,14 +41,14 @@ fn failed(summary: &str, detail: impl Into<String>) -> Diags {
 
 /// Wait until the service is steady, reporting each new status; fail with
 /// the service's events when its deployment rolls back or time runs out.
-async fn wait_steady(aws: &Aws, cluster: &str, service: &str, config: &Value, progress: &Progress, ctx: &Ctx) -> Diags {
+async fn wait_steady(aws: &Aws, cluster: &str, service: &str, deployment: Option<String>, config: &Value, progress: &Progress, ctx: &Ctx) -> Diags {
     let timeout = config.get("timeout").as_str().and_then(parse_duration).unwrap_or(DEFAULT_TIMEOUT);
     let what = format!("ECS service {service} in {cluster} to be steady");
     let last = std::sync::Mutex::new((String::new(), String::new()));
     let res = until(&what, timeout, &ctx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
         let svc = describe_service(aws, cluster, service).await.map_err(|e| e.to_string())?.ok_or_else(|| "the service disappeared while waiting for it".to_string())?;
         let events = latest_events(&svc);
-        let poll = steady_state(&svc).map_err(|reason| format!("{reason}. Latest service events: {events}"))?;
+        let poll = steady_state(&svc, deployment.as_deref(), None).map_err(|reason| format!("{reason}. Latest service events: {events}"))?;
         let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
         l.1 = events;
         if let Poll::Pending(status) = &poll {
@@ -96,9 +96,9 @@ impl Action<Aws> for ForceDeployment {
             Ok(o) => o,
             Err(e) => return failed("Could not start a deployment", aws_err("ecs:UpdateService", e).to_string()),
         };
-        let id = out.service().and_then(|s| s.deployments().iter().find(|d| d.status() == Some("PRIMARY"))).and_then(|d| d.id()).unwrap_or("unknown").to_string();
-        progress.report(format!("{service}: deployment {id} started"));
-        wait_steady(aws, &cluster, &service, &config, progress, &ctx).await
+        let id = primary_deployment(out.service());
+        progress.report(format!("{service}: deployment {} started", id.as_deref().unwrap_or("unknown")));
+        wait_steady(aws, &cluster, &service, id, &config, progress, &ctx).await
     }
 }
 
@@ -128,6 +128,6 @@ impl Action<Aws> for Scale {
             return failed("Could not scale the service", aws_err("ecs:UpdateService", e).to_string());
         }
         progress.report(format!("{service}: desired count set to {count}"));
-        wait_steady(aws, &cluster, &service, &config, progress, &ctx).await
+        wait_steady(aws, &cluster, &service, None, &config, progress, &ctx).await
     }
 }

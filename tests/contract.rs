@@ -21,6 +21,11 @@ fn cxflow_ecs_cluster() {
 }
 
 #[test]
+fn cxflow_build_pipeline() {
+    run(&Subject { type_name: "cxflow_build_pipeline", config: include_str!("contract/cxflow_build_pipeline.tf") });
+}
+
+#[test]
 fn cxflow_image_registry() {
     run(&Subject { type_name: "cxflow_image_registry", config: include_str!("contract/cxflow_image_registry.tf") });
 }

@@ -1,9 +1,10 @@
 //! cxflow_image_registry end to end: seed 002's three tables reproduced by
 //! the defaults and read back from IAM policy by policy, the GitHub trust of
-//! every stage, lifecycle and scanning, an image pushed with exactly the
-//! write level's calls, membership, a level changed in place, import, a
-//! second registry on the account's one OIDC provider, and destroy leaving
-//! what was there before.
+//! every stage, lifecycle (expire and archive) and scanning, an image pushed
+//! with exactly the write level's calls, cross-account pull through a
+//! repository policy, membership, a level changed in place, import, two
+//! registries on the account's one OIDC provider, KMS encryption, and
+//! destroy leaving what was there before.
 
 mod common;
 
@@ -72,7 +73,10 @@ fn config(body: &str) -> String {
     format!("{}\n{body}\n", provider_block(""))
 }
 
-fn seed_config(master_developers: &str) -> String {
+/// Who may pull from the release repository from other accounts in the seed's test.
+const PULLERS: &str = r#"pull_principals = ["111122223333", "arn:aws:iam::444455556666:role/deploy"]"#;
+
+fn seed_config(master_developers: &str, release: &str) -> String {
     config(&format!(
         r#"
 resource "cxflow_image_registry" "sample" {{
@@ -83,7 +87,10 @@ resource "cxflow_image_registry" "sample" {{
   stages = {{
     development = {{}}
     master      = {{ {master_developers} }}
-    release     = {{ image_tag_mutability = "IMMUTABLE" }}
+    release     = {{
+      image_tag_mutability = "IMMUTABLE"
+      {release}
+    }}
   }}
   image_lifecycle {{
     keep_tagged          = 30
@@ -259,7 +266,7 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
     let wd = Workdir::new(&bundled_terraform(), Some(&moto));
 
     // Step 1: apply the seed's three stages with every level left to its default.
-    wd.write("main.tf", &seed_config(""));
+    wd.write("main.tf", &seed_config("", PULLERS));
     wd.apply().expect_ok("apply");
     assert_eq!(wd.plan_code().code, 0, "the plan after the apply is empty");
 
@@ -343,6 +350,27 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
             assert!(rules["rules"].as_array().unwrap().iter().all(|r| r["action"]["type"] == "expire"));
         }
 
+        // Step 5b: cross-account pulls from release only, with exactly the read level's actions.
+        let policy = aws.ecr.get_repository_policy().repository_name("sample-image/release").send().await.unwrap();
+        let doc: Json = serde_json::from_str(policy.policy_text().unwrap()).unwrap();
+        let st = doc["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), 1, "{doc}");
+        assert_eq!((st[0]["Effect"].as_str(), st[0]["Sid"].as_str()), (Some("Allow"), Some("CrossAccountPull")), "{doc}");
+        let principals = list(&st[0]["Principal"]["AWS"]);
+        assert_eq!(principals, BTreeSet::from(["arn:aws:iam::111122223333:root".to_string(), "arn:aws:iam::444455556666:role/deploy".to_string()]), "an account ID is its root");
+        assert_eq!(list(&st[0]["Action"]), level_actions("read").into_iter().map(str::to_string).collect(), "pull actions and nothing else");
+        assert!(st[0].get("Resource").is_none() && st[0].get("Condition").is_none() && st[0].get("NotAction").is_none(), "{doc}");
+        for stage in ["development", "master"] {
+            let e = aws.ecr.get_repository_policy().repository_name(format!("sample-image/{stage}")).send().await.unwrap_err();
+            assert!(e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()), "{stage} has no repository policy: {e:?}");
+        }
+        // parliament reads identity policies: give it the statement with the resource a repository policy applies to.
+        let mut linted = doc.clone();
+        linted["Statement"][0]["Resource"] = Json::String(repo_arn("release"));
+        let pull = common::iam::RolePolicies { role: "sample-image/release repository policy".into(), inline: vec![("pull".into(), linted.to_string())], managed: vec![] };
+        let found = common::iam::findings(&[pull]);
+        assert!(found.is_empty(), "repository policy findings:\n{}", found.join("\n"));
+
         // Step 6: push an image to master with the write level's calls, and read it back.
         let manifest = push(&aws, "sample-image/master", "1.0.0").await;
         let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag("1.0.0").build();
@@ -364,7 +392,7 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
     // Step 8: a member added elsewhere stays; a level given in place changes one policy.
     block_on(async { aws.iam.add_user_to_group().group_name("sample-image-master-developers").user_name("carol").send().await.unwrap() });
     let record = children(&wd, "cxflow_image_registry", "sample");
-    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#));
+    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#, PULLERS));
     wd.apply().expect_ok("apply with write for master's developers");
     assert_eq!(children(&wd, "cxflow_image_registry", "sample"), record, "an update in place: every child keeps its identity");
     block_on(async {
@@ -381,8 +409,28 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
     assert_eq!(p.code, 0, "empty plan after import:\n{}", p.stdout);
     assert_eq!(children(&wd, "cxflow_image_registry", "sample"), record, "import records the same children");
 
+    // Step 9b: a repository policy set elsewhere on master is drift, and removing pull_principals deletes release's.
+    block_on(async {
+        let foreign =
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"Elsewhere","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"ecr:BatchGetImage"}]}"#;
+        aws.ecr.set_repository_policy().repository_name("sample-image/master").policy_text(foreign).send().await.unwrap();
+    });
+    wd.tf(&["apply", "-refresh-only", "-auto-approve"]).expect_ok("refresh");
+    let drift = wd.state_attrs("cxflow_image_registry", "sample")["drift"].clone();
+    assert!(drift["repository_master"].as_str().is_some_and(|d| d.contains("repository_policy")), "the foreign policy is drift: {drift}");
+    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#, ""));
+    wd.apply().expect_ok("apply without pull_principals");
+    block_on(async {
+        for stage in ["master", "release"] {
+            let e = aws.ecr.get_repository_policy().repository_name(format!("sample-image/{stage}")).send().await.unwrap_err();
+            assert!(e.as_service_error().is_some_and(|s| s.is_repository_policy_not_found_exception()), "{stage}'s repository policy is deleted: {e:?}");
+        }
+    });
+    assert_eq!(children(&wd, "cxflow_image_registry", "sample"), record, "policies change in place");
+    assert_eq!(wd.plan_code().code, 0, "converged without repository policies");
+
     // Step 10: a stage removed from the map takes its repository, groups and role with it; the others stay as they are.
-    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#).replace("    development = {}\n", ""));
+    wd.write("main.tf", &seed_config(r#"developers = ["authorize", "read", "write", "metadata"]"#, "").replace("    development = {}\n", ""));
     wd.apply().expect_ok("apply without the development stage");
     let now = children(&wd, "cxflow_image_registry", "sample");
     let kept: BTreeMap<String, String> = record.iter().filter(|(k, _)| !k.contains("development")).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -400,10 +448,12 @@ fn the_seed_tables_trust_lifecycle_and_a_push_with_defaults() {
     assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "destroy leaves exactly what existed before");
 }
 
-/// A registry without GitHub (groups only) on stages of its own names, and a
-/// second registry sharing the account's one GitHub OIDC provider.
+/// Registries on stages of their own names with lifecycle rules that archive,
+/// and two registries (two states) on the account's one GitHub OIDC provider:
+/// the second is told at plan time to name it, and the first, dropping GitHub
+/// while the second still trusts the provider, keeps it.
 #[test]
-fn custom_stages_and_a_shared_oidc_provider() {
+fn custom_stages_archiving_and_a_shared_oidc_provider() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let before = Snapshot::take(&moto);
@@ -422,14 +472,24 @@ resource "cxflow_image_registry" "r" {{
       repository_name = "{name}-staging-images"
     }}
   }}
+  image_lifecycle {{
+    keep_tagged           = 10
+    archive_old_tagged    = true
+    archive_unpulled_days = 30
+    expire_archived_days  = 180
+  }}
   tags = {{ Team = "{name}" }}
 }}
 "#
         ))
     };
+    let with_github = format!("github {{\n    repository = \"{REPO}\"\n  }}");
+    let with_provider = format!("github {{\n    repository = \"{REPO}\"\n    oidc_provider_arn = \"{PROVIDER_ARN}\"\n  }}");
+    let without_github = |name: &str| registry(name, "").replace("      github_refs     = [\"refs/tags/v*\"]\n", "");
+    let provider_exists = || block_on(aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(PROVIDER_ARN).send()).is_ok();
 
-    // Step 1: the first registry creates the provider.
-    first.write("main.tf", &registry("first", &format!("github {{\n    repository = \"{REPO}\"\n  }}")));
+    // Step 1: the first registry creates the provider; its lifecycle policy archives and expires what the block says.
+    first.write("main.tf", &registry("first", &with_github));
     first.apply().expect_ok("apply the first registry");
     block_on(async {
         let (_, doc, _) = group_policy(&aws, "first-staging-developers").await.unwrap();
@@ -440,21 +500,55 @@ resource "cxflow_image_registry" "r" {{
         let trust = cxflow::children::iam::parse_policy(r.role().unwrap().assume_role_policy_document().unwrap()).unwrap();
         let cond = &trust["Statement"][0]["Condition"];
         assert_eq!(cond["StringLike"]["token.actions.githubusercontent.com:sub"], serde_json::json!([sub("ref:refs/tags/v*")]));
+        let text = aws.ecr.get_lifecycle_policy().repository_name("first-staging-images").send().await.unwrap().lifecycle_policy_text().unwrap().to_string();
+        let rules: Json = serde_json::from_str(&text).unwrap();
+        let summary: Vec<(String, String, String, i64, String)> = rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let sel = &r["selection"];
+                let action = format!("{}{}", r["action"]["type"].as_str().unwrap(), r["action"]["targetStorageClass"].as_str().map(|c| format!(" to {c}")).unwrap_or_default());
+                (
+                    sel["tagStatus"].as_str().unwrap().into(),
+                    sel["storageClass"].as_str().unwrap_or("standard").into(),
+                    sel["countType"].as_str().unwrap().into(),
+                    sel["countNumber"].as_i64().unwrap(),
+                    action,
+                )
+            })
+            .collect();
+        let s = |a: &str| a.to_string();
+        assert_eq!(
+            summary,
+            [
+                (s("untagged"), s("standard"), s("sinceImagePushed"), 14, s("expire")),
+                (s("tagged"), s("standard"), s("imageCountMoreThan"), 10, s("transition to archive")),
+                (s("any"), s("standard"), s("sinceImagePulled"), 30, s("transition to archive")),
+                (s("any"), s("archive"), s("sinceImageTransitioned"), 180, s("expire")),
+            ],
+            "{text}"
+        );
+        let priorities: Vec<i64> = rules["rules"].as_array().unwrap().iter().map(|r| r["rulePriority"].as_i64().unwrap()).collect();
+        assert_eq!(priorities, [1, 2, 3, 4], "rules on any come last: {text}");
     });
+    assert_eq!(first.plan_code().code, 0, "the plan after the apply is empty");
 
-    // Step 2: a second registry that would create the provider too is refused, naming the way out.
+    // Step 2: a second registry (another state) that would create the provider too fails at plan time, naming the way out.
     let second = Workdir::new(&bundled_terraform(), Some(&moto));
-    second.write("main.tf", &registry("second", &format!("github {{\n    repository = \"{REPO}\"\n  }}")));
-    let refused = second.apply();
+    second.write("main.tf", &registry("second", &with_github));
+    let refused = second.tf(&["plan", "-input=false"]);
     refused.expect_fail("a second provider for the same issuer");
-    let msg = refused.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(msg.contains("belongs to cxflow_image_registry/first") && msg.contains("github.oidc_provider_arn"), "{msg}");
+    let msg = refused.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(msg.contains("belongs to cxflow_image_registry/first") && msg.contains("oidc_provider_arn") && msg.contains(PROVIDER_ARN), "{msg}");
+    let applied = second.apply();
+    applied.expect_fail("the apply is refused the same way");
     assert!(children(&second, "cxflow_image_registry", "r").is_empty(), "nothing recorded for the refused create");
     let leftover = Snapshot::take(&moto);
-    assert!(!leftover.0.iter().any(|l| l.contains("second")), "the refused apply made nothing: {:?}", leftover.added_since(&before));
+    assert!(!leftover.0.iter().any(|l| l.contains("second")), "the refused plan and apply made nothing: {:?}", leftover.added_since(&before));
 
-    // Step 3: naming the provider works, and the second registry's destroy keeps it.
-    second.write("main.tf", &registry("second", &format!("github {{\n    repository = \"{REPO}\"\n    oidc_provider_arn = \"{PROVIDER_ARN}\"\n  }}")));
+    // Step 3: naming the provider works; import rebuilds it as named, with an empty plan.
+    second.write("main.tf", &registry("second", &with_provider));
     second.apply().expect_ok("apply the second registry on the first one's provider");
     assert_eq!(second.state_attrs("cxflow_image_registry", "r")["oidc_provider_arn"], PROVIDER_ARN);
     assert!(!children(&second, "cxflow_image_registry", "r").contains_key("oidc_provider"));
@@ -462,20 +556,98 @@ resource "cxflow_image_registry" "r" {{
     second.tf(&["import", "cxflow_image_registry.r", "second"]).expect_ok("import the second registry");
     let p = second.plan_code();
     assert_eq!(p.code, 0, "empty plan after importing a registry on a provider it did not create:\n{}", p.stdout);
-    second.destroy().expect_ok("destroy the second registry");
-    assert!(block_on(aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(PROVIDER_ARN).send()).is_ok(), "the first registry's provider stays");
 
-    // Step 4: without GitHub the first registry keeps its groups (the GitHub group too) and drops roles and provider.
-    first.write("main.tf", &registry("first", "").replace("      github_refs     = [\"refs/tags/v*\"]\n", ""));
-    first.apply().expect_ok("apply without github");
+    // Step 4: the first registry drops GitHub while the second still trusts the provider: its roles go, the provider stays.
+    first.write("main.tf", &without_github("first"));
+    first.apply().expect_ok("apply the first registry without github");
     let kids = children(&first, "cxflow_image_registry", "r");
     assert!(kids.contains_key("group_staging_github") && !kids.contains_key("github_role_staging") && !kids.contains_key("oidc_provider"), "{kids:?}");
-    assert!(block_on(aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(PROVIDER_ARN).send()).is_err(), "the provider went with the github block");
+    assert!(block_on(aws.iam.get_role().role_name("first-staging-github").send()).is_err(), "the first registry's GitHub role is deleted");
+    assert!(provider_exists(), "the provider the second registry's role trusts stays");
+    assert_eq!(second.plan_code().code, 0, "the second registry is untouched");
+
+    // Step 5: the second registry's destroy never deletes a provider it only named.
+    second.destroy().expect_ok("destroy the second registry");
+    assert!(provider_exists(), "a named provider is not the second registry's to delete");
+
+    // Step 6: GitHub again in the first registry takes its own provider back (its lease is in this directory's journal) ...
+    first.write("main.tf", &registry("first", &with_github));
+    first.apply().expect_ok("apply the first registry with github again");
+    assert_eq!(children(&first, "cxflow_image_registry", "r").get("oidc_provider").map(String::as_str), Some(PROVIDER_ARN), "the provider is recorded again");
+    assert_eq!(first.plan_code().code, 0, "converged");
+
+    // Step 7: ... and without GitHub, no role trusting it any more, the provider goes.
+    first.write("main.tf", &without_github("first"));
+    first.apply().expect_ok("apply without github");
+    assert!(!provider_exists(), "the provider went with the github block");
     first.tf(&["state", "rm", "cxflow_image_registry.r"]).expect_ok("state rm");
     first.tf(&["import", "cxflow_image_registry.r", "first"]).expect_ok("import without github");
     let p = first.plan_code();
-    assert_eq!(p.code, 0, "empty plan after import (tags read from the repository):\n{}", p.stdout);
+    assert_eq!(p.code, 0, "empty plan after import (tags read from the repository, the archive rules from its lifecycle policy):\n{}", p.stdout);
     first.destroy().expect_ok("destroy");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "nothing left");
+}
+
+/// KMS encryption (and scanning off), with the AWS managed key (ECR reports the key it chose: no
+/// drift) and with a key of the user's: repositories encrypted as asked, empty
+/// plans after apply (and after import with the user's key), and a key change
+/// replacing the registry.
+#[test]
+fn kms_encryption_is_read_back_and_plans_empty() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto);
+    let before = Snapshot::take(&moto);
+    let wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    let key = format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let registry = |kms: &str| {
+        config(&format!(
+            r#"
+resource "cxflow_image_registry" "enc" {{
+  name            = "enc"
+  encryption_type = "KMS"
+  scan_on_push    = false
+  {kms}
+  stages = {{
+    qa = {{ developers = ["authorize", "read"] }}
+  }}
+}}
+"#
+        ))
+    };
+    let encryption = || {
+        block_on(async {
+            let r = aws.ecr.describe_repositories().repository_names("enc/qa").send().await.unwrap().repositories()[0].clone();
+            assert_eq!(r.image_scanning_configuration().map(|c| c.scan_on_push()), Some(false), "scan_on_push = false reaches the repository");
+            let e = r.encryption_configuration().unwrap().clone();
+            (e.encryption_type().as_str().to_string(), e.kms_key().map(str::to_string))
+        })
+    };
+
+    // Step 1: KMS with the AWS managed key: ECR names the key it uses, which is no drift.
+    wd.write("main.tf", &registry(""));
+    wd.apply().expect_ok("apply with the AWS managed key");
+    let (kind, chosen) = encryption();
+    assert_eq!(kind, "KMS");
+    assert!(chosen.is_some(), "ECR reports the key it chose");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 0, "the plan after the apply is empty:\n{}", p.stdout);
+    wd.tf(&["apply", "-refresh-only", "-auto-approve"]).expect_ok("refresh");
+    assert_eq!(wd.state_attrs("cxflow_image_registry", "enc")["drift"], serde_json::json!({}), "the managed key is no drift");
+
+    // Step 2: a key of the user's replaces the registry (ECR cannot re-encrypt a repository), and is used.
+    wd.write("main.tf", &registry(&format!("kms_key_arn     = \"{key}\"")));
+    let p = wd.plan_code();
+    assert!(p.code == 2 && p.stdout.contains("must be replaced"), "a key change replaces the registry:\n{}", p.stdout);
+    wd.apply().expect_ok("apply with the user's key");
+    assert_eq!(encryption(), ("KMS".to_string(), Some(key.clone())));
+    assert_eq!(wd.plan_code().code, 0, "converged on the user's key");
+    wd.tf(&["state", "rm", "cxflow_image_registry.enc"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_image_registry.enc", "enc"]).expect_ok("import with the user's key");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 0, "empty plan after import (the key and scanning read back):\n{}", p.stdout);
+
+    wd.destroy().expect_ok("destroy");
     let after = Snapshot::take(&moto);
     assert_eq!((after.added_since(&before), after.removed_since(&before)), (vec![], vec![]), "nothing left");
 }

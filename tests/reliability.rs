@@ -373,7 +373,15 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     let ok_svc = |extra: &str| svc(&format!("  name = \"svc\"\n  cluster = \"c\"\n  cpu = 256\n  memory = 512\n{base_container}\n{extra}"));
     // A setting inside the container block (after its port).
     let in_container = |body: &str| ok_svc("").replace("port  = 80\n  }", &format!("port  = 80\n    {body}\n  }}"));
+    // A load_balancer block on a valid listener, with these settings.
+    let lb =
+        |body: &str| format!("  load_balancer {{\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n{body}\n  }}");
     let sync = |body: &str| format!("resource \"cxflow_secret_sync\" \"x\" {{\n{body}\n}}\n");
+    // A build pipeline with one setting replaced (`from` → `to`) or added at the top level.
+    let pipeline = |from: &str, to: &str| {
+        let ok = "resource \"cxflow_build_pipeline\" \"x\" {\n  name = \"p\"\n  source {\n    connection_arn = \"arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f\"\n    repository = \"org/repo\"\n    branch = \"prod\"\n  }\n  build {\n    image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    repository_arn = \"arn:aws:ecr:us-east-1:123456789012:repository/r\"\n  }\n  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n}\n";
+        if from.is_empty() { ok.replacen("  name = \"p\"\n", &format!("  name = \"p\"\n  {to}\n"), 1) } else { ok.replacen(from, to, 1) }
+    };
     let cluster = |over: &str| {
         let mut m: BTreeMap<&str, String> = BTreeMap::new();
         m.insert("name", "\"cxflow\"".into());
@@ -431,6 +439,11 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ),
         ("registry", registry("  image_lifecycle {\n    keep_tagged = 0\n  }"), "keep_tagged"),
         ("registry", registry("  image_lifecycle {\n    expire_untagged_days = 5000\n  }"), "expire_untagged_days"),
+        ("registry", registry("  image_lifecycle {\n    archive_old_tagged = true\n    expire_archived_days = 30\n  }"), "expire_archived_days"),
+        ("registry", registry("  image_lifecycle {\n    expire_archived_days = 120\n  }"), "expire_archived_days"),
+        ("registry", registry("  image_lifecycle {\n    archive_unpulled_days = 0\n  }"), "archive_unpulled_days"),
+        ("registry", registry("  stages = { release = { pull_principals = [\"12345\"] } }"), "pull_principals"),
+        ("registry", registry("  stages = { release = { pull_principals = [\"arn:aws:iam::111122223333:group/pullers\"] } }"), "pull_principals"),
         ("registry", registry("  members {\n    end_users = [\"bob\"]\n  }"), "end_users"),
         ("registry", registry("  members {\n    developers = [\"not a user!\"]\n  }"), "developers"),
         ("registry", registry("  deployment_role {\n    policy_json = \"not json\"\n  }"), "policy_json"),
@@ -542,6 +555,44 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    cpu_target = 150\n  }"), "cpu_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    memory_target = 0\n  }"), "memory_target"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    requests_per_target = 100\n  }"), "requests_per_target"),
+        // Load balancing, Service Connect and Cloud Map in full.
+        ("svc", ok_svc(&lb("    host_headers = [\"a\", \"b\", \"c\"]\n    path_patterns = [\"/a\", \"/b\"]\n    source_ips = [\"10.0.0.0/8\"]")), "load_balancer"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    source_ips = [\"10.0.0.0/33\"]")), "source_ips"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      interval = 5\n      timeout = 5\n    }")), "timeout"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      healthy_threshold = 11\n    }")), "healthy_threshold"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    health_check {\n      port = \"traffic\"\n    }")), "port"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    deregistration_delay = 3601")), "deregistration_delay"),
+        ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    stickiness {\n      duration = 0\n    }")), "duration"),
+        ("svc", ok_svc(&lb("    http_header {\n      name = \"Bad Header\"\n      values = [\"1\"]\n    }")), "name"),
+        ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"nope\"\n    }\n  }"), "port_name"),
+        ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    client_only = true\n    service {\n      port_name = \"app\"\n    }\n  }"), "client_only"),
+        (
+            "svc",
+            ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n    }\n    service {\n      port_name = \"app\"\n    }\n  }"),
+            "port_name",
+        ),
+        (
+            "svc",
+            ok_svc(
+                "  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n      tls {\n        private_ca_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/x\"\n        role_arn = \"arn:aws:iam::123456789012:role/r\"\n      }\n    }\n  }",
+            ),
+            "private_ca_arn",
+        ),
+        (
+            "svc",
+            ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"app\"\n      client_alias {\n        port = 0\n      }\n    }\n  }"),
+            "port",
+        ),
+        ("svc", ok_svc("  service_registry {\n    dns_record_type = \"A\"\n  }"), "registry_arn"),
+        (
+            "svc",
+            ok_svc(
+                "  service_registry {\n    namespace_id = \"ns-abcdefabcdefabcd\"\n    registry_arn = \"arn:aws:servicediscovery:us-east-1:123456789012:service/srv-abcdefabcdefabcd\"\n  }",
+            ),
+            "registry_arn",
+        ),
+        ("svc", ok_svc("  service_registry {\n    namespace_id = \"namespace-1\"\n  }"), "namespace_id"),
+        ("svc", ok_svc("  service_registry {\n    namespace_id = \"ns-abcdefabcdefabcd\"\n    dns_record_type = \"CNAME\"\n  }"), "dns_record_type"),
         ("svc", ok_svc("  autoscaling {\n    min = 1\n    max = 2\n    scale_in_cooldown = -1\n  }"), "scale_in_cooldown"),
         (
             "svc",
@@ -630,6 +681,34 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("cluster", cluster("certificate_arn = \"arn:aws:iam::1:role/x\""), "certificate_arn"),
         ("cluster", cluster("tls_policy = \"TLSv1\""), "tls_policy"),
         ("cluster", cluster("environments = { verylongenvironment = { image_tag = \"s\" } }"), "verylongenvironment"),
+        // build pipeline
+        ("pipeline", pipeline("name = \"p\"", "name = \"-p\""), "name"),
+        ("pipeline", pipeline("connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f", "connection/not-a-uuid"), "connection_arn"),
+        ("pipeline", pipeline("codestar-connections", "codecommit"), "connection_arn"),
+        ("pipeline", pipeline("org/repo", "just-a-name"), "repository"),
+        ("pipeline", pipeline("branch = \"prod\"", "branch = \"has space\""), "branch"),
+        ("pipeline", pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"Not An Image\""), "image"),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    compute_type = \"HUGE\""),
+            "compute_type",
+        ),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    timeout_minutes = 4"),
+            "timeout_minutes",
+        ),
+        (
+            "pipeline",
+            pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"\n    timeout_minutes = 2161"),
+            "timeout_minutes",
+        ),
+        ("pipeline", pipeline("image = \"aws/codebuild/amazonlinux2-x86_64-standard:4.0\"", "image = \"aws/codebuild/amazonlinux2-aarch64-standard:3.0\""), "environment_type"),
+        ("pipeline", pipeline("repository/r", "role/r"), "repository_arn"),
+        ("pipeline", pipeline("service = \"s\"", "service = \"s\"\n    file = \"imagedefinitions.yml\""), "file"),
+        ("pipeline", pipeline("service = \"s\"", "service = \"s\"\n    pass_role_arns = [\"arn:aws:ecr:us-east-1:123456789012:repository/r\"]"), "pass_role_arns"),
+        ("pipeline", pipeline("  deploy_ecs {\n    cluster = \"c\"\n    service = \"s\"\n  }\n", "  manual_approval = true\n"), "manual_approval"),
+        ("pipeline", pipeline("", "artifact_expiration_days = 0"), "artifact_expiration_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),
         ("svc", ok_svc("").replace("subnet_ids = [\"subnet-1\"]", "subnet_ids = [null]"), "subnet_ids"),

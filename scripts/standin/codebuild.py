@@ -12,18 +12,46 @@ from moto.codebuild.exceptions import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
+import moto.codebuild.responses as moto_responses
 from moto.codebuild.responses import (
     CodeBuildResponse as Response,
-    _validate_required_params_artifacts,
     _validate_required_params_environment,
     _validate_required_params_service_role,
-    _validate_required_params_source,
 )
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import unix_time
 from moto.moto_api._internal import mock_random
 
 from patching import extend, operation
+
+_moto_validate_source = moto_responses._validate_required_params_source
+
+# "For source code settings that are specified in the source action of a
+# pipeline in CodePipeline, location should not be specified": moto required
+# a location for every source type, so no project could build for a pipeline.
+SOURCES_WITHOUT_LOCATION = ("CODEPIPELINE", "NO_SOURCE")
+
+
+def _validate_required_params_source(source):
+    if source.get("type") in SOURCES_WITHOUT_LOCATION and not source.get("location"):
+        return
+    _moto_validate_source(source)
+
+
+_moto_validate_artifacts = moto_responses._validate_required_params_artifacts
+
+
+# Artifacts of type CODEPIPELINE: "CodePipeline ignores this value if
+# specified ... CodePipeline manages its build output locations".
+def _validate_required_params_artifacts(artifacts):
+    if artifacts.get("type") == "CODEPIPELINE" and not artifacts.get("location"):
+        return
+    _moto_validate_artifacts(artifacts)
+
+
+# moto's CreateProject looks the validators up in its module at call time.
+moto_responses._validate_required_params_source = _validate_required_params_source
+moto_responses._validate_required_params_artifacts = _validate_required_params_artifacts
 
 # CreateProject/UpdateProject members that moto's CreateProject ignores.
 DROPPED_FIELDS = (

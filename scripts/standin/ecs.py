@@ -7,10 +7,16 @@ the model is enough for every Describe/Create/Update response to report it.
 """
 
 import copy
+import math
+import os
+import re
+import time
+import uuid
 
 from botocore import xform_name
 from moto.core.utils import utcnow
 from moto.ecs.exceptions import InvalidParameterException
+from moto.ecr.models import ecr_backends
 from moto.ecs.models import Service
 from moto.ecs.responses import EC2ContainerServiceResponse as Response
 from moto.moto_api._internal import mock_random
@@ -217,7 +223,14 @@ def create_service(original, self):
     )
     _apply_create_defaults(service, cluster, launch_type)
     if service.deployments:
-        _describe_rollout(service.deployments[0], service)
+        deployment = service.deployments[0]
+        _describe_rollout(deployment, service)
+        if _pull_error(service):
+            deployment.update(runningCount=0, pendingCount=service.desired_count, failedTasks=0)
+            deployment.update(rolloutState="IN_PROGRESS", rolloutStateReason=f"ECS deployment {deployment['id']} in progress.")
+            service.running_count, service.pending_count = 0, service.desired_count
+        elif deployment.get("rolloutState") == "COMPLETED":
+            _completed(service, deployment)
     return result
 
 
@@ -231,7 +244,8 @@ def _start_deployment(service):
     if not service.deployments:
         return  # CODE_DEPLOY and EXTERNAL controllers roll out through task sets
     deployment_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
-    completed = service.running_count >= service.desired_count
+    pull_error = _pull_error(service)
+    completed = service.running_count >= service.desired_count and not pull_error
     now = utcnow()
     deployment = dict(
         service.deployments[0],
@@ -247,7 +261,10 @@ def _start_deployment(service):
         + ("completed." if completed else "in progress."),
     )
     _describe_rollout(deployment, service)
+    if pull_error:
+        deployment.update(runningCount=0, pendingCount=service.desired_count, failedTasks=0)
     if completed:
+        _completed(service, deployment)
         service.deployments = [deployment]
     else:
         for replaced in service.deployments:
@@ -287,8 +304,159 @@ def update_service(original, self):
     previous_configuration = service.deployment_configuration
     # moto would only rename the current deployment; a new one is started below.
     force = self.params.pop("forceNewDeployment", False)
+    running = service.running_count
     result = original(self)
+    _stop_surplus_tasks(service, running)
     _apply_update(self, service, previous_configuration)
     if force or _rollout(service) != before:
         _start_deployment(service)
+    return result
+
+
+# --- Tasks that fail to start, the circuit breaker, draining -----------------
+#
+# Opt-in, like moto's own MOTO_ECS_SERVICE_* variables:
+#   STANDIN_ECS_IMAGE_PULL=check   a task whose ECR image (this stand-in's ECR)
+#       does not exist fails to start with CannotPullContainerError; each
+#       DescribeServices counts one more failed task of such a deployment.
+#   STANDIN_ECS_DRAIN_SECONDS=N    tasks take N seconds to stop after a scale-in
+#       or DeleteService; the deleted service is DRAINING until then.
+
+_ECR_IMAGE = re.compile(
+    r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/([^:@]+)(?::([^@]+))?(?:@(sha256:[0-9a-f]{64}))?$"
+)
+
+
+def _pull_error(service):
+    """CannotPullContainerError for the first image of the service's task
+    definition that the stand-in's ECR does not hold, else None."""
+    if os.environ.get("STANDIN_ECS_IMAGE_PULL") != "check" or not service.task_definition:
+        return None
+    from moto.ecs.models import ecs_backends
+
+    backend = ecs_backends[service._account_id][service.region_name]
+    definition = backend.describe_task_definition(service.task_definition)
+    for container in definition.container_definitions:
+        image = container.get("image", "")
+        match = _ECR_IMAGE.match(image)
+        if not match:
+            continue
+        account, region, name, tag, digest = match.groups()
+        repository = ecr_backends[account][region].repositories.get(name)
+        images = repository.images if repository else []
+        if digest:
+            found = any(i.image_digest == digest for i in images)
+        else:
+            found = any((tag or "latest") in i.image_tags for i in images)
+        if not found:
+            return (
+                f"CannotPullContainerError: pull image manifest has been retried 5 time(s): "
+                f"failed to resolve ref {image}: not found"
+            )
+    return None
+
+
+def _event(service, message):
+    """Service events are listed newest first (Service.events)."""
+    service.events.insert(0, {"id": str(uuid.uuid4()), "createdAt": utcnow(), "message": message})
+
+
+def _completed(service, deployment):
+    service.standin_completed_task_definition = deployment.get("taskDefinition")
+
+
+def _failure_threshold(desired):
+    # "minimum threshold <= 0.5 * desired task count => maximum threshold",
+    # the minimum being 3 and the maximum 200 (Rolling update, circuit breaker).
+    return min(max(3, math.ceil(desired * 0.5)), 200)
+
+
+def _count_failed_tasks(service):
+    """One more task of each deployment that cannot pull its image has failed;
+    the circuit breaker trips at its threshold and may roll the service back."""
+    error = _pull_error(service)
+    if not error:
+        return
+    breaker = (service.deployment_configuration or {}).get("deploymentCircuitBreaker") or {}
+    for deployment in list(service.deployments):
+        if deployment.get("rolloutState") != "IN_PROGRESS" or deployment.get("taskDefinition") != service.task_definition:
+            continue
+        deployment["failedTasks"] = deployment.get("failedTasks", 0) + 1
+        deployment["updatedAt"] = utcnow()
+        _event(service, f"(service {service.name}) (task {uuid.uuid4().hex}) failed to start: {error}")
+        if not breaker.get("enable") or deployment["failedTasks"] < _failure_threshold(deployment["desiredCount"]):
+            continue
+        deployment["rolloutState"] = "FAILED"
+        deployment["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        _event(service, f"(service {service.name}) (deployment {deployment['id']}) deployment failed: tasks failed to start.")
+        target = getattr(service, "standin_completed_task_definition", None)
+        if breaker.get("rollback") and target and target != service.task_definition:
+            service.task_definition = target
+            _start_deployment(service)
+            _event(service, f"(service {service.name}) rolling back to deployment {service.deployments[0]['id']}.")
+
+
+def _drain_seconds():
+    try:
+        return max(float(os.environ.get("STANDIN_ECS_DRAIN_SECONDS", "0")), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _stop_surplus_tasks(service, running_before):
+    """moto stops surplus tasks at once; they take the drain time to stop."""
+    if _drain_seconds() and service.desired_count < running_before:
+        service.running_count = running_before
+        service.standin_stopped_at = time.monotonic() + _drain_seconds()
+
+
+def _settle(service):
+    """Tasks whose drain time is over have stopped; a DRAINING service whose
+    tasks have all stopped is INACTIVE (DeleteService)."""
+    stopped_at = getattr(service, "standin_stopped_at", None)
+    if stopped_at is not None and time.monotonic() >= stopped_at:
+        service.running_count = min(service.running_count, service.desired_count if service.status == "ACTIVE" else 0)
+        service.standin_stopped_at = None
+    if service.status == "DRAINING" and service.standin_stopped_at is None:
+        service.running_count = 0
+        service.status = "INACTIVE"
+
+
+@extend(Response, "delete_service")
+def delete_service(original, self):
+    service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("service"))
+    running = service.running_count
+    result = original(self)
+    if _drain_seconds() and running > 0:
+        # "If there are still running tasks that require cleanup, the service
+        # status moves from ACTIVE to DRAINING" until they have stopped.
+        service.status = "DRAINING"
+        service.running_count = running
+        if getattr(service, "standin_stopped_at", None) is None:
+            service.standin_stopped_at = time.monotonic() + _drain_seconds()
+    return result
+
+
+@extend(Response, "describe_services")
+def describe_services(original, self):
+    cluster = self._get_param("cluster", "default")
+    for name in self._get_param("services", []):
+        try:
+            service = self.ecs_backend._get_service(cluster, name.split("/")[-1])
+        except Exception:  # reported as a MISSING failure by moto
+            continue
+        _settle(service)
+        if service.status == "ACTIVE":
+            _count_failed_tasks(service)
+    return original(self)
+
+
+@extend(Response, "list_services")
+def list_services(original, self):
+    # DRAINING and INACTIVE services "are no longer visible ... in the
+    # ListServices API operation" (DeleteService); moto listed them.
+    result = original(self)
+    backend = self.ecs_backend
+    active = {s.arn for s in backend.services.values() if s.status == "ACTIVE"}
+    result.result["serviceArns"] = [arn for arn in result.result["serviceArns"] if arn in active]
     return result

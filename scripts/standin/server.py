@@ -10,11 +10,13 @@ from moto.server import main
 
 # Importing a service module patches moto's classes in this process.
 import codebuild  # noqa: F401
+import codepipeline  # noqa: F401
 import dependencies  # noqa: F401
 import ecr  # noqa: F401
 import ecs  # noqa: F401
 import iam  # noqa: F401
 import idempotency  # noqa: F401
+import s3  # noqa: F401
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -6,6 +6,7 @@ Starts the launcher twice on free loopback ports: once with moto's defaults
 and once with MOTO_ECS_SERVICE_RUNNING / MOTO_ECS_SERVICE_FAILED_TASKS set.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -79,6 +80,9 @@ def setUpModule():
     SERVERS["default"] = Server()
     SERVERS["steady"] = Server(
         MOTO_ECS_SERVICE_RUNNING="2", MOTO_ECS_SERVICE_FAILED_TASKS="1"
+    )
+    SERVERS["faults"] = Server(
+        MOTO_ECS_SERVICE_RUNNING="2", STANDIN_ECS_IMAGE_PULL="check", STANDIN_ECS_DRAIN_SECONDS="2"
     )
     for server in SERVERS.values():
         server.wait_until_listening()
@@ -571,6 +575,101 @@ class SteadyServiceTest(EcsCase):
         self.assertEqual((deployment["rolloutState"], deployment["failedTasks"]), ("COMPLETED", 1))
 
 
+class FailingTasksTest(EcsCase):
+    """STANDIN_ECS_IMAGE_PULL=check and STANDIN_ECS_DRAIN_SECONDS=2, with two running tasks."""
+
+    server = "faults"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        ecr = SERVERS[cls.server].client("ecr")
+        ecr.create_repository(repositoryName="pulled")
+        manifest = '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}'
+        ecr.put_image(repositoryName="pulled", imageManifest=manifest, imageTag="v1")
+        cls.repository = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/pulled"
+
+    def image_definition(self, image):
+        family = self.name("family")
+        container = {"name": "app", "image": image, "essential": True, "memory": 512}
+        self.ecs.register_task_definition(family=family, containerDefinitions=[container], **TASK_DEFINITION)
+        return self.ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]["taskDefinitionArn"]
+
+    def failing_update(self, breaker):
+        cluster = self.cluster()
+        good = self.image_definition(f"{self.repository}:v1")
+        configuration = {"deploymentCircuitBreaker": breaker}
+        service = self.service(cluster, taskDefinition=good, launchType="FARGATE", deploymentConfiguration=configuration)
+        self.assertEqual(service["deployments"][0]["rolloutState"], "COMPLETED")
+        bad = self.image_definition(f"{self.repository}:missing")
+        updated = self.ecs.update_service(cluster=cluster, service=service["serviceName"], taskDefinition=bad)["service"]
+        started = updated["deployments"][0]
+        self.assertEqual((started["taskDefinition"], started["rolloutState"], started["runningCount"]), (bad, "IN_PROGRESS", 0))
+        return cluster, service, good, bad, started
+
+    def test_the_breaker_rolls_back_to_the_last_completed_deployment(self):
+        cluster, service, good, bad, started = self.failing_update({"enable": True, "rollback": True})
+        # Two desired tasks: the threshold is the minimum of 3 failed tasks.
+        for failed in (1, 2):
+            [primary, _] = self.describe(cluster, service)["deployments"]
+            self.assertEqual((primary["id"], primary["failedTasks"], primary["rolloutState"]), (started["id"], failed, "IN_PROGRESS"))
+        described = self.describe(cluster, service)
+        [primary] = described["deployments"]
+        self.assertNotEqual(primary["id"], started["id"])
+        self.assertEqual((primary["taskDefinition"], primary["rolloutState"]), (good, "COMPLETED"))
+        self.assertEqual(described["taskDefinition"], good)
+        messages = [e["message"] for e in described["events"]]
+        name = service["serviceName"]
+        self.assertEqual(messages[0], f"(service {name}) rolling back to deployment {primary['id']}.")
+        self.assertEqual(messages[1], f"(service {name}) (deployment {started['id']}) deployment failed: tasks failed to start.")
+        self.assertIn("CannotPullContainerError", messages[2])
+        self.assertIn(f"{self.repository}:missing", messages[2])
+
+    def test_without_rollback_the_failed_deployment_stays_primary(self):
+        cluster, service, _, bad, started = self.failing_update({"enable": True, "rollback": False})
+        for _ in range(4):
+            described = self.describe(cluster, service)
+        primary = described["deployments"][0]
+        self.assertEqual((primary["id"], primary["taskDefinition"], primary["rolloutState"]), (started["id"], bad, "FAILED"))
+        self.assertEqual(primary["rolloutStateReason"], "ECS deployment circuit breaker: tasks failed to start.")
+        self.assertEqual(primary["failedTasks"], 3)
+
+    def test_without_the_breaker_the_deployment_never_ends(self):
+        cluster, service, _, _, started = self.failing_update({"enable": False, "rollback": False})
+        for _ in range(5):
+            described = self.describe(cluster, service)
+        primary = described["deployments"][0]
+        self.assertEqual((primary["id"], primary["rolloutState"], primary["failedTasks"]), (started["id"], "IN_PROGRESS", 5))
+        self.assertEqual(described["runningCount"], 2)
+
+    def test_images_outside_this_ecr_pull(self):
+        cluster = self.cluster()
+        service = self.service(cluster, taskDefinition=self.image_definition("nginx:1.27"), launchType="FARGATE")
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "COMPLETED")
+
+    def test_a_deleted_service_drains_before_it_is_inactive(self):
+        cluster = self.cluster()
+        service = self.service(cluster, launchType="FARGATE")
+        name = service["serviceName"]
+        self.ecs.update_service(cluster=cluster, service=name, desiredCount=0)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 2)
+        deleted = self.ecs.delete_service(cluster=cluster, service=name, force=True)["service"]
+        self.assertEqual(deleted["status"], "DRAINING")
+        self.assertEqual(self.describe(cluster, service)["status"], "DRAINING")
+        self.assertNotIn(deleted["serviceArn"], self.ecs.list_services(cluster=cluster)["serviceArns"])
+        time.sleep(2.2)
+        described = self.describe(cluster, service)
+        self.assertEqual((described["status"], described["runningCount"]), ("INACTIVE", 0))
+
+    def test_a_scale_in_stops_tasks_after_the_drain_time(self):
+        cluster = self.cluster()
+        service = self.service(cluster, launchType="FARGATE")
+        self.ecs.update_service(cluster=cluster, service=service["serviceName"], desiredCount=1)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 2)
+        time.sleep(2.2)
+        self.assertEqual(self.describe(cluster, service)["runningCount"], 1)
+
+
 # --- CodeBuild --------------------------------------------------------------
 
 PROJECT = {
@@ -646,6 +745,14 @@ class CodeBuildCase(unittest.TestCase):
 
 
 class ProjectTest(CodeBuildCase):
+    def test_a_pipeline_source_needs_no_location(self):
+        source = {"type": "CODEPIPELINE", "buildspec": "app/buildspec.yml"}
+        name = self.project(source=source, artifacts={"type": "CODEPIPELINE"})
+        self.assertEqual(self.get(name)["source"], source)
+        self.codebuild.update_project(name=name, source={"type": "NO_SOURCE", "buildspec": "version: 0.2"})
+        self.assertEqual(self.get(name)["source"]["type"], "NO_SOURCE")
+        self.assertFails("InvalidInputException", self.codebuild.create_project, name="no-location", **{**PROJECT, "source": {"type": "GITHUB"}})
+
     def test_create_project_keeps_every_field(self):
         project = self.get(self.project(badgeEnabled=True))
         for field, value in PROJECT.items():
@@ -862,6 +969,56 @@ class EcrTest(unittest.TestCase):
         ecr.put_image_scanning_configuration(repositoryName="scan-off", imageScanningConfiguration={"scanOnPush": True})
         repo = ecr.describe_repositories(repositoryNames=["scan-off"])["repositories"][0]
         self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": True})
+
+    def test_lifecycle_rules_archive_and_expire_from_the_archive(self):
+        ecr = SERVERS["default"].client("ecr")
+        ecr.create_repository(repositoryName="archive-rules")
+        archive = {
+            "rules": [
+                {"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 7}, "action": {"type": "expire"}},
+                {
+                    "rulePriority": 2,
+                    "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": 5},
+                    "action": {"type": "transition", "targetStorageClass": "archive"},
+                },
+                {
+                    "rulePriority": 3,
+                    "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 30},
+                    "action": {"type": "transition", "targetStorageClass": "archive"},
+                },
+                {
+                    "rulePriority": 4,
+                    "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90},
+                    "action": {"type": "expire"},
+                },
+            ]
+        }
+        text = json.dumps(archive)
+        ecr.put_lifecycle_policy(repositoryName="archive-rules", lifecyclePolicyText=text)
+        self.assertEqual(json.loads(ecr.get_lifecycle_policy(repositoryName="archive-rules")["lifecyclePolicyText"]), archive)
+
+        def refused(rule):
+            with self.assertRaises(ClientError) as context:
+                ecr.put_lifecycle_policy(repositoryName="archive-rules", lifecyclePolicyText=json.dumps({"rules": [dict(rulePriority=1, **rule)]}))
+            return error_code(context)
+
+        pushed = {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}
+        transitioned = {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": 90}
+        bad = [
+            {"selection": pushed, "action": {"type": "transition"}},
+            {"selection": pushed, "action": {"type": "transition", "targetStorageClass": "standard"}},
+            {"selection": pushed, "action": {"type": "expire", "targetStorageClass": "archive"}},
+            {"selection": pushed, "action": {"type": "delete"}},
+            {"selection": dict(pushed, storageClass="archive"), "action": {"type": "expire"}},
+            {"selection": without(transitioned, "storageClass"), "action": {"type": "expire"}},
+            {"selection": transitioned, "action": {"type": "transition", "targetStorageClass": "archive"}},
+            {"selection": dict(transitioned, countNumber=89), "action": {"type": "expire"}},
+            {"selection": without(pushed, "countUnit"), "action": {"type": "expire"}},
+            {"selection": dict(pushed, countType="sinceImagePulled", countUnit="hours"), "action": {"type": "transition", "targetStorageClass": "archive"}},
+        ]
+        for rule in bad:
+            self.assertEqual(refused(rule), "InvalidParameterException", rule)
+        self.assertEqual(json.loads(ecr.get_lifecycle_policy(repositoryName="archive-rules")["lifecyclePolicyText"]), archive, "refused policies change nothing")
 
 
 class IamTest(unittest.TestCase):
@@ -1091,6 +1248,63 @@ class DependencyTest(unittest.TestCase):
         ec2.delete_subnet(SubnetId=subnet)
         [described] = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"]
         self.assertEqual([a for a in described["Associations"] if a.get("SubnetId") == subnet], [])
+
+class CodePipelineTest(unittest.TestCase):
+    def test_a_second_pipeline_of_one_name_is_pipeline_name_in_use(self):
+        server = SERVERS["default"]
+        iam = server.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+        }
+        role = iam.create_role(RoleName="standin-pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        action = {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"}
+        pipeline = {
+            "name": "standin-pipeline",
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "standin-artifacts"},
+            "stages": [
+                {"name": "Source", "actions": [{"name": "Source", "actionTypeId": action, "outputArtifacts": [{"name": "src"}]}]},
+                {"name": "Approve", "actions": [{"name": "Approve", "actionTypeId": {**action, "category": "Approval", "provider": "Manual"}}]},
+            ],
+        }
+        codepipeline = server.client("codepipeline")
+        codepipeline.create_pipeline(pipeline=pipeline, tags=[{"key": "k", "value": "v"}])
+        with self.assertRaises(ClientError) as context:
+            codepipeline.create_pipeline(pipeline=pipeline)
+        self.assertEqual(error_code(context), "PipelineNameInUseException")
+        self.assertEqual(codepipeline.get_pipeline(name="standin-pipeline")["pipeline"]["version"], 1, "the first pipeline is untouched")
+        codepipeline.delete_pipeline(name="standin-pipeline")
+        codepipeline.create_pipeline(pipeline=pipeline)
+        metadata = raw_answer(codepipeline, "get_pipeline", name="standin-pipeline")["metadata"]
+        self.assertIsInstance(metadata["created"], float, "epoch seconds, as the JSON protocol sends timestamps")
+        self.assertIsInstance(metadata["updated"], float)
+        [summary] = [p for p in raw_answer(codepipeline, "list_pipelines")["pipelines"] if p["name"] == "standin-pipeline"]
+        self.assertIsInstance(summary["created"], float)
+        self.assertEqual(codepipeline.get_pipeline(name="standin-pipeline")["metadata"]["pipelineArn"], f"arn:aws:codepipeline:us-east-1:{ACCOUNT}:standin-pipeline")
+        codepipeline.delete_pipeline(name="standin-pipeline")
+
+
+def raw_answer(client, operation, **params):
+    """The body AWS's wire protocol carried, before botocore's lenient parsing."""
+    bodies = []
+    client.meta.events.register("after-call.*", lambda http_response, **_: bodies.append(http_response.content))
+    getattr(client, operation)(**params)
+    body = bodies[-1]
+    return body if body.startswith(b"<") else json.loads(body)
+
+
+class S3Test(unittest.TestCase):
+    def test_get_bucket_versioning_answers_a_versioning_configuration(self):
+        s3 = SERVERS["default"].client("s3")
+        s3.create_bucket(Bucket="standin-versioning")
+        self.assertRegex(raw_answer(s3, "get_bucket_versioning", Bucket="standin-versioning"), rb"<VersioningConfiguration[ />]")
+        s3.put_bucket_versioning(Bucket="standin-versioning", VersioningConfiguration={"Status": "Enabled"})
+        body = raw_answer(s3, "get_bucket_versioning", Bucket="standin-versioning")
+        self.assertRegex(body, rb"<VersioningConfiguration [^>]*><Status>Enabled</Status></VersioningConfiguration>")
+        self.assertEqual(s3.get_bucket_versioning(Bucket="standin-versioning")["Status"], "Enabled")
+        s3.delete_bucket(Bucket="standin-versioning")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -47,12 +47,15 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("acm", "ACM"),
     ("applicationautoscaling", "APPLICATION_AUTO_SCALING"),
     ("cloudwatchlogs", "CLOUDWATCH_LOGS"),
+    ("codebuild", "CODEBUILD"),
+    ("codepipeline", "CODEPIPELINE"),
     ("ec2", "EC2"),
     ("ecr", "ECR"),
     ("ecs", "ECS"),
     ("elbv2", "ELASTIC_LOAD_BALANCING_V2"),
     ("iam", "IAM"),
     ("route53", "ROUTE_53"),
+    ("s3", "S3"),
     ("servicediscovery", "SERVICEDISCOVERY"),
     ("ssm", "SSM"),
     ("sts", "STS"),
@@ -81,6 +84,9 @@ pub struct Aws {
     ecr: OnceLock<aws_sdk_ecr::Client>,
     sd: OnceLock<aws_sdk_servicediscovery::Client>,
     aas: OnceLock<aws_sdk_applicationautoscaling::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    codebuild: OnceLock<aws_sdk_codebuild::Client>,
+    codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
 }
 
@@ -131,6 +137,23 @@ impl Aws {
     client!(servicediscovery, sd, aws_sdk_servicediscovery, "servicediscovery");
     client!(autoscaling, aas, aws_sdk_applicationautoscaling, "applicationautoscaling");
     client!(sts, sts, aws_sdk_sts, "sts");
+    client!(codebuild, codebuild, aws_sdk_codebuild, "codebuild");
+    client!(codepipeline, codepipeline, aws_sdk_codepipeline, "codepipeline");
+
+    /// S3 with path-style addressing whenever an endpoint is overridden: a
+    /// stand-in on loopback has no `<bucket>.<host>` names to resolve.
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| {
+            let mut b = aws_sdk_s3::config::Builder::from(&self.sdk);
+            if let Some(url) = self.endpoints.get("s3") {
+                b = b.endpoint_url(url);
+            }
+            if self.endpoints.contains_key("s3") || self.sdk.endpoint_url().is_some() {
+                b = b.force_path_style(true);
+            }
+            aws_sdk_s3::Client::from_conf(b.interceptor(CountCalls).build())
+        })
+    }
 
     /// Where calls to `service` go, for messages: the `endpoints` block, then
     /// `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then AWS itself.
@@ -218,6 +241,9 @@ impl Aws {
             ecr: OnceLock::new(),
             sd: OnceLock::new(),
             aas: OnceLock::new(),
+            s3: OnceLock::new(),
+            codebuild: OnceLock::new(),
+            codepipeline: OnceLock::new(),
             sts: OnceLock::new(),
         })
     }

@@ -37,6 +37,8 @@ impl AwsError {
             "RepositoryNotFoundException",
             "NoSuchHostedZone",
             "NamespaceNotFound",
+            "PipelineNotFoundException",
+            "NoSuchBucket",
         ]) || self.message.contains("not found")
             || self.message.contains("does not exist")
     }

@@ -849,8 +849,97 @@ impl TaskDefinitionNode {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ServiceConnectSpec {
     pub namespace: String,
-    /// (port name, port) published under the service name.
-    pub publish: Option<(String, i64)>,
+    /// The ports published; none: a client only.
+    pub services: Vec<ScService>,
+    /// Service Connect's own log configuration (log driver, options).
+    pub log: Option<(String, BTreeMap<String, String>)>,
+}
+
+/// One port published through Service Connect.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScService {
+    pub port_name: String,
+    pub discovery_name: String,
+    pub ingress_port_override: Option<i64>,
+    /// (port, DNS name) clients use; no DNS name: `<discovery name>.<namespace>`.
+    pub aliases: Vec<(i64, Option<String>)>,
+    pub idle_timeout: Option<i64>,
+    pub per_request_timeout: Option<i64>,
+    pub tls: Option<ScTls>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScTls {
+    pub private_ca_arn: String,
+    pub kms_key: Option<String>,
+    pub role_arn: Option<String>,
+}
+
+impl ScService {
+    fn to_aws(&self) -> Result<ecs::ServiceConnectService, NodeError> {
+        let bad = |e: aws_sdk_ecs::error::BuildError| other(format!("internal error building the Service Connect configuration: {e}"));
+        let mut b = ecs::ServiceConnectService::builder()
+            .port_name(&self.port_name)
+            .discovery_name(&self.discovery_name)
+            .set_ingress_port_override(self.ingress_port_override.map(|p| p as i32));
+        for (port, dns) in &self.aliases {
+            b = b.client_aliases(ecs::ServiceConnectClientAlias::builder().port(*port as i32).set_dns_name(dns.clone()).build().map_err(bad)?);
+        }
+        if self.idle_timeout.is_some() || self.per_request_timeout.is_some() {
+            b = b.timeout(
+                ecs::TimeoutConfiguration::builder()
+                    .set_idle_timeout_seconds(self.idle_timeout.map(|v| v as i32))
+                    .set_per_request_timeout_seconds(self.per_request_timeout.map(|v| v as i32))
+                    .build(),
+            );
+        }
+        if let Some(t) = &self.tls {
+            b = b.tls(
+                ecs::ServiceConnectTlsConfiguration::builder()
+                    .issuer_certificate_authority(ecs::ServiceConnectTlsCertificateAuthority::builder().aws_pca_authority_arn(&t.private_ca_arn).build())
+                    .set_kms_key(t.kms_key.clone())
+                    .set_role_arn(t.role_arn.clone())
+                    .build(),
+            );
+        }
+        b.build().map_err(bad)
+    }
+    fn spec(&self) -> Json {
+        json!({
+            "port_name": self.port_name, "discovery_name": self.discovery_name, "ingress_port_override": self.ingress_port_override,
+            "aliases": self.aliases.iter().map(|(p, d)| json!({"port": p, "dns_name": d})).collect::<Vec<_>>(),
+            "timeout": {"idle": self.idle_timeout, "per_request": self.per_request_timeout},
+            "tls": self.tls.as_ref().map(|t| json!({"private_ca_arn": t.private_ca_arn, "kms_key": t.kms_key, "role_arn": t.role_arn})),
+        })
+    }
+    /// A service as ECS reports it, in the shape of `spec` (a DNS name ECS
+    /// filled in where the configuration has none is not compared).
+    pub fn observed(s: &ecs::ServiceConnectService, want: Option<&ScService>) -> Json {
+        let aliases: Vec<Json> = s
+            .client_aliases()
+            .iter()
+            .map(|a| {
+                let configured = want.and_then(|w| w.aliases.iter().find(|(p, _)| *p == i64::from(a.port()))).map(|(_, d)| d.is_some()).unwrap_or(true);
+                json!({"port": a.port(), "dns_name": if configured { a.dns_name() } else { None }})
+            })
+            .collect();
+        let t = s.timeout();
+        let tls =
+            s.tls().map(|t| json!({"private_ca_arn": t.issuer_certificate_authority().and_then(|c| c.aws_pca_authority_arn()), "kms_key": t.kms_key(), "role_arn": t.role_arn()}));
+        json!({
+            "port_name": s.port_name(), "discovery_name": s.discovery_name().unwrap_or(s.port_name()), "ingress_port_override": s.ingress_port_override(),
+            "aliases": aliases,
+            "timeout": {"idle": t.and_then(|t| t.idle_timeout_seconds()), "per_request": t.and_then(|t| t.per_request_timeout_seconds())},
+            "tls": tls,
+        })
+    }
+}
+
+/// The Cloud Map service the tasks register in; a container and port for SRV records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registry {
+    pub arn: Ref,
+    pub container: Option<(String, i64)>,
 }
 
 /// Where the load balancer sends traffic.
@@ -877,6 +966,7 @@ pub struct ServiceNode {
     pub circuit_breaker: (bool, bool),
     pub service_connect: Option<ServiceConnectSpec>,
     pub load_balancer: Option<LbTarget>,
+    pub registry: Option<Registry>,
     /// Wait for the deployment to complete after create and update.
     pub wait: bool,
     /// Children that must exist first although not referenced (a listener rule, NAT routes).
@@ -938,16 +1028,31 @@ pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Op
     Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
 }
 
-/// Whether a service is steady: done when the only deployment has completed
-/// and enough tasks run (surplus ones are draining), else how far it is; an
-/// error when its deployment failed (rolled back).
-pub fn steady_state(svc: &ecs::Service) -> Result<Poll<()>, String> {
+/// Whether a service is steady: the deployment this apply or action started
+/// (`deployment`, the id CreateService/UpdateService answered; the primary
+/// one when unknown) has completed, it is the only one and enough tasks run
+/// (surplus ones are draining). Else how far it is; an error when that
+/// deployment failed or was rolled back (circuit breaker, alarms: the
+/// rollback deployment completing must not read as success), naming the
+/// revision now running. `wanted` is the task definition it rolls out.
+pub fn steady_state(svc: &ecs::Service, deployment: Option<&str>, wanted: Option<&str>) -> Result<Poll<()>, String> {
     let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-    let rollout = primary.and_then(|d| d.rollout_state());
-    if rollout == Some(&ecs::DeploymentRolloutState::Failed) {
-        let reason = primary.and_then(|d| d.rollout_state_reason()).unwrap_or("no reason given");
-        return Err(format!("the deployment failed: {reason}"));
+    let ours = match deployment {
+        Some(id) => svc.deployments().iter().find(|d| d.id() == Some(id)),
+        None => primary,
+    };
+    let running = primary.and_then(|d| d.task_definition()).map(revision_of).unwrap_or("an unknown revision");
+    if let Some(d) = ours.filter(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::Failed)) {
+        let reason = d.rollout_state_reason().unwrap_or("no reason given");
+        let now = if d.status() == Some("PRIMARY") { "no deployment replaced it".to_string() } else { format!("the service rolled back and now runs {running}") };
+        return Err(format!("the deployment {} failed: {reason} ({now})", d.id().unwrap_or("?")));
     }
+    // Our deployment is gone and another revision is primary: it was rolled back.
+    let replaced = primary.and_then(|d| d.task_definition()).is_some_and(|td| wanted.is_some_and(|w| w != td));
+    if let (Some(id), None, true) = (deployment, ours, replaced) {
+        return Err(format!("the deployment {id} was rolled back: the service now runs {running}"));
+    }
+    let rollout = primary.and_then(|d| d.rollout_state());
     let status =
         format!("{} of {} tasks running, {} pending, rollout {}", svc.running_count(), svc.desired_count(), svc.pending_count(), rollout.map(|r| r.as_str()).unwrap_or("unknown"));
     let done = svc.running_count() >= svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(ecs::DeploymentRolloutState::Completed));
@@ -957,6 +1062,16 @@ pub fn steady_state(svc: &ecs::Service) -> Result<Poll<()>, String> {
 /// The latest service events, quoted for an error message.
 pub fn latest_events(svc: &ecs::Service) -> String {
     quote_events(&svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect::<Vec<_>>())
+}
+
+/// The PRIMARY deployment a CreateService/UpdateService answer reports.
+pub fn primary_deployment(svc: Option<&ecs::Service>) -> Option<String> {
+    svc?.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).map(str::to_string)
+}
+
+/// `family:revision` of a task definition ARN.
+fn revision_of(arn: &str) -> &str {
+    arn.rsplit_once(":task-definition/").map(|(_, r)| r).unwrap_or(arn)
 }
 
 fn quote_events(ev: &[String]) -> String {
@@ -992,19 +1107,27 @@ impl ServiceNode {
         let Some(t) = &self.load_balancer else { return Ok(Vec::new()) };
         Ok(vec![ecs::LoadBalancer::builder().target_group_arn(t.target_group.resolve(cx)?).container_name(&t.container).container_port(t.port as i32).build()])
     }
+    fn registries(&self, cx: &Cx<'_>) -> Result<Vec<ecs::ServiceRegistry>, NodeError> {
+        let Some(r) = &self.registry else { return Ok(Vec::new()) };
+        let (name, port) = r.container.clone().unzip();
+        Ok(vec![ecs::ServiceRegistry::builder().registry_arn(r.arn.resolve(cx)?).set_container_name(name).set_container_port(port.map(|p| p as i32)).build()])
+    }
+    fn registry_spec(&self) -> Json {
+        json!(self.registry.iter().map(|r| json!({"arn": r.arn.spec(), "container": r.container})).collect::<Vec<_>>())
+    }
     fn service_connect_config(&self) -> Result<Option<ecs::ServiceConnectConfiguration>, NodeError> {
         let Some(sc) = &self.service_connect else { return Ok(None) };
         let mut b = ecs::ServiceConnectConfiguration::builder().enabled(true).namespace(&sc.namespace);
-        if let Some((port_name, port)) = &sc.publish {
-            let alias = ecs::ServiceConnectClientAlias::builder().port(*port as i32).build().map_err(|e| other(format!("internal error: {e}")))?;
-            b = b.services(
-                ecs::ServiceConnectService::builder()
-                    .port_name(port_name)
-                    .discovery_name(&self.name)
-                    .client_aliases(alias)
-                    .build()
-                    .map_err(|e| other(format!("internal error: {e}")))?,
-            );
+        for svc in &sc.services {
+            b = b.services(svc.to_aws()?);
+        }
+        if let Some((driver, options)) = &sc.log {
+            let log = ecs::LogConfiguration::builder()
+                .log_driver(ecs::LogDriver::from(driver.as_str()))
+                .set_options(Some(options.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+                .build()
+                .map_err(|e| other(format!("internal error building the Service Connect log configuration: {e}")))?;
+            b = b.log_configuration(log);
         }
         Ok(Some(b.build()))
     }
@@ -1062,18 +1185,26 @@ impl ServiceNode {
     fn sc_spec(&self) -> Json {
         match &self.service_connect {
             None => Json::Null,
-            Some(sc) => json!({"namespace": sc.namespace, "publish": sc.publish}),
+            Some(sc) => json!({
+                "namespace": sc.namespace, "services": sc.services.iter().map(ScService::spec).collect::<Vec<_>>(),
+                "log": sc.log.as_ref().map(|(d, o)| json!({"driver": d, "options": o})),
+            }),
         }
     }
 
-    /// Poll DescribeServices until the deployment completes and running = desired.
-    async fn wait_steady(&self, aws: &Aws, cluster: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
+    /// Poll DescribeServices until the deployment this apply started
+    /// (`deployment`, the id CreateService/UpdateService answered) completes
+    /// and running = desired. Fails when that deployment fails or is rolled
+    /// back (circuit breaker or alarms), naming the revision now running.
+    async fn wait_steady(&self, aws: &Aws, cluster: &str, deployment: Option<String>, cx: &Cx<'_>) -> Result<(), NodeError> {
         let what = format!("ECS service {} to reach a steady state", self.name);
         let events = Mutex::new(Vec::<String>::new());
+        let wanted = self.task_definition.resolve(cx).ok();
         let res = until(&what, cx.remaining(), cx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
             let svc = describe_service(aws, cluster, &self.name).await?.ok_or_else(|| other("the service disappeared while waiting for it"))?;
             *events.lock().unwrap_or_else(|e| e.into_inner()) = svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect();
-            steady_state(&svc).map_err(|reason| other(format!("{reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))))
+            steady_state(&svc, deployment.as_deref(), wanted.as_deref())
+                .map_err(|reason| other(format!("{reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))))
         })
         .await;
         match res {
@@ -1100,6 +1231,7 @@ impl Node<Aws> for ServiceNode {
         d.extend(self.subnets.iter().filter_map(Ref::key));
         d.extend(self.security_groups.iter().filter_map(Ref::key));
         d.extend(self.load_balancer.as_ref().and_then(|l| l.target_group.key()));
+        d.extend(self.registry.as_ref().and_then(|r| r.arn.key()));
         d.extend(self.after.iter().map(String::as_str));
         d
     }
@@ -1111,7 +1243,7 @@ impl Node<Aws> for ServiceNode {
             "cluster": self.cluster.spec(), "name": self.name, "task_definition": self.task_definition.spec(), "desired_count": self.desired_count,
             "subnets": ref_specs(&self.subnets), "security_groups": ref_specs(&self.security_groups), "assign_public_ip": self.public_ip,
             "enable_execute_command": self.exec, "circuit_breaker": {"enable": self.circuit_breaker.0, "rollback": self.circuit_breaker.1},
-            "service_connect": self.sc_spec(), "load_balancers": self.lb_spec(), "tags": tags_json(&self.wanted_tags()),
+            "service_connect": self.sc_spec(), "load_balancers": self.lb_spec(), "service_registries": self.registry_spec(), "tags": tags_json(&self.wanted_tags()),
         }));
         if let Json::Object(x) = self.extras_spec() {
             s.extend(x);
@@ -1156,6 +1288,7 @@ impl Node<Aws> for ServiceNode {
             .network_configuration(self.network(cx)?)
             .set_load_balancers(Some(self.load_balancers(cx)?).filter(|l| !l.is_empty()))
             .set_service_connect_configuration(self.service_connect_config()?)
+            .set_service_registries(Some(self.registries(cx)?).filter(|r| !r.is_empty()))
             .enable_execute_command(self.exec)
             .deployment_configuration(self.deployment())
             .propagate_tags(ecs::PropagateTags::from(self.extras.propagate_tags.as_str()))
@@ -1169,7 +1302,7 @@ impl Node<Aws> for ServiceNode {
         let arn = out.service().and_then(|s| s.service_arn()).filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("ecs:CreateService"))?.to_string();
         tracing::info!(target: "cxflow::children::ecs", service = arn.as_str(), "service created");
         if self.wait {
-            self.wait_steady(aws, &cluster, cx).await.map_err(|e| e.with_id(arn.clone()))?;
+            self.wait_steady(aws, &cluster, primary_deployment(out.service()), cx).await.map_err(|e| e.with_id(arn.clone()))?;
         }
         Ok(Made::id(arn))
     }
@@ -1224,6 +1357,17 @@ impl Node<Aws> for ServiceNode {
             })
             .collect();
         s.insert("load_balancers".into(), json!(lbs));
+        let registries: Vec<Json> = svc
+            .service_registries()
+            .iter()
+            .map(|r| {
+                let arn = r.registry_arn().unwrap_or_default();
+                let arn = self.registry.as_ref().map(|w| w.arn.observed(arn, cx)).unwrap_or_else(|| arn.to_string());
+                let container = r.container_name().zip(r.container_port()).map(|(n, p)| json!([n, p])).unwrap_or(Json::Null);
+                json!({"arn": arn, "container": container})
+            })
+            .collect();
+        s.insert("service_registries".into(), json!(registries));
         if let Some(cb) = svc.deployment_configuration().and_then(|d| d.deployment_circuit_breaker()) {
             s.insert("circuit_breaker".into(), json!({"enable": cb.enable(), "rollback": cb.rollback()}));
         }
@@ -1231,14 +1375,18 @@ impl Node<Aws> for ServiceNode {
             s.insert("enable_execute_command".into(), json!(svc.enable_execute_command()));
         }
         if let Some(sc) = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.service_connect_configuration()) {
-            let publish = sc.services().first().and_then(|p| Some((p.port_name().to_string(), i64::from(p.client_aliases().first()?.port()))));
+            let want = self.service_connect.as_ref();
+            let services: Vec<Json> = sc.services().iter().map(|p| ScService::observed(p, want.and_then(|w| w.services.iter().find(|x| x.port_name == p.port_name())))).collect();
+            let log = sc
+                .log_configuration()
+                .map(|l| json!({"driver": l.log_driver().as_str(), "options": l.options().map(|o| o.iter().collect::<BTreeMap<_, _>>()).unwrap_or_default()}));
             // ECS reports the namespace as an ARN; a configuration naming it by name cannot be told apart without a lookup.
             let ns = sc.namespace().unwrap_or_default();
             let ns = match &self.service_connect {
                 Some(want) if ns == want.namespace || (ns.starts_with("arn:") && !want.namespace.starts_with("arn:")) => want.namespace.clone(),
                 _ => ns.to_string(),
             };
-            s.insert("service_connect".into(), if sc.enabled() { json!({"namespace": ns, "publish": publish}) } else { Json::Null });
+            s.insert("service_connect".into(), if sc.enabled() { json!({"namespace": ns, "services": services, "log": log}) } else { Json::Null });
         }
         Ok(Some(s))
     }
@@ -1265,6 +1413,10 @@ impl Node<Aws> for ServiceNode {
         }
         if differs("service_connect") {
             u = u.set_service_connect_configuration(Some(self.service_connect_config()?.unwrap_or_else(|| ecs::ServiceConnectConfiguration::builder().enabled(false).build())));
+            any = true;
+        }
+        if differs("service_registries") {
+            u = u.set_service_registries(Some(self.registries(cx)?));
             any = true;
         }
         if differs("enable_execute_command") {
@@ -1306,8 +1458,10 @@ impl Node<Aws> for ServiceNode {
             u = u.force_new_deployment(true);
             any = true;
         }
+        let mut started = None;
         if any {
-            u.send().await.map_err(|e| aws_err("ecs:UpdateService", e))?;
+            let out = u.send().await.map_err(|e| aws_err("ecs:UpdateService", e))?;
+            started = primary_deployment(out.service());
         }
         let current = match spec_tags(base) {
             Some(t) => t,
@@ -1320,11 +1474,12 @@ impl Node<Aws> for ServiceNode {
             || differs("security_groups")
             || differs("assign_public_ip")
             || differs("service_connect")
+            || differs("service_registries")
             || differs("capacity")
             || differs("platform_version")
             || differs("redeploy");
         if self.wait && (deploys || count_changed) {
-            self.wait_steady(aws, &cluster, cx).await?;
+            self.wait_steady(aws, &cluster, started, cx).await?;
         }
         Ok(Made::identity(id.clone()))
     }
@@ -1359,7 +1514,7 @@ impl Node<Aws> for ServiceNode {
             }
         })
         .await;
-        res.map_err(|e| super::wait_err("service deletion", e))
+        res.map_err(|e| super::wait_err("the service to drain (raise timeouts.delete to wait longer)", e))
     }
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         ecs_release(aws, &id.id, cx).await

@@ -508,6 +508,51 @@ impl OidcProviderNode {
             Err(e) => Err(e.into()),
         }
     }
+    /// The account's provider for this issuer, judged by its owner tag.
+    async fn look(&self, aws: &Aws) -> Result<Found, NodeError> {
+        let arn = self.arn();
+        let Some(o) = self.get(aws, &arn).await? else { return Ok(Found::None) };
+        let tags = provider_tags(&o);
+        // There is one provider per issuer and account: one this provider did not make
+        // for this composite is used by naming it, never taken over.
+        Ok(match tags.get(crate::engine::OWNER_TAG) {
+            Some(owner) if owner == self.c.owner.tag_value() => Found::Tagged(Identity::new(arn), tags),
+            Some(owner) => Found::Foreign(format!("{} exists and belongs to {owner}. {}", self.describe(), self.taken_hint)),
+            None => Found::Foreign(format!("{} exists and was not created by this provider. {}", self.describe(), self.taken_hint)),
+        })
+    }
+    /// Why the account's provider for this issuer cannot be this composite's,
+    /// when one exists that is not (the message `find` refuses it with), for a
+    /// check at plan time.
+    pub async fn taken(&self, aws: &Aws) -> Result<Option<String>, NodeError> {
+        Ok(match self.look(aws).await? {
+            Found::Foreign(why) => Some(why),
+            _ => None,
+        })
+    }
+    /// Roles whose trust names provider `arn` as their federated principal.
+    async fn trusting_roles(aws: &Aws, arn: &str) -> Result<Vec<String>, NodeError> {
+        let mut found = Vec::new();
+        let mut pages = aws.iam().list_roles().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for r in page.map_err(|e| aws_err("iam:ListRoles", e))?.roles() {
+                let trust = r.assume_role_policy_document().and_then(parse_policy).unwrap_or(Json::Null);
+                let statements = match &trust["Statement"] {
+                    Json::Array(a) => a.clone(),
+                    one => vec![one.clone()],
+                };
+                let names = |p: &Json| match p {
+                    Json::String(s) => s == arn,
+                    Json::Array(a) => a.iter().any(|x| x == arn),
+                    _ => false,
+                };
+                if statements.iter().any(|st| names(&st["Principal"]["Federated"])) {
+                    found.push(r.role_name().to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
     async fn retag(&self, aws: &Aws, arn: &str, current: &Tags) -> Result<(), NodeError> {
         let (add, remove) = tag_diff(current, &self.wanted_tags());
         if !add.is_empty() {
@@ -557,16 +602,7 @@ impl Node<Aws> for OidcProviderNode {
         Some(Identity::new(self.arn()))
     }
     async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
-        let arn = self.arn();
-        let Some(o) = self.get(aws, &arn).await? else { return Ok(Found::None) };
-        let tags = provider_tags(&o);
-        // There is one provider per issuer and account: one this provider did not make
-        // for this composite is used by naming it, never taken over.
-        Ok(match tags.get(crate::engine::OWNER_TAG) {
-            Some(owner) if owner == self.c.owner.tag_value() => Found::Tagged(Identity::new(arn), tags),
-            Some(owner) => Found::Foreign(format!("{} exists and belongs to {owner}. {}", self.describe(), self.taken_hint)),
-            None => Found::Foreign(format!("{} exists and was not created by this provider. {}", self.describe(), self.taken_hint)),
-        })
+        self.look(aws).await
     }
     async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let out = aws
@@ -615,6 +651,15 @@ impl Node<Aws> for OidcProviderNode {
         Ok(Made::identity(id.clone()))
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        // The account's one provider for an issuer may be named by other
+        // states' roles (another registry's `oidc_provider_arn`): deleting it
+        // would lock their workflows out, so it stays while any role trusts it.
+        // This composite's own roles are deleted before it (they come `After`).
+        let users = Self::trusting_roles(aws, &id.id).await?;
+        if !users.is_empty() {
+            tracing::warn!(target: "cxflow::children::iam", provider = %id.id, roles = ?users, "{} is kept: roles outside this resource still trust it", self.describe());
+            return Ok(());
+        }
         match aws.iam().delete_open_id_connect_provider().open_id_connect_provider_arn(&id.id).send().await.map_err(|e| aws_err("iam:DeleteOpenIDConnectProvider", e)) {
             Ok(_) => Ok(()),
             Err(e) if gone(&e) => Ok(()),

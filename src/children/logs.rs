@@ -13,6 +13,9 @@ use super::{Common, spec_tags, tag_diff, tags_json, user_visible};
 use crate::aws::{Aws, AwsError, aws_err};
 use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
 pub struct LogGroupNode {
     pub c: Arc<Common>,
     pub key: String,

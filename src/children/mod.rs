@@ -4,6 +4,8 @@
 //! the engine can diff them; its update sends only the fields that differ.
 
 pub mod autoscaling;
+pub mod codebuild;
+pub mod codepipeline;
 pub mod discovery;
 pub mod ecs;
 pub mod edge;
@@ -12,6 +14,7 @@ pub mod lb;
 pub mod logs;
 pub mod network;
 pub mod platform;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -199,4 +202,19 @@ pub fn spec_str<'a>(s: &'a Spec, field: &str) -> Option<&'a str> {
 /// A `BTreeMap<String,String>` as a JSON object.
 pub fn map_json(m: &BTreeMap<String, String>) -> serde_json::Value {
     tags_json(m)
+}
+
+/// `desired` plus the lease tag `current` carries: for services whose tag
+/// update replaces the whole set (S3, CodeBuild), so an update never drops
+/// a lease that only a release may change.
+pub fn keeping_lease(mut desired: Tags, current: &Tags) -> Tags {
+    if let Some(l) = current.get(LEASE_TAG) {
+        desired.insert(LEASE_TAG.to_string(), l.clone());
+    }
+    desired
+}
+
+/// An SDK builder's result: a missing required member is a bug in the kind, not an AWS error.
+pub fn built<T>(r: Result<T, aws_smithy_types::error::operation::BuildError>) -> Result<T, NodeError> {
+    r.map_err(|e| NodeError::other(format!("internal error building an AWS request: {e}")))
 }

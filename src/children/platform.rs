@@ -28,6 +28,10 @@ pub struct RepositorySpec {
     pub lifecycle: Option<serde_json::Value>,
     /// A repository policy document, or none.
     pub policy: Option<serde_json::Value>,
+    /// Whether the repository policy is this composite's whether or not it
+    /// wants one: then it is read back (and a policy added elsewhere is
+    /// drift) even when `policy` is none, and import can see it.
+    pub owns_policy: bool,
 }
 
 /// Keep the image tagged `latest` and the newest `keep` images.
@@ -189,7 +193,10 @@ impl Node<Aws> for RepositoryNode {
         let mut s = spec(json!({
             "name": r.repository_name(), "image_tag_mutability": r.image_tag_mutability().map(|m| m.as_str()),
             "scan_on_push": r.image_scanning_configuration().map(|c| c.scan_on_push()).unwrap_or(false),
-            "encryption_type": enc.map(|e| e.encryption_type().as_str()).unwrap_or("AES256"), "kms_key": enc.and_then(|e| e.kms_key()),
+            "encryption_type": enc.map(|e| e.encryption_type().as_str()).unwrap_or("AES256"),
+            // Without a key of its own a KMS repository uses the AWS managed key, whose ARN ECR reports:
+            // the configured "none" is that key, not drift. `kms_key_in_use` says which it is (import).
+            "kms_key": enc.and_then(|e| e.kms_key()).filter(|_| self.spec.kms_key.is_some()), "kms_key_in_use": enc.and_then(|e| e.kms_key()),
             "uri": r.repository_uri(), "arn": r.repository_arn(),
         }));
         let policy = aws.ecr().get_lifecycle_policy().repository_name(&id.id).send().await.map_err(|e| aws_err("ecr:GetLifecyclePolicy", e));
@@ -199,7 +206,7 @@ impl Node<Aws> for RepositoryNode {
             Err(e) => return Err(e.into()),
         };
         s.insert("lifecycle_policy".into(), json!(lifecycle));
-        if self.spec.policy.is_some() {
+        if self.spec.policy.is_some() || self.spec.owns_policy {
             let p = match aws.ecr().get_repository_policy().repository_name(&id.id).send().await.map_err(|e| aws_err("ecr:GetRepositoryPolicy", e)) {
                 Ok(p) => p.policy_text().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()),
                 Err(e) if e.is_not_found() || e.is_code(&["RepositoryPolicyNotFoundException"]) => None,

@@ -766,6 +766,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             kms_key: ecr.kms_key_arn.clone(),
             lifecycle: Some(keep_latest_policy(ecr.keep_images.unwrap_or(DEFAULT_KEEP_IMAGES))),
             policy: None,
+            owns_policy: false,
         },
     }));
     nodes.push(Box::new(ClusterNode {
@@ -884,6 +885,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             circuit_breaker: (true, true),
             service_connect: None,
             load_balancer: Some(LbTarget { target_group: Ref::dep(format!("target_group_{k}")), container: CONTAINER.into(), port: CONTAINER_PORT }),
+            registry: None,
             wait: cfg.wait_for_steady_state.unwrap_or(true),
             after,
             extras: Default::default(),
@@ -1369,7 +1371,7 @@ async fn read_config(aws: &Aws, seed: &Cluster, kids: &Kids<'_>) -> Result<Clust
                 image_tag_mutability: immutable.then(|| "IMMUTABLE".to_string()),
                 scan_on_push: (!scan).then_some(false),
                 encryption_type: kms.then(|| "KMS".to_string()),
-                kms_key_arn: r.get("kms_key").and_then(|v| v.as_str()).map(str::to_string),
+                kms_key_arn: r.get("kms_key_in_use").and_then(|v| v.as_str()).map(str::to_string),
                 keep_images: keep.filter(|k| *k != DEFAULT_KEEP_IMAGES),
             }];
         }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::Aws;
 use crate::children::discovery::HttpNamespaceNode;
-use crate::children::logs::LogGroupNode;
+use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::platform::{ClusterNode, ExecSettings, Strategy};
 use crate::children::{Common, Ref};
 use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Unwanted};
@@ -29,7 +29,6 @@ use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting
 
 pub const TYPE_NAME: &str = "cxflow_ecs_cluster";
 const PROVIDERS: &[&str] = &["FARGATE", "FARGATE_SPOT"];
-const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct EcsCluster {

@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::aws::Aws;
-use crate::children::ecs::{IMAGE_TAG_LABEL, LbTarget, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec, task_settings_from};
+use crate::children::discovery::CloudMapServiceNode;
+use crate::children::ecs::{IMAGE_TAG_LABEL, LbTarget, Registry, ScService, ScTls, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec, task_settings_from};
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode, TargetGroupNode};
-use crate::children::logs::LogGroupNode;
+use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::network::{Rule, SecurityGroupNode, VpcOf};
 use crate::children::{Common, Ref};
 use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Relinks};
@@ -32,6 +33,10 @@ pub const TYPE_NAME: &str = "cxflow_ecs_fargate_service";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_LB_HEALTH_PATH: &str = "/";
 const DEFAULT_LB_MATCHER: &str = "200-299";
+const DEFAULT_DEREGISTRATION_DELAY: i64 = 300;
+const DEFAULT_STICKINESS_SECONDS: i64 = 86400;
+/// "You can specify up to five match evaluations per rule" (ALB listener rules).
+const MAX_RULE_VALUES: usize = 5;
 const EXEC_POLICY_NAME: &str = "cxflow-execution";
 const TASK_POLICY_NAME: &str = "cxflow-ecs-exec";
 const TASK_USER_POLICY_NAME: &str = "cxflow-task";
@@ -54,6 +59,7 @@ pub struct FargateService {
     pub network: Option<Network>,
     pub load_balancer: Option<LoadBalancer>,
     pub service_connect: Option<ServiceConnect>,
+    pub service_registry: Option<ServiceRegistry>,
     pub enable_execute_command: Option<bool>,
     pub deployment_circuit_breaker: Option<CircuitBreaker>,
     pub wait_for_steady_state: Option<bool>,
@@ -168,20 +174,227 @@ pub struct LoadBalancer {
     pub listener_arn: String,
     pub host_header: Option<String>,
     pub path_pattern: Option<String>,
+    pub host_headers: Option<Vec<String>>,
+    pub path_patterns: Option<Vec<String>>,
+    pub source_ips: Option<Vec<String>>,
+    #[serde(default)]
+    pub http_header: Vec<HttpHeader>,
     pub priority: i64,
     pub container_name: Option<String>,
     pub health_check: Option<LbHealthCheck>,
+    pub deregistration_delay: Option<i64>,
+    pub stickiness: Option<Stickiness>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct HttpHeader {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stickiness {
+    pub enabled: Option<bool>,
+    pub duration: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LbHealthCheck {
     pub path: Option<String>,
     pub matcher: Option<String>,
+    pub interval: Option<i64>,
+    pub timeout: Option<i64>,
+    pub healthy_threshold: Option<i64>,
+    pub unhealthy_threshold: Option<i64>,
+    pub port: Option<String>,
+    pub protocol: Option<String>,
+}
+
+impl LbHealthCheck {
+    /// The target group's health check, AWS's defaults where unset.
+    fn effective(&self) -> TgHealth {
+        let d = TgHealth::http(DEFAULT_LB_HEALTH_PATH, DEFAULT_LB_MATCHER);
+        TgHealth {
+            path: self.path.clone().unwrap_or(d.path),
+            matcher: self.matcher.clone().unwrap_or(d.matcher),
+            interval: self.interval.unwrap_or(d.interval),
+            timeout: self.timeout.unwrap_or(d.timeout),
+            healthy_threshold: self.healthy_threshold.unwrap_or(d.healthy_threshold),
+            unhealthy_threshold: self.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
+            port: self.port.clone().unwrap_or(d.port),
+            protocol: self.protocol.clone().unwrap_or(d.protocol),
+        }
+    }
+    /// The block import writes: none when AWS holds the defaults.
+    fn from_observed(h: &serde_json::Value) -> Option<LbHealthCheck> {
+        let d = TgHealth::http(DEFAULT_LB_HEALTH_PATH, DEFAULT_LB_MATCHER);
+        let st = |k: &str, dflt: &str| h[k].as_str().unwrap_or(dflt).to_string();
+        let n = |k: &str, dflt: i64| h[k].as_i64().unwrap_or(dflt);
+        let seen = TgHealth {
+            path: st("path", &d.path),
+            matcher: st("matcher", &d.matcher),
+            interval: n("interval", d.interval),
+            timeout: n("timeout", d.timeout),
+            healthy_threshold: n("healthy_threshold", d.healthy_threshold),
+            unhealthy_threshold: n("unhealthy_threshold", d.unhealthy_threshold),
+            port: st("port", &d.port),
+            protocol: st("protocol", &d.protocol),
+        };
+        (seen != d).then_some(LbHealthCheck {
+            path: Some(seen.path),
+            matcher: Some(seen.matcher),
+            interval: Some(seen.interval),
+            timeout: Some(seen.timeout),
+            healthy_threshold: Some(seen.healthy_threshold),
+            unhealthy_threshold: Some(seen.unhealthy_threshold),
+            port: Some(seen.port),
+            protocol: Some(seen.protocol),
+        })
+    }
+}
+
+impl LoadBalancer {
+    /// The listener rule's conditions: the single and the list forms together.
+    fn conditions(&self) -> Conditions {
+        let join = |one: &Option<String>, many: &Option<Vec<String>>| -> Vec<String> {
+            let mut v: Vec<String> = one.iter().chain(many.iter().flatten()).cloned().collect();
+            v.dedup();
+            v
+        };
+        Conditions {
+            host_headers: join(&self.host_header, &self.host_headers),
+            path_patterns: join(&self.path_pattern, &self.path_patterns),
+            http_headers: self.http_header.iter().map(|h| (h.name.clone(), h.values.clone())).collect(),
+            source_ips: self.source_ips.clone().unwrap_or_default(),
+        }
+    }
+    /// Target group attributes, always all of them (AWS's defaults when unset) so import reads them back.
+    fn attributes(&self) -> BTreeMap<String, String> {
+        let st = self.stickiness.clone();
+        let enabled = st.as_ref().map(|s| s.enabled.unwrap_or(true)).unwrap_or(false);
+        let duration = st.as_ref().and_then(|s| s.duration).unwrap_or(DEFAULT_STICKINESS_SECONDS);
+        BTreeMap::from([
+            ("deregistration_delay.timeout_seconds".to_string(), self.deregistration_delay.unwrap_or(DEFAULT_DEREGISTRATION_DELAY).to_string()),
+            ("stickiness.enabled".to_string(), enabled.to_string()),
+            ("stickiness.type".to_string(), "lb_cookie".to_string()),
+            ("stickiness.lb_cookie.duration_seconds".to_string(), duration.to_string()),
+        ])
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServiceConnect {
     pub namespace: String,
+    pub client_only: Option<bool>,
+    #[serde(default)]
+    pub service: Vec<ScServiceCfg>,
+    pub log_configuration: Option<ScLog>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceRegistry {
+    pub registry_arn: Option<String>,
+    pub namespace_id: Option<String>,
+    pub name: Option<String>,
+    pub dns_record_type: Option<String>,
+    pub dns_ttl: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScServiceCfg {
+    pub port_name: String,
+    pub discovery_name: Option<String>,
+    pub ingress_port_override: Option<i64>,
+    #[serde(default)]
+    pub client_alias: Vec<ScAlias>,
+    pub timeout: Option<ScTimeout>,
+    pub tls: Option<ScTlsCfg>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScAlias {
+    pub port: i64,
+    pub dns_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScTimeout {
+    pub idle_seconds: Option<i64>,
+    pub per_request_seconds: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScTlsCfg {
+    pub private_ca_arn: String,
+    pub kms_key_arn: Option<String>,
+    pub role_arn: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ScLog {
+    pub log_driver: Option<String>,
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+impl FargateService {
+    /// Service Connect as the service node sends it: the `service` blocks,
+    /// or (neither blocks nor `client_only`) the first TCP port published
+    /// under the service's name; an `awslogs` log configuration without
+    /// options logs to the service's log group.
+    fn service_connect_spec(&self, log_group: &str, region: &str) -> Option<ServiceConnectSpec> {
+        let sc = self.service_connect.as_ref()?;
+        let services = if !sc.service.is_empty() {
+            sc.service
+                .iter()
+                .map(|s| {
+                    let port = self.container.iter().flat_map(Container::port_mappings).find(|p| p.name.as_deref() == Some(s.port_name.as_str())).map(|p| p.container_port);
+                    let aliases = if s.client_alias.is_empty() {
+                        port.map(|p| vec![(p, None)]).unwrap_or_default()
+                    } else {
+                        s.client_alias.iter().map(|a| (a.port, a.dns_name.clone())).collect()
+                    };
+                    ScService {
+                        port_name: s.port_name.clone(),
+                        discovery_name: s.discovery_name.clone().unwrap_or_else(|| s.port_name.clone()),
+                        ingress_port_override: s.ingress_port_override,
+                        aliases,
+                        idle_timeout: s.timeout.as_ref().and_then(|t| t.idle_seconds),
+                        per_request_timeout: s.timeout.as_ref().and_then(|t| t.per_request_seconds),
+                        tls: s.tls.as_ref().map(|t| ScTls { private_ca_arn: t.private_ca_arn.clone(), kms_key: t.kms_key_arn.clone(), role_arn: Some(t.role_arn.clone()) }),
+                    }
+                })
+                .collect()
+        } else if sc.client_only.unwrap_or(false) {
+            Vec::new()
+        } else {
+            self.container.iter().find_map(Container::first_tcp_port).map(|p| vec![self.default_sc_service(p)]).unwrap_or_default()
+        };
+        let log = sc.log_configuration.as_ref().map(|l| {
+            let driver = l.log_driver.clone().unwrap_or_else(|| "awslogs".into());
+            let mut options = l.options.clone().unwrap_or_default();
+            if driver == "awslogs" && options.is_empty() {
+                options = BTreeMap::from([
+                    ("awslogs-group".to_string(), log_group.to_string()),
+                    ("awslogs-region".to_string(), region.to_string()),
+                    ("awslogs-stream-prefix".to_string(), "service-connect".to_string()),
+                ]);
+            }
+            (driver, options)
+        });
+        Some(ServiceConnectSpec { namespace: sc.namespace.clone(), services, log })
+    }
+    /// The port published when no `service` block says otherwise.
+    fn default_sc_service(&self, (port_name, port): (String, i64)) -> ScService {
+        ScService {
+            port_name,
+            discovery_name: self.name.clone(),
+            ingress_port_override: None,
+            aliases: vec![(port, None)],
+            idle_timeout: None,
+            per_request_timeout: None,
+            tls: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -260,7 +473,6 @@ pub const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
 pub const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
 pub const CLUSTER_RE: &str = r"[A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}";
 pub const CLUSTER_RULE: &str = "an ECS cluster name (letters, digits, `-`, `_`) or a cluster ARN";
-const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 const ENV_NAME_RE: &str = "[A-Za-z_][A-Za-z0-9_]*";
 const ENV_NAME_RULE: &str = "letters, digits and underscores, not starting with a digit";
 const SG_RE: &str = "sg-[0-9a-f]+";
@@ -482,8 +694,28 @@ fn schema_block() -> Block {
         attr("matcher", Type::String, "HTTP codes that count as healthy: `200`, `200-299` or `200,204`.")
             .default(Value::string(DEFAULT_LB_MATCHER))
             .check(Check::Matches(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*", "HTTP codes such as 200, 200-299 or 200,204")),
+        attr("interval", Type::Number, "Seconds between checks.").default(Value::int(30)).check(Check::Int(5, 300)),
+        attr("timeout", Type::Number, "Seconds without an answer that count as a failed check (less than `interval`).").default(Value::int(5)).check(Check::Int(2, 120)),
+        attr("healthy_threshold", Type::Number, "Consecutive successes before a target is healthy.").default(Value::int(5)).check(Check::Int(2, 10)),
+        attr("unhealthy_threshold", Type::Number, "Consecutive failures before a target is unhealthy.").default(Value::int(2)).check(Check::Int(2, 10)),
+        attr("port", Type::String, "`traffic-port` (the port traffic arrives on) or a port number.")
+            .default(Value::string("traffic-port"))
+            .check(Check::Matches(r"traffic-port|[1-9][0-9]{0,4}", "traffic-port or a port number")),
+        attr("protocol", Type::String, "`HTTP` or `HTTPS`.").default(Value::string("HTTP")).check(Check::OneOf(&["HTTP", "HTTPS"])),
     ])
     .describe("Target group health check.");
+    let http_header = Block::new(vec![
+        attr("name", Type::String, "Header name, e.g. `X-Canary`.")
+            .required()
+            .check(Check::Matches("[A-Za-z0-9!#$%&'*+.^_`|~-]{1,40}", "an HTTP header name (at most 40 characters)")),
+        attr("values", Type::list(Type::String), "Values that match (`*` and `?` wildcards).").required().check(Check::Items(1, 5)).check(Check::each(Check::Len(1, 128))),
+    ])
+    .describe("Route requests carrying this header with one of these values.");
+    let stickiness = Block::new(vec![
+        attr("enabled", Type::Bool, "Send a client's requests to the same task (load balancer cookie).").default(Value::Bool(true)),
+        attr("duration", Type::Number, "Seconds the cookie keeps a client on its task.").default(Value::int(DEFAULT_STICKINESS_SECONDS)).check(Check::Int(1, 604800)),
+    ])
+    .describe("Sticky sessions with the load balancer's cookie.");
 
     let load_balancer = Block::new(vec![
         attr("listener_arn", Type::String, "ARN of the HTTP(S) listener of an existing Application Load Balancer.")
@@ -491,17 +723,107 @@ fn schema_block() -> Block {
             .check(Check::Arn { service: "elasticloadbalancing", resource: "listener/" }),
         attr("host_header", Type::String, "Route requests for this host name, e.g. `api.example.com`.").optional().check(Check::Len(1, 128)),
         attr("path_pattern", Type::String, "Route requests whose path matches, e.g. `/api/*`.").optional().check(Check::Len(1, 128)),
+        attr("host_headers", Type::list(Type::String), "More host names (any of them matches; with `host_header`).")
+            .optional()
+            .check(Check::Items(1, 5))
+            .check(Check::each(Check::Len(1, 128))),
+        attr("path_patterns", Type::list(Type::String), "More path patterns (any of them matches; with `path_pattern`).")
+            .optional()
+            .check(Check::Items(1, 5))
+            .check(Check::each(Check::Len(1, 128))),
+        attr("source_ips", Type::list(Type::String), "Route requests from these CIDR blocks only.").optional().check(Check::Items(1, 5)).check(Check::each(Check::Cidr)),
+        attr("deregistration_delay", Type::Number, "Seconds a stopping task keeps its connections (target group `deregistration_delay`).")
+            .default(Value::int(DEFAULT_DEREGISTRATION_DELAY))
+            .check(Check::Int(0, 3600)),
         attr("priority", Type::Number, "Listener rule priority, unique on the listener.").required().check(Check::Int(1, 50000)),
         attr("container_name", Type::String, "Container that receives the traffic. Default: the first container with a `port`.").optional().computed(),
     ])
-    .with_blocks(vec![NestedBlock::new("health_check", Nesting::Single, lb_health)])
-    .describe("Put the service behind an existing load balancer: creates a target group (type `ip`) and a listener rule. Needs `host_header` or `path_pattern`.");
-
-    let service_connect = Block::new(vec![
-        attr("namespace", Type::String, "Cloud Map namespace (name or ARN). The first container with a port is published under the service name.")
-            .required()
-            .check(Check::Len(1, 1024)),
+    .with_blocks(vec![
+        NestedBlock::new("health_check", Nesting::Single, lb_health),
+        NestedBlock::new("http_header", Nesting::List, http_header).max(5),
+        NestedBlock::new("stickiness", Nesting::Single, stickiness),
     ])
+    .describe(
+        "Put the service behind an existing load balancer: creates a target group (type `ip`) and a listener rule. The rule needs at least one condition \
+         (host names, path patterns, HTTP headers, source IPs; every condition given must match, any value of one does); at most five values in all.",
+    );
+
+    let sc_alias = Block::new(vec![
+        attr("port", Type::Number, "Port clients connect to.").required().check(Check::Int(1, 65535)),
+        attr("dns_name", Type::String, "Name clients use. Default: `<discovery_name>.<namespace>`.")
+            .optional()
+            .check(Check::Matches("[A-Za-z0-9]([A-Za-z0-9.-]{0,253}[A-Za-z0-9])?", "a DNS name")),
+    ])
+    .describe("How clients in the namespace reach this port.");
+    let sc_timeout = Block::new(vec![
+        attr("idle_seconds", Type::Number, "Seconds a connection may stay idle (0 turns the timeout off).").optional().check(Check::Int(0, 2147483647)),
+        attr("per_request_seconds", Type::Number, "Seconds a request may take (HTTP, HTTP2 and gRPC).").optional().check(Check::Int(0, 2147483647)),
+    ])
+    .describe("Service Connect proxy timeouts.");
+    let sc_tls = Block::new(vec![
+        attr("private_ca_arn", Type::String, "AWS Private CA that issues the proxies' certificates.")
+            .required()
+            .check(Check::Arn { service: "acm-pca", resource: "certificate-authority/" }),
+        attr("kms_key_arn", Type::String, "KMS key that encrypts the private keys. Default: an AWS owned key.").optional().check(Check::Arn { service: "kms", resource: "" }),
+        attr("role_arn", Type::String, "The ECS infrastructure role ECS uses for TLS (trusted by `ecs.amazonaws.com`).")
+            .required()
+            .check(Check::Arn { service: "iam", resource: "role/" }),
+    ])
+    .describe("TLS between Service Connect proxies.");
+    let sc_service = Block::new(vec![
+        attr("port_name", Type::String, "A named port mapping of a container (the simple `port` is named after its container).").required().check(Check::Len(1, 64)),
+        attr("discovery_name", Type::String, "Name in Cloud Map. Default: `port_name`.")
+            .optional()
+            .check(Check::Matches("[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?", "letters, digits, - and _ (at most 64)")),
+        attr("ingress_port_override", Type::Number, "Port the proxy listens on. Default: the container port.").optional().check(Check::Int(1, 65535)),
+    ])
+    .with_blocks(vec![
+        NestedBlock::new("client_alias", Nesting::List, sc_alias).max(5),
+        NestedBlock::new("timeout", Nesting::Single, sc_timeout),
+        NestedBlock::new("tls", Nesting::Single, sc_tls),
+    ])
+    .describe("A port this service publishes.");
+    let sc_log = Block::new(vec![
+        attr("log_driver", Type::String, "Log driver of the Service Connect proxy.").default(Value::string("awslogs")).check(Check::OneOf(&[
+            "awslogs",
+            "awsfirelens",
+            "splunk",
+            "fluentd",
+            "json-file",
+            "syslog",
+            "journald",
+            "gelf",
+        ])),
+        attr("options", Type::map(Type::String), "Driver options. Default for `awslogs`: the service's log group, stream prefix `service-connect`.").optional(),
+    ])
+    .describe("Where the Service Connect proxy logs.");
+    let service_registry = Block::new(vec![
+        attr("registry_arn", Type::String, "An existing Cloud Map service to register the tasks in.")
+            .optional()
+            .check(Check::Arn { service: "servicediscovery", resource: "service/" }),
+        attr("namespace_id", Type::String, "A Cloud Map namespace (`ns-…`) to create the service's own Cloud Map service in.")
+            .optional()
+            .check(Check::Matches("ns-[a-z0-9]{16,64}", "a namespace ID such as ns-abcdef0123456789")),
+        attr("name", Type::String, "Name of the created Cloud Map service. Default: the service's name.")
+            .optional()
+            .computed()
+            .check(Check::Matches("[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?", "letters, digits, - and _ (at most 63)")),
+        attr("dns_record_type", Type::String, "`A` (each task's IP) or `SRV` (IP and port) records in a DNS namespace; unset for HTTP namespaces (API discovery only).")
+            .optional()
+            .check(Check::OneOf(&["A", "SRV"])),
+        attr("dns_ttl", Type::Number, "TTL of the DNS records, in seconds.").default(Value::int(10)).check(Check::Int(0, 2147483647)),
+    ])
+    .describe("Register the tasks in Cloud Map: set `registry_arn` (an existing service) or `namespace_id` (the resource creates one).");
+    let service_connect = Block::new(vec![
+        attr("namespace", Type::String, "Cloud Map namespace (name or ARN).").required().check(Check::Len(1, 1024)),
+        attr(
+            "client_only",
+            Type::Bool,
+            "Only call other services, publish no port. Without it and without `service` blocks, the first TCP port is published under the service's name.",
+        )
+        .default(Value::Bool(false)),
+    ])
+    .with_blocks(vec![NestedBlock::new("service", Nesting::List, sc_service).max(10), NestedBlock::new("log_configuration", Nesting::Single, sc_log)])
     .describe("Join ECS Service Connect.");
 
     let circuit_breaker = Block::new(vec![
@@ -673,6 +995,7 @@ fn schema_block() -> Block {
         NestedBlock::new("network", Nesting::Single, network).min(1).max(1),
         NestedBlock::new("load_balancer", Nesting::Single, load_balancer),
         NestedBlock::new("service_connect", Nesting::Single, service_connect),
+        NestedBlock::new("service_registry", Nesting::Single, service_registry),
         NestedBlock::new("deployment_circuit_breaker", Nesting::Single, circuit_breaker),
         NestedBlock::new("runtime_platform", Nesting::Single, runtime_platform),
         NestedBlock::new("volume", Nesting::List, volume).max(20),
@@ -1088,7 +1411,9 @@ fn validate_config(c: &Value) -> Diags {
             if let Some(first) = seen.insert(n.to_string(), i) {
                 d.attr_error(p.then_attr("name"), "Duplicate container name", format!("container[{i}] has the same name as container[{first}]; container names must be unique."));
             }
-            if !ct.get("port").is_null() {
+            // A port: the simple `port`, or a TCP port_mapping (what a load balancer can send to).
+            let tcp_mapping = ct.get("port_mapping").elements().unwrap_or_default().iter().any(|m| m.get("protocol").as_str().unwrap_or("tcp") == "tcp");
+            if !ct.get("port").is_null() || tcp_mapping {
                 ported.push(n.to_string());
             }
         }
@@ -1139,16 +1464,69 @@ fn validate_config(c: &Value) -> Diags {
         }
     }
 
+    validate_service_connect(&mut d, c);
+    let reg = c.get("service_registry");
+    if !reg.is_null() {
+        let rp = Path::attr("service_registry");
+        let (arn, ns) = (reg.get("registry_arn"), reg.get("namespace_id"));
+        if arn.is_wholly_known() && ns.is_wholly_known() && arn.is_null() == ns.is_null() {
+            d.attr_error(
+                rp.then_attr("registry_arn"),
+                "Which Cloud Map service?",
+                "Set exactly one of registry_arn (an existing Cloud Map service) and namespace_id (create one).",
+            );
+        }
+        if !arn.is_null() && (!reg.get("name").is_null() || !reg.get("dns_record_type").is_null()) {
+            d.attr_error(
+                rp.then_attr("name"),
+                "Settings of a service you did not create",
+                "name and dns_record_type describe the Cloud Map service created with namespace_id; an existing registry_arn keeps its own.",
+            );
+        }
+        if reg.get("dns_record_type").as_str() == Some("SRV") && containers.is_wholly_known() && ported.is_empty() {
+            d.attr_error(rp.then_attr("dns_record_type"), "SRV records need a port", "SRV records name a port: give a container a port, or use A records.");
+        }
+    }
+
     // load balancer
     let lb = c.get("load_balancer");
     if !lb.is_null() {
         let lp = Path::attr("load_balancer");
-        if lb.get("host_header").is_null() && lb.get("path_pattern").is_null() {
-            d.attr_error(
-                lp.then_attr("host_header"),
-                "Listener rule needs a condition",
-                "Set host_header or path_pattern (or both) so the listener rule knows which requests to send to this service.",
-            );
+        let count = |k: &str| match lb.get(k) {
+            Value::Null => Some(0),
+            Value::String(_) => Some(1),
+            Value::List(v) => Some(v.len()),
+            _ => None,
+        };
+        let headers = match lb.get("http_header") {
+            Value::List(hs) => hs.iter().map(|h| if let Value::List(v) = h.get("values") { Some(v.len()) } else { None }).sum::<Option<usize>>(),
+            Value::Null => Some(0),
+            _ => None,
+        };
+        let counts: Option<Vec<usize>> = ["host_header", "path_pattern", "host_headers", "path_patterns", "source_ips"].iter().map(|k| count(k)).chain([headers]).collect();
+        if let Some(counts) = counts {
+            let total: usize = counts.iter().sum();
+            if total == 0 {
+                d.attr_error(
+                    lp.then_attr("host_header"),
+                    "Listener rule needs a condition",
+                    "Set host_header, path_pattern, host_headers, path_patterns, source_ips or an http_header block so the listener rule knows which requests to send to this service.",
+                );
+            } else if total > MAX_RULE_VALUES {
+                d.attr_error(
+                    lp.clone(),
+                    "Too many listener rule conditions",
+                    format!(
+                        "The load_balancer conditions have {total} values; a listener rule matches at most {MAX_RULE_VALUES} in all (host names, paths, header values, source IPs)."
+                    ),
+                );
+            }
+        }
+        let hc = lb.get("health_check");
+        if let (Some(t), Some(i)) = (hc.get("timeout").as_i64(), hc.get("interval").as_i64()) {
+            if t >= i {
+                d.attr_error(lp.then_attr("health_check").then_attr("timeout"), "Health check timeout too long", format!("timeout ({t} s) must be less than interval ({i} s)."));
+            }
         }
         if containers.is_wholly_known() {
             match lb.get("container_name").as_str() {
@@ -1351,8 +1729,8 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
     let lb_target = cfg.lb_target();
     let lb_port = lb_target.as_ref().map(|t| t.1).unwrap_or(0);
     let lb = cfg.load_balancer.as_ref();
+    let reg = cfg.service_registry.as_ref();
     let hc = lb.and_then(|l| l.health_check.clone()).unwrap_or_default();
-    let first_port = cfg.container.iter().find_map(Container::first_tcp_port);
     let role_ref = |supplied: &Option<String>, key: &str| Some(supplied.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep(key)));
     let security_groups = match &net.security_group_ids {
         Some(s) => sorted(s).into_iter().map(Ref::Lit).collect(),
@@ -1400,7 +1778,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             key: "task_role".into(),
             name: names.task_role(),
             path: "/".into(),
-            description,
+            description: description.clone(),
             trust,
             managed: sorted(&cfg.task_role_policy_arns.clone().unwrap_or_default()),
             inline: task_inline,
@@ -1421,8 +1799,8 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             name: names.target_group(lb_port),
             port: lb_port,
             vpc: VpcOf::Subnet(subnet),
-            health: TgHealth::http(hc.path.as_deref().unwrap_or(DEFAULT_LB_HEALTH_PATH), hc.matcher.as_deref().unwrap_or(DEFAULT_LB_MATCHER)),
-            attributes: BTreeMap::new(),
+            health: hc.effective(),
+            attributes: lb.map(LoadBalancer::attributes).unwrap_or_default(),
             wanted: lb.is_some(),
         }),
         Box::new(ListenerRuleNode {
@@ -1431,11 +1809,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             listener: Ref::Lit(lb.map(|l| l.listener_arn.clone()).unwrap_or_default()),
             target_group: Ref::dep("target_group"),
             priority: lb.map(|l| l.priority).unwrap_or(0),
-            conditions: Conditions {
-                host_headers: lb.and_then(|l| l.host_header.clone()).into_iter().collect(),
-                path_patterns: lb.and_then(|l| l.path_pattern.clone()).into_iter().collect(),
-                ..Default::default()
-            },
+            conditions: lb.map(LoadBalancer::conditions).unwrap_or_default(),
             wanted: lb.is_some(),
         }),
         Box::new(TaskDefinitionNode {
@@ -1454,6 +1828,15 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             volumes: cfg.volume.clone(),
             adopts_foreign: cfg.ci_owns_images(),
         }),
+        Box::new(CloudMapServiceNode {
+            c: c.clone(),
+            key: "registry".into(),
+            name: reg.and_then(|r| r.name.clone()).unwrap_or_else(|| cfg.name.clone()),
+            namespace_id: reg.and_then(|r| r.namespace_id.clone()).unwrap_or_default(),
+            dns: reg.and_then(|r| r.dns_record_type.clone().map(|t| (t, r.dns_ttl.unwrap_or(10)))),
+            description,
+            wanted: reg.is_some_and(|r| r.namespace_id.is_some()),
+        }),
         Box::new(ServiceNode {
             c: c.clone(),
             key: "service".into(),
@@ -1466,8 +1849,14 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             public_ip: net.assign_public_ip.unwrap_or(false),
             exec: cfg.exec_enabled(),
             circuit_breaker: cfg.circuit_breaker(),
-            service_connect: cfg.service_connect.as_ref().map(|sc| ServiceConnectSpec { namespace: sc.namespace.clone(), publish: first_port }),
+            service_connect: cfg.service_connect_spec(&names.log_group(), &c.region),
             load_balancer: lb_target.map(|(container, port)| LbTarget { target_group: Ref::dep("target_group"), container, port }),
+            registry: reg.map(|r| Registry {
+                arn: r.registry_arn.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep("registry")),
+                container: (r.dns_record_type.as_deref() == Some("SRV"))
+                    .then(|| cfg.container.iter().find_map(|ct| ct.first_tcp_port().map(|(_, p)| (ct.name.clone(), p))))
+                    .flatten(),
+            }),
             wait: cfg.wait_for_steady_state.unwrap_or(true),
             // A target group must be attached to a load balancer (by the rule) before a service can use it.
             after: if lb.is_some() { vec!["listener_rule".to_string()] } else { Vec::new() },
@@ -1828,7 +2217,22 @@ impl Composite<Aws> for EcsFargateService {
                 .get("circuit_breaker")
                 .filter(|cb| !(cb["enable"] == true && cb["rollback"] == true))
                 .map(|cb| CircuitBreaker { enable: cb["enable"].as_bool(), rollback: cb["rollback"].as_bool() });
-            cfg.service_connect = svc.get("service_connect").and_then(|sc| sc["namespace"].as_str()).map(|n| ServiceConnect { namespace: n.to_string() });
+            cfg.service_connect = svc.get("service_connect").filter(|sc| sc.is_object()).map(|sc| service_connect_of(&cfg, sc));
+            if let Some(arn) = svc["service_registries"].get(0).and_then(|r| r["arn"].as_str()) {
+                // A Cloud Map service this resource made becomes its namespace_id again (found by name, adopted by its tags).
+                let owner = crate::engine::Owner::new(TYPE_NAME, &format!("{}/{}", cluster_name(&cfg.cluster), cfg.name));
+                let seen = crate::children::discovery::describe_service(aws, arn).await.map_err(|e| Diags::from(Diagnostic::error("Import failed", e.to_string())))?;
+                cfg.service_registry = Some(match seen {
+                    Some((ns, name, dns, tags)) if tags.get(crate::engine::OWNER_TAG).map(String::as_str) == Some(owner.tag_value()) => ServiceRegistry {
+                        namespace_id: Some(ns),
+                        name: Some(name),
+                        dns_ttl: Some(dns.as_ref().map(|d| d.1).unwrap_or(10)),
+                        dns_record_type: dns.map(|d| d.0),
+                        registry_arn: None,
+                    },
+                    _ => ServiceRegistry { registry_arn: Some(arn.to_string()), dns_ttl: Some(10), ..Default::default() },
+                });
+            }
             if let Some(lb) = svc.get("load_balancers").and_then(|l| l.get(0)) {
                 let mut l = cfg.load_balancer.clone().unwrap_or_default();
                 l.container_name = lb["container"].as_str().map(str::to_string);
@@ -1922,18 +2326,37 @@ impl Composite<Aws> for EcsFargateService {
             }
         }
         if let Some(tg) = kids.observed("target_group") {
-            let (path, matcher) = (tg["health_check"]["path"].as_str().unwrap_or(DEFAULT_LB_HEALTH_PATH), tg["health_check"]["matcher"].as_str().unwrap_or(DEFAULT_LB_MATCHER));
             if let Some(lb) = cfg.load_balancer.as_mut() {
-                lb.health_check =
-                    (path != DEFAULT_LB_HEALTH_PATH || matcher != DEFAULT_LB_MATCHER).then(|| LbHealthCheck { path: Some(path.into()), matcher: Some(matcher.into()) });
+                lb.health_check = LbHealthCheck::from_observed(&tg["health_check"]);
+                let attr = |k: &str| tg["attributes"][k].as_str().map(str::to_string);
+                lb.deregistration_delay = attr("deregistration_delay.timeout_seconds").and_then(|v| v.parse().ok());
+                if attr("stickiness.enabled").as_deref() == Some("true") {
+                    lb.stickiness = Some(Stickiness { enabled: Some(true), duration: attr("stickiness.lb_cookie.duration_seconds").and_then(|v| v.parse().ok()) });
+                }
             }
         }
         if let Some(rule) = kids.observed("listener_rule") {
             if let Some(lb) = cfg.load_balancer.as_mut() {
                 lb.listener_arn = rule.get("listener").and_then(|v| v.as_str()).unwrap_or_default().to_string();
                 lb.priority = rule.get("priority").and_then(|v| v.as_i64()).unwrap_or(0);
-                lb.host_header = rule["conditions"]["host_headers"].get(0).and_then(|v| v.as_str()).map(str::to_string);
-                lb.path_pattern = rule["conditions"]["path_patterns"].get(0).and_then(|v| v.as_str()).map(str::to_string);
+                // One value reads back as the single form, several as the list.
+                let values =
+                    |k: &str| -> Vec<String> { rule["conditions"][k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
+                let (hosts, paths) = (values("host_headers"), values("path_patterns"));
+                (lb.host_header, lb.host_headers) = if hosts.len() == 1 { (hosts.first().cloned(), None) } else { (None, Some(hosts).filter(|h| !h.is_empty())) };
+                (lb.path_pattern, lb.path_patterns) = if paths.len() == 1 { (paths.first().cloned(), None) } else { (None, Some(paths).filter(|p| !p.is_empty())) };
+                lb.source_ips = Some(values("source_ips")).filter(|v| !v.is_empty());
+                lb.http_header = rule["conditions"]["http_headers"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(name, v)| HttpHeader {
+                                name: name.clone(),
+                                values: v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
             }
         }
         if let (Some(_), Some(arn)) = (kids.observed("task_role"), kids.id("task_role")) {
@@ -1973,6 +2396,129 @@ impl Composite<Aws> for EcsFargateService {
 
 pub fn resource() -> Arc<dyn Resource<Aws>> {
     Arc::new(CompositeResource::<EcsFargateService>::new())
+}
+
+/// Service Connect: each `service` names a named port mapping, once; aliases
+/// are unique; `client_only` publishes nothing.
+fn validate_service_connect(d: &mut Diags, c: &Value) {
+    let sc = c.get("service_connect");
+    if sc.is_null() {
+        return;
+    }
+    let sp = Path::attr("service_connect");
+    let services = sc.get("service").elements().unwrap_or_default();
+    if sc.get("client_only").as_bool() == Some(true) && !services.is_empty() {
+        d.attr_error(sp.then_attr("client_only"), "Client only, yet publishing", "client_only publishes no port: remove it or the service blocks.");
+    }
+    let containers = c.get("container");
+    // Port names the containers declare: named port_mapping blocks, or the simple `port` (named after its container).
+    let named: Option<Vec<String>> = containers.is_wholly_known().then(|| {
+        containers
+            .elements()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|ct| {
+                let mappings = ct.get("port_mapping").elements().unwrap_or_default();
+                if mappings.is_empty() {
+                    ct.get("port").as_i64().and(ct.get("name").as_str()).map(str::to_string).into_iter().collect::<Vec<_>>()
+                } else {
+                    mappings.iter().filter_map(|m| m.get("name").as_str().map(str::to_string)).collect()
+                }
+            })
+            .collect()
+    });
+    if services.is_empty() && sc.get("client_only").as_bool() == Some(false) && named.as_ref().is_some_and(|n| n.is_empty()) {
+        d.attr_error(
+            sp.clone(),
+            "Nothing to publish",
+            "Service Connect publishes the first TCP port, and no container has one: add a port, a service block, or set client_only = true.",
+        );
+    }
+    let mut seen_ports: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, s) in services.iter().enumerate() {
+        let mut seen_aliases: BTreeMap<(i64, Option<String>), usize> = BTreeMap::new();
+        let p = sp.then_attr("service").index(i);
+        if let Some(pn) = s.get("port_name").as_str() {
+            if let Some(n) = &named {
+                if !n.iter().any(|x| x == pn) {
+                    d.attr_error(
+                        p.then_attr("port_name"),
+                        "Unknown port name",
+                        format!(
+                            "port_name {pn:?} is not a named port mapping of any container (named: {}). Name one with port_mapping {{ name = ... }}.",
+                            if n.is_empty() { "none".to_string() } else { n.join(", ") }
+                        ),
+                    );
+                }
+            }
+            if let Some(first) = seen_ports.insert(pn.to_string(), i) {
+                d.attr_error(p.then_attr("port_name"), "Port published twice", format!("service[{i}] publishes the same port as service[{first}]."));
+            }
+        }
+        for (j, a) in s.get("client_alias").elements().unwrap_or_default().iter().enumerate() {
+            if let Some(port) = a.get("port").as_i64() {
+                if let Some(first) = seen_aliases.insert((port, a.get("dns_name").as_str().map(str::to_string)), j) {
+                    d.attr_error(
+                        p.then_attr("client_alias").index(j),
+                        "Client alias given twice",
+                        format!("client_alias[{j}] has the same port and DNS name as client_alias[{first}]."),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The `service_connect` block import writes for what ECS reports (the
+/// shape of `ServiceConnectSpec`): the default publication reads back as no
+/// `service` block.
+fn service_connect_of(cfg: &FargateService, sc: &serde_json::Value) -> ServiceConnect {
+    let mut out = ServiceConnect { namespace: sc["namespace"].as_str().unwrap_or_default().to_string(), ..Default::default() };
+    let services = sc["services"].as_array().cloned().unwrap_or_default();
+    let default = cfg.container.iter().find_map(Container::first_tcp_port).map(|p| cfg.default_sc_service(p));
+    let n = |v: &serde_json::Value| v.as_i64();
+    let is_default = services.len() == 1
+        && default.as_ref().is_some_and(|d| {
+            let s = &services[0];
+            s["port_name"] == d.port_name.as_str()
+                && s["discovery_name"] == d.discovery_name.as_str()
+                && s["aliases"] == json!([{"port": d.aliases[0].0, "dns_name": null}])
+                && s["ingress_port_override"].is_null()
+                && s["tls"].is_null()
+                && s["timeout"]["idle"].is_null()
+                && s["timeout"]["per_request"].is_null()
+        });
+    if services.is_empty() {
+        out.client_only = Some(true);
+    } else if !is_default {
+        out.service = services
+            .iter()
+            .map(|s| {
+                let port_name = s["port_name"].as_str().unwrap_or_default().to_string();
+                let discovery = s["discovery_name"].as_str().map(str::to_string).filter(|d| *d != port_name);
+                let timeout = (!s["timeout"]["idle"].is_null() || !s["timeout"]["per_request"].is_null())
+                    .then(|| ScTimeout { idle_seconds: n(&s["timeout"]["idle"]), per_request_seconds: n(&s["timeout"]["per_request"]) });
+                let tls = s["tls"].as_object().map(|t| ScTlsCfg {
+                    private_ca_arn: t.get("private_ca_arn").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                    kms_key_arn: t.get("kms_key").and_then(|v| v.as_str()).map(str::to_string),
+                    role_arn: t.get("role_arn").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                });
+                let client_alias = s["aliases"]
+                    .as_array()
+                    .map(|a| a.iter().map(|x| ScAlias { port: x["port"].as_i64().unwrap_or(0), dns_name: x["dns_name"].as_str().map(str::to_string) }).collect())
+                    .unwrap_or_default();
+                ScServiceCfg { port_name, discovery_name: discovery, ingress_port_override: n(&s["ingress_port_override"]), client_alias, timeout, tls }
+            })
+            .collect();
+    }
+    if let Some(l) = sc["log"].as_object() {
+        let driver = l.get("driver").and_then(|v| v.as_str()).unwrap_or("awslogs").to_string();
+        let options: BTreeMap<String, String> =
+            l.get("options").and_then(|o| o.as_object()).map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
+        let derived = driver == "awslogs" && options.get("awslogs-stream-prefix").map(String::as_str) == Some("service-connect") && options.len() == 3;
+        out.log_configuration = Some(ScLog { log_driver: Some(driver), options: (!derived).then_some(options) });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ pub struct Stage {
     pub github_environment: Option<String>,
     pub repository_name: Option<String>,
     pub image_tag_mutability: Option<String>,
+    pub pull_principals: Option<Vec<String>>,
 }
 
 impl Stage {
@@ -200,6 +201,9 @@ pub struct Github {
 pub struct Lifecycle {
     pub keep_tagged: Option<i64>,
     pub expire_untagged_days: Option<i64>,
+    pub archive_old_tagged: Option<bool>,
+    pub archive_unpulled_days: Option<i64>,
+    pub expire_archived_days: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
@@ -249,11 +253,15 @@ impl Registry {
     fn members(&self, who: Who) -> BTreeSet<String> {
         self.members.as_ref().map(|m| m.of(who)).unwrap_or_default()
     }
-    fn keep_tagged(&self) -> i64 {
-        self.image_lifecycle.as_ref().and_then(|l| l.keep_tagged).unwrap_or(DEFAULT_KEEP_TAGGED)
-    }
-    fn expire_untagged_days(&self) -> i64 {
-        self.image_lifecycle.as_ref().and_then(|l| l.expire_untagged_days).unwrap_or(DEFAULT_EXPIRE_UNTAGGED_DAYS)
+    /// The lifecycle block with its defaults filled in.
+    fn lifecycle(&self) -> Lifecycle {
+        let l = self.image_lifecycle.clone().unwrap_or_default();
+        Lifecycle {
+            keep_tagged: Some(l.keep_tagged.unwrap_or(DEFAULT_KEEP_TAGGED)),
+            expire_untagged_days: Some(l.expire_untagged_days.unwrap_or(DEFAULT_EXPIRE_UNTAGGED_DAYS)),
+            archive_old_tagged: Some(l.archive_old_tagged.unwrap_or(false)),
+            ..l
+        }
     }
     /// Token subjects of stage `stage`'s GitHub role (none without a `github` block).
     fn subjects(&self, stage: &str, st: &Stage) -> Vec<String> {
@@ -342,17 +350,91 @@ pub fn github_trust(provider_arn: &str, subjects: &[String]) -> Json {
     }]})
 }
 
+/// ECR's lifecycle action moving an image to the archive storage class.
+fn archive_action() -> Json {
+    json!({"type": "transition", "targetStorageClass": "archive"})
+}
+
 /// Untagged images expire `expire_untagged_days` after their push; of the
-/// tagged ones the newest `keep_tagged` stay.
-pub fn lifecycle_policy(keep_tagged: i64, expire_untagged_days: i64) -> Json {
-    json!({"rules": [
-        {"rulePriority": 1, "description": format!("Expire untagged images {expire_untagged_days} days after their push"),
-         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": expire_untagged_days},
-         "action": {"type": "expire"}},
-        {"rulePriority": 2, "description": format!("Keep the newest {keep_tagged} tagged images"),
-         "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": keep_tagged},
-         "action": {"type": "expire"}}
-    ]})
+/// tagged ones the newest `keep_tagged` stay and older ones expire or are
+/// archived; optionally any image not pulled for `archive_unpulled_days` is
+/// archived, and archived images expire `expire_archived_days` after their
+/// archiving. Rules on `any` come last, as ECR requires. (`l` has its defaults.)
+pub fn lifecycle_policy(l: &Lifecycle) -> Json {
+    let (keep, untagged) = (l.keep_tagged.unwrap_or(DEFAULT_KEEP_TAGGED), l.expire_untagged_days.unwrap_or(DEFAULT_EXPIRE_UNTAGGED_DAYS));
+    let archive_tagged = l.archive_old_tagged == Some(true);
+    let mut rules = vec![
+        json!({"description": format!("Expire untagged images {untagged} days after their push"),
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": untagged},
+         "action": {"type": "expire"}}),
+        json!({"description": format!("Keep the newest {keep} tagged images; {} older ones", if archive_tagged { "archive" } else { "expire" }),
+         "selection": {"tagStatus": "tagged", "tagPatternList": ["*"], "countType": "imageCountMoreThan", "countNumber": keep},
+         "action": if archive_tagged { archive_action() } else { json!({"type": "expire"}) }}),
+    ];
+    if let Some(days) = l.archive_unpulled_days {
+        rules.push(json!({"description": format!("Archive images not pulled for {days} days"),
+         "selection": {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": days},
+         "action": archive_action()}));
+    }
+    if let Some(days) = l.expire_archived_days {
+        rules.push(json!({"description": format!("Expire archived images {days} days after their archiving"),
+         "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned", "countUnit": "days", "countNumber": days},
+         "action": {"type": "expire"}}));
+    }
+    for (i, r) in rules.iter_mut().enumerate() {
+        r["rulePriority"] = json!(i + 1);
+    }
+    json!({"rules": rules})
+}
+
+/// The lifecycle block a policy written by `lifecycle_policy` stands for, defaults left unset.
+fn lifecycle_in(policy: &Json) -> Option<Lifecycle> {
+    let rules = policy["rules"].as_array().cloned().unwrap_or_default();
+    let find = |f: &dyn Fn(&Json) -> bool| rules.iter().find(|r| f(&r["selection"])).cloned();
+    let tagged = find(&|s| s["tagStatus"] == "tagged");
+    let count = |r: &Option<Json>| r.as_ref().and_then(|r| r["selection"]["countNumber"].as_i64());
+    let keep = count(&tagged).filter(|n| *n != DEFAULT_KEEP_TAGGED);
+    let untagged = count(&find(&|s| s["tagStatus"] == "untagged")).filter(|n| *n != DEFAULT_EXPIRE_UNTAGGED_DAYS);
+    let archive_tagged = tagged.is_some_and(|r| r["action"]["type"] == "transition").then_some(true);
+    let unpulled = count(&find(&|s| s["countType"] == "sinceImagePulled"));
+    let archived = count(&find(&|s| s["countType"] == "sinceImageTransitioned"));
+    let l = Lifecycle { keep_tagged: keep, expire_untagged_days: untagged, archive_old_tagged: archive_tagged, archive_unpulled_days: unpulled, expire_archived_days: archived };
+    (l != Lifecycle::default()).then_some(l)
+}
+
+/// The repository policy's one statement: who in other accounts may pull.
+pub const PULL_SID: &str = "CrossAccountPull";
+
+/// A principal of `pull_principals` as IAM names it: an account ID is the account's root.
+fn pull_principal(c: &Common, p: &str) -> String {
+    if p.bytes().all(|b| b.is_ascii_digit()) { format!("arn:{}:iam::{p}:root", c.partition()) } else { p.to_string() }
+}
+
+/// The repository policy letting `principals` (account IDs or IAM ARNs) pull
+/// from the repository it is set on, and nothing else; none without principals.
+/// A repository policy names no `Resource`: it is the repository's own.
+pub fn pull_policy(c: &Common, principals: &[String]) -> Option<Json> {
+    let arns: BTreeSet<String> = principals.iter().map(|p| pull_principal(c, p)).collect();
+    (!arns.is_empty()).then(|| {
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": PULL_SID, "Effect": "Allow", "Principal": {"AWS": arns}, "Action": Level::Read.actions(),
+        }]})
+    })
+}
+
+/// The `pull_principals` a repository policy written by `pull_policy` stands for
+/// (an account's root as its ID).
+fn pull_principals_in(policy: &Json) -> Option<Vec<String>> {
+    let st = policy["Statement"].as_array()?.iter().find(|s| s["Sid"] == PULL_SID)?;
+    let aws = &st["Principal"]["AWS"];
+    let arns: Vec<&str> = match aws {
+        Json::String(s) => vec![s.as_str()],
+        Json::Array(a) => a.iter().filter_map(|x| x.as_str()).collect(),
+        _ => return None,
+    };
+    let root = regex::Regex::new(r"^arn:[a-z-]+:iam::(\d{12}):root$").ok()?;
+    let v: BTreeSet<String> = arns.iter().map(|a| root.captures(a).map(|c| c[1].to_string()).unwrap_or_else(|| a.to_string())).collect();
+    Some(v.into_iter().collect())
 }
 
 /// The levels a policy document grants, read back from its `Sid`s.
@@ -379,6 +461,7 @@ const ENVIRONMENT_RE: &str = "[A-Za-z0-9_.-]([A-Za-z0-9 _.-]{0,253}[A-Za-z0-9_.-
 const BRANCH_RE: &str = "[A-Za-z0-9._/-]{1,200}";
 const ROLE_NAME_RE: &str = "[A-Za-z0-9+=,.@_-]{1,64}";
 const USER_NAME_RE: &str = "[A-Za-z0-9+=,.@_-]{1,64}";
+const PULL_PRINCIPAL_RE: &str = r"[0-9]{12}|arn:aws(-[a-z]+)*:iam::[0-9]{12}:(root|(role|user)/([A-Za-z0-9+=,.@_-]+/)*[A-Za-z0-9+=,.@_-]{1,64})";
 
 fn environment_check() -> Check {
     Check::Matches(ENVIRONMENT_RE, "a GitHub environment name of letters, digits, spaces, `_`, `.` and `-` (no wildcards)")
@@ -433,6 +516,16 @@ fn schema_block() -> Block {
             .default(Value::string("MUTABLE"))
             .check(Check::OneOf(&["MUTABLE", "IMMUTABLE"]))
             .describe("`MUTABLE` or `IMMUTABLE` (a pushed tag can never move)."),
+        Attribute::new("pull_principals", Type::set(Type::String))
+            .optional()
+            .check(Check::Items(1, 100))
+            .check(Check::each(Check::Matches(PULL_PRINCIPAL_RE, "a 12-digit AWS account ID or the ARN of an IAM role, user or account root (`arn:aws:iam::<account>:root`)")))
+            .describe(
+                "Other accounts (by ID: every principal the account allows) or IAM roles and users that may pull from this stage's \
+                 repository: a repository policy granting `ecr:BatchCheckLayerAvailability`, `ecr:BatchGetImage` and \
+                 `ecr:GetDownloadUrlForLayer` to them and nothing else. Their own account must still grant them these actions on the \
+                 repository and `ecr:GetAuthorizationToken`. Unset: no repository policy (one set elsewhere is removed).",
+            ),
     ];
     let attrs = vec![
         Attribute::new("name", Type::String)
@@ -505,13 +598,27 @@ fn schema_block() -> Block {
         Attribute::new("keep_tagged", Type::Number)
             .default(Value::int(DEFAULT_KEEP_TAGGED))
             .check(Check::Int(1, 10_000))
-            .describe("Tagged images kept per repository, newest first; older ones expire."),
+            .describe("Tagged images kept per repository, newest first; older ones expire (or are archived, with `archive_old_tagged`)."),
         Attribute::new("expire_untagged_days", Type::Number)
             .default(Value::int(DEFAULT_EXPIRE_UNTAGGED_DAYS))
             .check(Check::Int(1, 3650))
             .describe("Days after its push an untagged image expires."),
+        Attribute::new("archive_old_tagged", Type::Bool)
+            .default(Value::Bool(false))
+            .describe("Tagged images beyond the newest `keep_tagged` move to ECR's archive storage class (kept, not pullable until restored) instead of expiring."),
+        Attribute::new("archive_unpulled_days", Type::Number)
+            .optional()
+            .check(Check::Int(1, 3650))
+            .describe("Archive any image not pulled for this many days (an image never pulled: since its push). Unset: no such rule."),
+        Attribute::new("expire_archived_days", Type::Number).optional().check(Check::Int(90, 3650)).describe(
+            "Archived images expire this many days after their archiving (ECR keeps archived images at least 90 days). Unset: archived \
+             images stay until deleted.",
+        ),
     ])
-    .describe("The lifecycle policy of every repository (the seed's archiving of images no longer relevant). Without the block: the defaults below.");
+    .describe(
+        "The lifecycle policy of every repository (the seed's archiving of images no longer relevant): expire or archive what is no \
+         longer needed. Without the block: the defaults below.",
+    );
     let members = Block::new(
         Who::ALL
             .iter()
@@ -657,6 +764,16 @@ fn validate_config(c: &Value) -> Diags {
             );
         }
     }
+    let lifecycle = c.get("image_lifecycle");
+    let archives = lifecycle.get("archive_old_tagged").as_bool() == Some(true) || !lifecycle.get("archive_unpulled_days").is_null();
+    let unknown = lifecycle.get("archive_old_tagged").is_unknown() || lifecycle.get("archive_unpulled_days").is_unknown();
+    if !lifecycle.get("expire_archived_days").is_null() && !archives && !unknown {
+        d.attr_error(
+            Path::attr("image_lifecycle").then_attr("expire_archived_days"),
+            "Nothing is archived",
+            "expire_archived_days expires images in the archive storage class, but no rule archives any: set archive_old_tagged = true or archive_unpulled_days.",
+        );
+    }
     let encryption = c.get("encryption_type");
     if !c.get("kms_key_arn").is_null() && (encryption.is_null() || encryption.as_str().is_some_and(|t| t != "KMS")) {
         d.attr_error(Path::attr("kms_key_arn"), "KMS key without KMS encryption", "kms_key_arn is used with encryption_type = \"KMS\" only.");
@@ -673,17 +790,13 @@ fn repository_arn(c: &Common, repo: &str) -> String {
 fn build_graph(cfg: &Registry, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
     let path = iam_path(&cfg.name);
     let create_provider = cfg.github.as_ref().is_some_and(|g| g.oidc_provider_arn.is_none());
-    let provider = OidcProviderNode {
-        c: c.clone(),
-        key: "oidc_provider".into(),
-        host: GITHUB_HOST.into(),
-        client_ids: BTreeSet::from([GITHUB_AUDIENCE.to_string()]),
-        taken_hint: "There is one provider per issuer and account: set github.oidc_provider_arn to its ARN to use it.".into(),
-        wanted: create_provider,
-    };
+    let provider = oidc_provider(c.clone(), create_provider);
     let provider_arn = cfg.github.as_ref().and_then(|g| g.oidc_provider_arn.clone()).unwrap_or_else(|| provider.arn());
-    // A role's trust names the provider by ARN, which IAM checks exists.
-    let after: Vec<String> = if create_provider { vec!["oidc_provider".into()] } else { Vec::new() };
+    // A role's trust names the provider by ARN, which IAM checks exists; and a
+    // provider going away (the github block removed) must outlive the roles,
+    // since its delete keeps it while any role trusts it. An unwanted provider
+    // counts as done, so a supplied ARN delays nothing.
+    let after: Vec<String> = vec!["oidc_provider".into()];
     let mut nodes: Vec<Box<dyn Node<Aws>>> = vec![Box::new(provider)];
     let owner = c.owner.to_string();
     for (stage, st) in &cfg.stages {
@@ -700,8 +813,9 @@ fn build_graph(cfg: &Registry, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
                 scan_on_push: cfg.scan_on_push.unwrap_or(true),
                 encryption: cfg.encryption_type.clone().unwrap_or_else(|| "AES256".into()),
                 kms_key: cfg.kms_key_arn.clone(),
-                lifecycle: Some(lifecycle_policy(cfg.keep_tagged(), cfg.expire_untagged_days())),
-                policy: None,
+                lifecycle: Some(lifecycle_policy(&cfg.lifecycle())),
+                policy: pull_policy(&c, st.pull_principals.as_deref().unwrap_or_default()),
+                owns_policy: true,
             },
         }));
         for who in Who::ALL {
@@ -812,13 +926,48 @@ fn opt(v: Option<String>) -> Value {
     v.map(Value::string).unwrap_or(Value::Null)
 }
 
-/// Plan's one lookup: the account, which the repositories' URLs and ARNs name.
-async fn plan_lookups(aws: &Aws, p: &mut Value) -> Diags {
+/// The GitHub OIDC provider node (wanted when the registry creates it).
+fn oidc_provider(c: Arc<Common>, wanted: bool) -> OidcProviderNode {
+    OidcProviderNode {
+        c,
+        key: "oidc_provider".into(),
+        host: GITHUB_HOST.into(),
+        client_ids: BTreeSet::from([GITHUB_AUDIENCE.to_string()]),
+        taken_hint: "There is one provider per issuer and account: set github.oidc_provider_arn to its ARN to use it.".into(),
+        wanted,
+    }
+}
+
+/// Plan's lookups: the account, which the repositories' URLs and ARNs name,
+/// and, when this plan would create the GitHub OIDC provider, whether the
+/// account already has one that is not this registry's (another registry's,
+/// say): then the plan fails naming `github.oidc_provider_arn`, before any apply.
+async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
     let account = match account_id(aws).await {
         Ok(a) => a,
         Err(e) => return Diagnostic::error("Could not determine the AWS account", e.to_string()).into(),
     };
-    let c = Common { owner: crate::engine::Owner::new(TYPE_NAME, ""), tags: Tags::new(), region: aws.region.clone(), account: account.clone() };
+    let name = p.get("name").as_str().unwrap_or_default().to_string();
+    let c = Common { owner: crate::engine::Owner::new(TYPE_NAME, &name), tags: Tags::new(), region: aws.region.clone(), account: account.clone() };
+    let creates_provider = !p.get("github").is_null() && p.get("github").get("oidc_provider_arn").is_null();
+    let recorded = prior.get("children").get("oidc_provider").as_str().is_some();
+    if creates_provider && !recorded {
+        let node = oidc_provider(Arc::new(c.clone()), true);
+        match node.taken(aws).await {
+            Ok(Some(why)) => {
+                let mut d = Diags::new();
+                d.attr_error(
+                    Path::attr("github").then_attr("oidc_provider_arn"),
+                    "GitHub's OIDC provider exists",
+                    format!("{why} This registry then trusts it and never changes or deletes it: oidc_provider_arn = \"{}\".", node.arn()),
+                );
+                return d;
+            }
+            Ok(None) => {}
+            // The apply looks again and reports what it finds.
+            Err(e) => tracing::debug!(target: "cxflow::resources::image_registry", error = %e, "could not look up the GitHub OIDC provider at plan time"),
+        }
+    }
     let region = aws.region.clone();
     let repo_of = |o: &Value| o.get("repository_name").as_str().map(str::to_string);
     let repos: BTreeMap<String, String> = p.get("stage_outputs").entries().into_iter().flatten().filter_map(|(s, o)| Some((s.clone(), repo_of(o)?))).collect();
@@ -845,8 +994,8 @@ impl Composite<Aws> for ImageRegistry {
         let v = outputs_config(p).map(|cfg| stage_outputs(&cfg)).unwrap_or(Value::Unknown);
         p.set_attr("stage_outputs", v);
     }
-    async fn plan_lookups(aws: &Aws, p: &mut Value, _prior: &Value) -> Diags {
-        plan_lookups(aws, p).await
+    async fn plan_lookups(aws: &Aws, p: &mut Value, prior: &Value) -> Diags {
+        plan_lookups(aws, p, prior).await
     }
     fn owner_name(s: &Registry) -> String {
         s.name.clone()
@@ -1034,6 +1183,7 @@ fn read_config(seed: &Registry, kids: &Kids<'_>, default_tags: &Tags) -> Registr
         let repo =
             kids.str_field(&format!("repository_{k}"), "name").or(seed_repo).or_else(|| from_policies.as_ref().and_then(repository_in)).unwrap_or_else(|| default_repo.clone());
         st.repository_name = (repo != default_repo).then_some(repo);
+        st.pull_principals = kids.field(&format!("repository_{k}"), "repository_policy").and_then(pull_principals_in);
         if kids.str_field(&format!("repository_{k}"), "image_tag_mutability").as_deref() == Some("IMMUTABLE") {
             st.image_tag_mutability = Some("IMMUTABLE".into());
         }
@@ -1083,15 +1233,10 @@ fn read_config(seed: &Registry, kids: &Kids<'_>, default_tags: &Tags) -> Registr
         cfg.scan_on_push = (kids.field(&k, "scan_on_push").and_then(|v| v.as_bool()) == Some(false)).then_some(false);
         if kids.str_field(&k, "encryption_type").as_deref() == Some("KMS") {
             cfg.encryption_type = Some("KMS".into());
-            cfg.kms_key_arn = kids.str_field(&k, "kms_key");
+            // The key in use: import cannot tell the AWS managed key from one of the user's (no KMS call).
+            cfg.kms_key_arn = kids.str_field(&k, "kms_key_in_use");
         }
-        let rules = kids.field(&k, "lifecycle_policy").and_then(|p| p["rules"].as_array().cloned()).unwrap_or_default();
-        let count = |status: &str| rules.iter().find(|r| r["selection"]["tagStatus"] == status).and_then(|r| r["selection"]["countNumber"].as_i64());
-        let (keep, expire) = (count("tagged"), count("untagged"));
-        if keep.is_some_and(|n| n != DEFAULT_KEEP_TAGGED) || expire.is_some_and(|n| n != DEFAULT_EXPIRE_UNTAGGED_DAYS) {
-            cfg.image_lifecycle =
-                Some(Lifecycle { keep_tagged: keep.filter(|n| *n != DEFAULT_KEEP_TAGGED), expire_untagged_days: expire.filter(|n| *n != DEFAULT_EXPIRE_UNTAGGED_DAYS) });
-        }
+        cfg.image_lifecycle = kids.field(&k, "lifecycle_policy").and_then(lifecycle_in);
     }
     // Tags, from a child whose observation reads them back (repositories' do not).
     if let Some(k) = kids.observed.iter().find(|(_, o)| o.contains_key("tags")).map(|(k, _)| k.clone()) {
@@ -1195,6 +1340,41 @@ mod tests {
         assert!(!g.wanted_keys().contains(&"oidc_provider"), "a supplied provider is not created");
     }
 
+    #[test]
+    fn lifecycle_rules_archive_what_the_user_says_and_read_back() {
+        let defaults = seed_registry().lifecycle();
+        let p = lifecycle_policy(&defaults);
+        let rules = p["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert!(rules.iter().all(|r| r["action"] == json!({"type": "expire"})), "{p}");
+        assert_eq!(lifecycle_in(&p), None, "the defaults read back as unset");
+        let archive =
+            Lifecycle { keep_tagged: Some(10), expire_untagged_days: None, archive_old_tagged: Some(true), archive_unpulled_days: Some(30), expire_archived_days: Some(180) };
+        let cfg = Registry { image_lifecycle: Some(archive.clone()), ..seed_registry() };
+        let p = lifecycle_policy(&cfg.lifecycle());
+        let rules = p["rules"].as_array().unwrap();
+        let priorities: Vec<i64> = rules.iter().map(|r| r["rulePriority"].as_i64().unwrap()).collect();
+        assert_eq!(priorities, [1, 2, 3, 4]);
+        assert_eq!(rules[1]["action"], json!({"type": "transition", "targetStorageClass": "archive"}));
+        assert_eq!((rules[2]["selection"]["countType"].as_str(), rules[2]["selection"]["tagStatus"].as_str()), (Some("sinceImagePulled"), Some("any")));
+        assert_eq!((rules[3]["selection"]["storageClass"].as_str(), rules[3]["selection"]["countNumber"].as_i64()), (Some("archive"), Some(180)));
+        assert_eq!(lifecycle_in(&p), Some(archive), "import reads the block back");
+    }
+
+    #[test]
+    fn pull_policy_names_accounts_as_roots_and_grants_pulls_only() {
+        let c = common();
+        assert_eq!(pull_policy(&c, &[]), None, "no principals, no repository policy");
+        let given = vec!["111122223333".to_string(), "arn:aws:iam::444455556666:role/ci".to_string()];
+        let p = pull_policy(&c, &given).unwrap();
+        let st = &p["Statement"].as_array().unwrap()[..];
+        assert_eq!(st.len(), 1);
+        assert_eq!(st[0]["Principal"]["AWS"], json!(["arn:aws:iam::111122223333:root", "arn:aws:iam::444455556666:role/ci"]));
+        assert_eq!(st[0]["Action"], json!(Level::Read.actions()));
+        assert!(st[0].get("Resource").is_none() && st[0].get("Condition").is_none());
+        assert_eq!(pull_principals_in(&p), Some(given));
+    }
+
     fn config(stages: Value, extra: &[(&str, Value)]) -> Value {
         let mut m = BTreeMap::from([("name".to_string(), Value::string("sample-image")), ("stages".to_string(), stages)]);
         for (k, v) in extra {
@@ -1231,6 +1411,11 @@ mod tests {
         ]));
         let d = validate_config(&config(dup, &[("members", obj(&[("end_users", set(&["bob"]))]))]));
         assert_eq!(paths(&d), [r#"stages["b"].repository_name"#, "members.end_users"], "{d}");
+        let lifecycle = obj(&[("expire_archived_days", Value::int(120))]);
+        let d = validate_config(&config(Value::Map(BTreeMap::from([("qa".to_string(), obj(&[]))])), &[("image_lifecycle", lifecycle)]));
+        assert_eq!(paths(&d), ["image_lifecycle.expire_archived_days"], "nothing is archived: {d}");
+        let lifecycle = obj(&[("expire_archived_days", Value::int(120)), ("archive_unpulled_days", Value::int(30))]);
+        assert!(validate_config(&config(Value::Map(BTreeMap::from([("qa".to_string(), obj(&[]))])), &[("image_lifecycle", lifecycle)])).is_empty());
         let unknown = Value::Map(BTreeMap::from([("qa".to_string(), obj(&[("github", set(&["authorize", "write"])), ("github_refs", Value::Unknown)]))]));
         let github = obj(&[("repository", Value::string("example-org/sample-image"))]);
         assert!(validate_config(&config(unknown, &[("github", github)])).is_empty(), "refs not known yet are not missing refs");

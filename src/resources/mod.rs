@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod build_pipeline;
 pub mod cxflow_cluster;
 pub mod ecs_cluster;
 pub mod ecs_fargate_service;
@@ -13,7 +14,7 @@ use crate::aws::Aws;
 use crate::framework::{EphemeralResource, Resource};
 
 pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
-    vec![cxflow_cluster::resource(), ecs_cluster::resource(), ecs_fargate_service::resource(), image_registry::resource(), secret_sync::resource()]
+    vec![build_pipeline::resource(), cxflow_cluster::resource(), ecs_cluster::resource(), ecs_fargate_service::resource(), image_registry::resource(), secret_sync::resource()]
 }
 
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {

@@ -11,7 +11,10 @@ pub const OWNER_TAG: &str = "cxflow:owner";
 pub const LEASE_TAG: &str = "cxflow:lease";
 
 pub struct Aws {
+    pub aas: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
+    pub codebuild: aws_sdk_codebuild::Client,
+    pub codepipeline: aws_sdk_codepipeline::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub ecs: aws_sdk_ecs::Client,
@@ -19,6 +22,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub r53: aws_sdk_route53::Client,
+    pub s3: aws_sdk_s3::Client,
     pub sd: aws_sdk_servicediscovery::Client,
     pub ssm: aws_sdk_ssm::Client,
 }
@@ -29,7 +33,10 @@ impl Aws {
     }
     pub fn for_sdk(s: &aws_config::SdkConfig) -> Aws {
         Aws {
+            aas: aws_sdk_applicationautoscaling::Client::new(s),
             acm: aws_sdk_acm::Client::new(s),
+            codebuild: aws_sdk_codebuild::Client::new(s),
+            codepipeline: aws_sdk_codepipeline::Client::new(s),
             ec2: aws_sdk_ec2::Client::new(s),
             ecr: aws_sdk_ecr::Client::new(s),
             ecs: aws_sdk_ecs::Client::new(s),
@@ -37,10 +44,16 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(s),
             logs: aws_sdk_cloudwatchlogs::Client::new(s),
             r53: aws_sdk_route53::Client::new(s),
+            s3: s3_client(s),
             sd: aws_sdk_servicediscovery::Client::new(s),
             ssm: aws_sdk_ssm::Client::new(s),
         }
     }
+}
+
+/// S3 on a loopback stand-in: path-style, as the provider does with an endpoint override.
+pub fn s3_client(s: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(s).force_path_style(true).build())
 }
 
 /// The `children` record of a composite in state: child key (and `key.part`) → identity.

@@ -52,6 +52,8 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         ("fl-", "ec2 flow-log"),
     ];
     let arn_kinds = [
+        // Before ECS's `:service/`, which a Cloud Map service ARN contains too.
+        (":service/srv-", "servicediscovery service"),
         (":loadbalancer/", "elbv2 load-balancer"),
         (":listener/", "elbv2 listener"),
         (":listener-rule/", "elbv2 rule"),
@@ -67,12 +69,19 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
     ];
     let kind = if let Some((_, k)) = by_prefix.iter().find(|(p, _)| id.starts_with(p)) {
         k.to_string()
+    } else if id.starts_with("arn:") && id.contains(":codepipeline:") {
+        "codepipeline pipeline".to_string()
     } else if id.starts_with("arn:") {
         arn_kinds.iter().find(|(p, _)| id.contains(p))?.1.to_string()
+    } else if id.starts_with("service/") {
+        "application-autoscaling scalable-target".to_string()
     } else if id.ends_with('.') {
         "route53 record".to_string()
     } else {
-        ["ecr repository", "logs log-group", "ssm parameter"].iter().find(|k| snap.0.contains(&format!("{k} {id}")))?.to_string()
+        ["ecr repository", "logs log-group", "ssm parameter", "codebuild project", "s3 bucket", "application-autoscaling policy", "application-autoscaling scheduled-action"]
+            .iter()
+            .find(|k| snap.0.contains(&format!("{k} {id}")))?
+            .to_string()
     };
     // The object must exist: look it up the way the snapshot lists it.
     let listed = match kind.as_str() {
@@ -81,6 +90,7 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         "iam group" => snap.0.contains(&format!("iam group {}", id.split_once(":group").map(|(_, p)| p).unwrap_or_default())),
         "route53 record" => snap.0.iter().any(|l| l.starts_with("route53 record ") && l.ends_with(&format!(" {id}"))),
         "ecs task-definition" => snap.0.contains(&format!("ecs task-definition {id} ACTIVE")),
+        "codepipeline pipeline" => snap.0.contains(&format!("codepipeline pipeline {}", pipeline_name(id))),
         k => snap.0.contains(&format!("{k} {id}")),
     };
     listed.then_some(kind)
@@ -113,6 +123,11 @@ macro_rules! tried {
             Err(e) => return refused($what, e),
         }
     };
+}
+
+/// A pipeline's name: the last segment of its ARN.
+pub fn pipeline_name(arn: &str) -> String {
+    arn.rsplit(':').next().unwrap_or_default().to_string()
 }
 
 fn last(id: &str) -> String {
@@ -199,6 +214,25 @@ pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
         "logs log-group" => tried!("DeleteLogGroup", aws.logs.delete_log_group().log_group_name(id).send()),
         "ssm parameter" => tried!("DeleteParameter", aws.ssm.delete_parameter().name(id).send()),
         "servicediscovery namespace" => tried!("DeleteNamespace", aws.sd.delete_namespace().id(last(id)).send()),
+        "servicediscovery service" => tried!("DeleteService", aws.sd.delete_service().id(last(id)).send()),
+        "application-autoscaling scalable-target" => {
+            tried!("DeregisterScalableTarget", aws.aas.deregister_scalable_target().service_namespace(ECS).resource_id(id).scalable_dimension(DESIRED).send())
+        }
+        "application-autoscaling policy" => {
+            let p = scaling_policy(aws, id).await;
+            tried!("DeleteScalingPolicy", aws.aas.delete_scaling_policy().service_namespace(ECS).policy_name(id).resource_id(p.resource_id()).scalable_dimension(DESIRED).send())
+        }
+        "codebuild project" => tried!("DeleteProject", aws.codebuild.delete_project().name(id).send()),
+        "codepipeline pipeline" => tried!("DeletePipeline", aws.codepipeline.delete_pipeline().name(pipeline_name(id)).send()),
+        "s3 bucket" => {
+            // The console's "Empty" first: every version and delete marker.
+            let v = aws.s3.list_object_versions().bucket(id).send().await.unwrap();
+            let keys = v.versions().iter().map(|o| (o.key(), o.version_id())).chain(v.delete_markers().iter().map(|m| (m.key(), m.version_id())));
+            for (key, version) in keys {
+                aws.s3.delete_object().bucket(id).key(key.unwrap_or_default()).set_version_id(version.map(str::to_string)).send().await.unwrap();
+            }
+            tried!("DeleteBucket", aws.s3.delete_bucket().bucket(id).send())
+        }
         k => panic!("no out-of-band delete for {k}"),
     }
 }
@@ -218,6 +252,19 @@ fn log_group_arn(id: &str) -> String {
 }
 
 /// The child's tags, or None for objects AWS cannot tag (DNS records).
+const ECS: aws_sdk_applicationautoscaling::types::ServiceNamespace = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+const DESIRED: aws_sdk_applicationautoscaling::types::ScalableDimension = aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount;
+
+async fn scaling_policy(aws: &Aws, name: &str) -> aws_sdk_applicationautoscaling::types::ScalingPolicy {
+    let d = aws.aas.describe_scaling_policies().service_namespace(ECS).policy_names(name).send().await.unwrap();
+    d.scaling_policies().first().cloned().unwrap_or_else(|| panic!("no scaling policy {name}"))
+}
+
+async fn scalable_target(aws: &Aws, resource_id: &str) -> aws_sdk_applicationautoscaling::types::ScalableTarget {
+    let d = aws.aas.describe_scalable_targets().service_namespace(ECS).resource_ids(resource_id).send().await.unwrap();
+    d.scalable_targets().first().cloned().unwrap_or_else(|| panic!("no scalable target {resource_id}"))
+}
+
 pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
     let id = c.id.as_str();
     let kv = |k: Option<&str>, v: Option<&str>| Some((k?.to_string(), v.unwrap_or_default().to_string()));
@@ -234,7 +281,8 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
             let d = aws.acm.list_tags_for_certificate().certificate_arn(id).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), t.value())).collect()
         }
-        "route53" => return None,
+        // Their owner is the service they scale: the composite does not tag them.
+        "route53" | "application-autoscaling" => return None,
         "ecr" => {
             let d = aws.ecr.list_tags_for_resource().resource_arn(ecr_arn(aws, id).await).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
@@ -259,6 +307,19 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
         }
         "servicediscovery" => {
             let d = aws.sd.list_tags_for_resource().resource_arn(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        "s3" => match aws.s3.get_bucket_tagging().bucket(id).send().await {
+            Ok(d) => d.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            Err(e) if e.as_service_error().and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s)) == Some("NoSuchTagSet") => BTreeMap::new(),
+            Err(e) => panic!("GetBucketTagging {id}: {e:?}"),
+        },
+        "codebuild" => {
+            let d = aws.codebuild.batch_get_projects().names(id).send().await.unwrap();
+            d.projects().iter().flat_map(|p| p.tags()).filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "codepipeline" => {
+            let d = aws.codepipeline.list_tags_for_resource().resource_arn(id).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
         }
         k => panic!("no tag reader for {k}"),
@@ -324,10 +385,42 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
         }
         "ecs service" => {
             let cluster = id.split('/').nth(1).unwrap_or_default();
+            // Tag propagation, not the count: under autoscaling the count is the scaler's.
             let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
-            let n = d.services()[0].desired_count() + 1;
-            aws.ecs.update_service().cluster(cluster).service(id).desired_count(n).send().await.unwrap();
-            Mutation { field: "desired_count", value: n.to_string() }
+            let now = d.services()[0].propagate_tags().map(|p| p.as_str().to_string()).unwrap_or_default();
+            let next = if now == "NONE" { "SERVICE" } else { "NONE" };
+            aws.ecs.update_service().cluster(cluster).service(id).propagate_tags(aws_sdk_ecs::types::PropagateTags::from(next)).send().await.unwrap();
+            Mutation { field: "propagate_tags", value: next.to_string() }
+        }
+        "application-autoscaling scalable-target" => {
+            let t = scalable_target(aws, id).await;
+            let max = t.max_capacity() + 1;
+            aws.aas.register_scalable_target().service_namespace(ECS).resource_id(id).scalable_dimension(DESIRED).max_capacity(max).send().await.unwrap();
+            Mutation { field: "max", value: max.to_string() }
+        }
+        "application-autoscaling policy" => {
+            let p = scaling_policy(aws, id).await;
+            let mut conf = p.target_tracking_scaling_policy_configuration().cloned().expect("a target tracking policy");
+            let target = conf.target_value() + 7.0;
+            conf = aws_sdk_applicationautoscaling::types::TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(target)
+                .set_predefined_metric_specification(conf.predefined_metric_specification().cloned())
+                .set_scale_in_cooldown(conf.scale_in_cooldown())
+                .set_scale_out_cooldown(conf.scale_out_cooldown())
+                .build()
+                .unwrap();
+            aws.aas
+                .put_scaling_policy()
+                .service_namespace(ECS)
+                .policy_name(id)
+                .resource_id(p.resource_id())
+                .scalable_dimension(DESIRED)
+                .policy_type(p.policy_type().clone())
+                .target_tracking_scaling_policy_configuration(conf)
+                .send()
+                .await
+                .unwrap();
+            Mutation { field: "target_value", value: target.to_string() }
         }
         "ecs cluster" => {
             let now = insights(aws, id).await;
@@ -359,6 +452,41 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
         "iam oidc-provider" => {
             aws.iam.add_client_id_to_open_id_connect_provider().open_id_connect_provider_arn(id).client_id("oob-drift.example.com").send().await.unwrap();
             Mutation { field: "client_ids", value: "oob-drift.example.com".into() }
+        }
+        "s3 bucket" => {
+            aws.s3.delete_public_access_block().bucket(id).send().await.unwrap();
+            Mutation { field: "block_public_access", value: "false".into() }
+        }
+        "codebuild project" => {
+            aws.codebuild.update_project().name(id).timeout_in_minutes(7).send().await.unwrap();
+            Mutation { field: "timeout_minutes", value: "7".into() }
+        }
+        "codepipeline pipeline" => {
+            // A colleague points the source at another branch in the console.
+            let p = aws.codepipeline.get_pipeline().name(pipeline_name(id)).send().await.unwrap().pipeline.unwrap();
+            let mut stages = p.stages().to_vec();
+            let source = stages[0].actions()[0].clone();
+            let mut conf = source.configuration().cloned().unwrap_or_default();
+            conf.insert("BranchName".into(), "oob-drift".into());
+            let action = aws_sdk_codepipeline::types::ActionDeclaration::builder()
+                .name(source.name())
+                .set_action_type_id(source.action_type_id().cloned())
+                .set_configuration(Some(conf))
+                .set_output_artifacts(Some(source.output_artifacts().to_vec()))
+                .build()
+                .unwrap();
+            stages[0] = aws_sdk_codepipeline::types::StageDeclaration::builder().name(stages[0].name()).actions(action).build().unwrap();
+            let changed = aws_sdk_codepipeline::types::PipelineDeclaration::builder()
+                .name(p.name())
+                .role_arn(p.role_arn())
+                .set_artifact_store(p.artifact_store().cloned())
+                .set_stages(Some(stages))
+                .set_pipeline_type(p.pipeline_type().cloned())
+                .set_execution_mode(p.execution_mode().cloned())
+                .build()
+                .unwrap();
+            aws.codepipeline.update_pipeline().pipeline(changed).send().await.unwrap();
+            Mutation { field: "stages", value: "oob-drift".into() }
         }
         "route53 record" => {
             let zone = c.parts.get("zone").unwrap_or_else(|| panic!("record child {} has no zone part", c.key));
@@ -423,7 +551,11 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
         ("ecs service", _) => {
             let cluster = id.split('/').nth(1).unwrap_or_default();
             let d = aws.ecs.describe_services().cluster(cluster).services(id).send().await.unwrap();
-            d.services()[0].desired_count().to_string() == m.value
+            d.services()[0].propagate_tags().map(|p| p.as_str()) == Some(m.value.as_str())
+        }
+        ("application-autoscaling scalable-target", _) => scalable_target(aws, id).await.max_capacity().to_string() == m.value,
+        ("application-autoscaling policy", _) => {
+            scaling_policy(aws, id).await.target_tracking_scaling_policy_configuration().map(|c| c.target_value().to_string()) == Some(m.value.clone())
         }
         ("ecs cluster", _) => insights(aws, id).await == m.value,
         ("logs log-group", _) => retention(aws, id).await.map(|r| r.to_string()) == Some(m.value.clone()),
@@ -444,6 +576,15 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
         ("iam oidc-provider", _) => {
             let d = aws.iam.get_open_id_connect_provider().open_id_connect_provider_arn(id).send().await.unwrap();
             d.client_id_list().contains(&m.value)
+        }
+        ("s3 bucket", _) => aws.s3.get_public_access_block().bucket(id).send().await.is_err(),
+        ("codebuild project", _) => {
+            let d = aws.codebuild.batch_get_projects().names(id).send().await.unwrap();
+            d.projects()[0].timeout_in_minutes().map(|t| t.to_string()) == Some(m.value.clone())
+        }
+        ("codepipeline pipeline", _) => {
+            let p = aws.codepipeline.get_pipeline().name(pipeline_name(id)).send().await.unwrap().pipeline.unwrap();
+            p.stages().iter().flat_map(|s| s.actions()).any(|a| a.configuration().and_then(|c| c.get("BranchName")) == Some(&m.value))
         }
         ("route53 record", _) => {
             let zone = &c.parts["zone"];

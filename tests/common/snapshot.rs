@@ -167,5 +167,36 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
     for n in sd.list_namespaces().send().await.unwrap().namespaces() {
         add(format!("servicediscovery namespace {}", n.arn().unwrap_or_default()));
     }
+    for x in sd.list_services().send().await.unwrap().services() {
+        add(format!("servicediscovery service {}", x.arn().unwrap_or_default()));
+    }
+
+    // Scalable targets by resource ID; policies and scheduled actions by name.
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let aas = aws_sdk_applicationautoscaling::Client::new(sdk);
+    for t in aas.describe_scalable_targets().service_namespace(ServiceNamespace::Ecs).send().await.unwrap().scalable_targets() {
+        add(format!("application-autoscaling scalable-target {}", t.resource_id()));
+    }
+    for p in aas.describe_scaling_policies().service_namespace(ServiceNamespace::Ecs).send().await.unwrap().scaling_policies() {
+        add(format!("application-autoscaling policy {}", p.policy_name()));
+    }
+    for a in aas.describe_scheduled_actions().service_namespace(ServiceNamespace::Ecs).send().await.unwrap().scheduled_actions() {
+        add(format!("application-autoscaling scheduled-action {}", a.scheduled_action_name()));
+    }
+
+    let s3 = super::aws::s3_client(sdk);
+    for b in s3.list_buckets().send().await.unwrap().buckets() {
+        add(format!("s3 bucket {}", b.name().unwrap_or_default()));
+    }
+
+    let codebuild = aws_sdk_codebuild::Client::new(sdk);
+    for p in codebuild.list_projects().send().await.unwrap().projects() {
+        add(format!("codebuild project {p}"));
+    }
+
+    let codepipeline = aws_sdk_codepipeline::Client::new(sdk);
+    for p in codepipeline.list_pipelines().send().await.unwrap().pipelines() {
+        add(format!("codepipeline pipeline {}", p.name().unwrap_or_default()));
+    }
     Snapshot(s)
 }

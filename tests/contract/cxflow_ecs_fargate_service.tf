@@ -28,5 +28,12 @@ resource "cxflow_ecs_fargate_service" "this" {
     priority     = 10
   }
 
+  # The Application Auto Scaling kinds join the suite (drift, lost answers, crashes).
+  autoscaling {
+    min        = 1
+    max        = 2
+    cpu_target = 60
+  }
+
   tags = { Suite = "contract" }
 }

@@ -10,6 +10,7 @@ resource "cxflow_image_registry" "this" {
     master      = {}
     release = {
       image_tag_mutability = "IMMUTABLE"
+      pull_principals      = ["111122223333", "arn:aws:iam::444455556666:role/puller"]
     }
     qa = {
       developers  = ["authorize", "read"]
@@ -19,8 +20,11 @@ resource "cxflow_image_registry" "this" {
   }
 
   image_lifecycle {
-    keep_tagged          = 20
-    expire_untagged_days = 3
+    keep_tagged           = 20
+    expire_untagged_days  = 3
+    archive_old_tagged    = true
+    archive_unpulled_days = 60
+    expire_archived_days  = 120
   }
 
   deployment_role {

@@ -1,6 +1,7 @@
 # Seed 002's three CDK stacks (Development, Master, Release) as one resource.
 # Stages named development, master and release get the seed's tables of who
-# may authorize, read, write and read metadata; release also lets end users pull.
+# may authorize, read, write and read metadata; release also lets end users
+# and another account pull.
 resource "cxflow_image_registry" "sample" {
   name = "sample-image"
 
@@ -14,12 +15,17 @@ resource "cxflow_image_registry" "sample" {
     master      = {}
     release = {
       image_tag_mutability = "IMMUTABLE"
+      # Another account (all its principals it allows) may pull releases.
+      pull_principals = ["111122223333"]
     }
   }
 
+  # Old tagged images go to the archive storage class, and leave it after a year.
   image_lifecycle {
     keep_tagged          = 30
     expire_untagged_days = 7
+    archive_old_tagged   = true
+    expire_archived_days = 365
   }
 
   # The seed's GitHubDeploymentRole: CDK deployments from master only.
