@@ -8,16 +8,18 @@
 //! docs/resources/<name>.md               one per managed resource
 //! docs/ephemeral-resources/<name>.md     one per ephemeral resource
 //! docs/data-sources/<name>.md            one per data source (only when there are any)
+//! docs/actions/<name>.md                 one per action
+//! docs/functions/<name>.md               one per provider function
 //! ```
 //!
 //! `<name>` is the type name without the `cxflow_` prefix. Examples come from
 //! `examples/provider/provider.tf`, `examples/resources/<type>/resource.tf`
-//! (plus `import.sh` / `import.tf`), `examples/ephemeral-resources/<type>/ephemeral-resource.tf`
-//! and `examples/data-sources/<type>/data-source.tf`, when present.
+//! (plus `import.sh` / `import.tf`), `examples/ephemeral-resources/<type>/ephemeral-resource.tf`,
+//! `examples/data-sources/<type>/data-source.tf` and `examples/functions/<name>/function.tf`, when present.
 //!
 //! Output is a pure function of the schemas and the example files, with
 //! attributes sorted by name, so the committed pages can be checked against
-//! the schema (tests/docs.rs). Only `index.md` and the three page directories
+//! the schema (tests/docs.rs). Only `index.md` and the page directories
 //! are touched: hand-written pages beside them (design.md, releasing.md, ...)
 //! are left alone, and stale `.md` pages in the page directories are removed.
 
@@ -28,7 +30,10 @@ use std::io;
 use std::path::Path;
 
 use crate::framework::schema::{AttrType, Attribute, Block, NestedBlock, Nesting, Schema};
-use crate::framework::{Provider, Type};
+use crate::framework::{IdentitySchema, Provider, Signature, Type};
+
+/// Where function pages go, under `docs/` and under `examples/`.
+const FUNCTIONS_DIR: &str = "functions";
 
 /// The kinds of documented types, each with its own page directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,10 +41,11 @@ pub enum Kind {
     Resource,
     EphemeralResource,
     DataSource,
+    Action,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource];
+    pub const ALL: [Kind; 4] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource, Kind::Action];
 
     /// Directory under `docs/` and under `examples/`.
     pub fn dir(self) -> &'static str {
@@ -47,6 +53,7 @@ impl Kind {
             Kind::Resource => "resources",
             Kind::EphemeralResource => "ephemeral-resources",
             Kind::DataSource => "data-sources",
+            Kind::Action => "actions",
         }
     }
 
@@ -55,6 +62,7 @@ impl Kind {
             Kind::Resource => "Resource",
             Kind::EphemeralResource => "Ephemeral Resource",
             Kind::DataSource => "Data Source",
+            Kind::Action => "Action",
         }
     }
 
@@ -63,6 +71,7 @@ impl Kind {
             Kind::Resource => "resource.tf",
             Kind::EphemeralResource => "ephemeral-resource.tf",
             Kind::DataSource => "data-source.tf",
+            Kind::Action => "action.tf",
         }
     }
 }
@@ -73,6 +82,8 @@ pub struct Item {
     pub kind: Kind,
     pub type_name: String,
     pub schema: Schema,
+    /// A managed resource's identity, when it has one.
+    pub identity: Option<IdentitySchema>,
 }
 
 /// Everything the pages are made from, apart from the example files.
@@ -82,15 +93,23 @@ pub struct DocSet {
     pub provider: String,
     pub schema: Schema,
     pub items: Vec<Item>,
+    /// Provider functions, one page each under `functions/`.
+    pub functions: Vec<Signature>,
 }
 
 impl DocSet {
     /// Collect the provider's schemas. (The framework has no data sources yet;
     /// when it gains them they belong here with `Kind::DataSource`.)
     pub fn from_provider<P: Provider>(p: &P) -> DocSet {
-        let mut items: Vec<Item> = p.resources().iter().map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema() }).collect();
-        items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema() }));
-        DocSet { provider: p.type_name().to_string(), schema: p.schema(), items }
+        let mut items: Vec<Item> = p
+            .resources()
+            .iter()
+            .map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema(), identity: r.identity().map(|i| i.identity_schema()) })
+            .collect();
+        items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema(), identity: None }));
+        items.extend(p.actions().iter().map(|a| Item { kind: Kind::Action, type_name: a.type_name().to_string(), schema: a.schema(), identity: None }));
+        let functions = p.functions().iter().map(|f| f.signature()).collect();
+        DocSet { provider: p.type_name().to_string(), schema: p.schema(), items, functions }
     }
 
     /// The page path (relative to `docs/`) of an item.
@@ -125,6 +144,10 @@ pub fn render(set: &DocSet, examples: &Path) -> io::Result<Pages> {
         if pages.insert(path.clone(), page).is_some() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("two types would share the page docs/{path}")));
         }
+    }
+    for f in &set.functions {
+        let usage = read_optional(&examples.join(FUNCTIONS_DIR).join(f.name).join("function.tf"))?;
+        pages.insert(format!("{FUNCTIONS_DIR}/{}.md", f.name), render_function(&set.provider, f, usage.as_deref()));
     }
     Ok(pages)
 }
@@ -222,7 +245,67 @@ pub fn render_item(provider: &str, item: &Item, ex: &PageExamples) -> String {
             code_block(&mut out, "shell", sh);
         }
     }
+    if let Some(id) = &item.identity {
+        render_identity(&mut out, &item.type_name, id);
+    }
     finish(out)
+}
+
+/// One provider function's page: signature, arguments, return type.
+pub fn render_function(provider: &str, f: &Signature, usage: Option<&str>) -> String {
+    let mut out = String::new();
+    front_matter(&mut out, &format!("{} function - {provider}", f.name), f.summary);
+    let _ = writeln!(out, "# function: {}\n", f.name);
+    paragraph(&mut out, f.description);
+    if let Some(u) = usage {
+        out.push_str("## Example Usage\n\n");
+        code_block(&mut out, "terraform", u);
+    }
+    out.push_str("## Signature\n\n");
+    let params: Vec<String> = f.params.iter().map(|p| format!("{} {}", p.name, hcl_type(&p.ty))).collect();
+    code_block(&mut out, "text", &format!("{}({}) {}", f.name, params.join(", "), hcl_type(&f.returns)));
+    let _ = writeln!(out, "Call it as `provider::{provider}::{}(...)` (Terraform 1.8 and later).\n", f.name);
+    out.push_str("## Arguments\n\n");
+    for (i, p) in f.params.iter().enumerate() {
+        let _ = writeln!(out, "{}. `{}` ({}) {}", i + 1, p.name, type_label(&p.ty), p.description);
+    }
+    let _ = writeln!(out, "\n## Return Type\n\nThe return type of `{}` is `{}`.", f.name, hcl_type(&f.returns));
+    finish(out)
+}
+
+/// A type as HCL writes it: `string`, `list(number)`, `object({...})`.
+fn hcl_type(t: &Type) -> String {
+    match t {
+        Type::Bool => "bool".into(),
+        Type::Number => "number".into(),
+        Type::String => "string".into(),
+        Type::Dynamic => "any".into(),
+        Type::List(e) => format!("list({})", hcl_type(e)),
+        Type::Set(e) => format!("set({})", hcl_type(e)),
+        Type::Map(e) => format!("map({})", hcl_type(e)),
+        Type::Tuple(es) => format!("tuple([{}])", es.iter().map(hcl_type).collect::<Vec<_>>().join(", ")),
+        Type::Object(m) => format!("object({{{}}})", m.iter().map(|(k, v)| format!("{k} = {}", hcl_type(v))).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The resource identity, and an `import` block written from it.
+fn render_identity(out: &mut String, type_name: &str, id: &IdentitySchema) {
+    out.push_str("## Identity\n\n");
+    out.push_str("In Terraform 1.12 and later, state records this resource's identity (see `terraform show -json`), and an `import` block can name the resource by it:\n\n");
+    // Laid out as `terraform fmt` would.
+    let mut hcl = format!("import {{\n  to       = {type_name}.example\n  identity = {{\n");
+    let required: Vec<&str> = id.attributes.iter().filter(|a| a.required_for_import).map(|a| a.name.as_str()).collect();
+    let width = required.iter().map(|n| n.len()).max().unwrap_or(0);
+    for n in required {
+        let _ = writeln!(hcl, "    {n:width$} = \"...\"");
+    }
+    hcl.push_str("  }\n}\n");
+    code_block(out, "terraform", &hcl);
+    for a in &id.attributes {
+        let flag = if a.required_for_import { "Required for import" } else { "Optional for import" };
+        let _ = writeln!(out, "- `{}` ({}, {flag}) {}", a.name, type_label(&a.ty), a.description);
+    }
+    out.push('\n');
 }
 
 /// Exactly one trailing newline.
@@ -568,8 +651,8 @@ pub fn write(root: &Path, pages: &Pages) -> io::Result<Summary> {
             summary.written.push(rel.clone());
         }
     }
-    for kind in Kind::ALL {
-        let dir = docs.join(kind.dir());
+    for kind_dir in Kind::ALL.iter().map(|k| k.dir()).chain([FUNCTIONS_DIR]) {
+        let dir = docs.join(kind_dir);
         let listing = match std::fs::read_dir(&dir) {
             Ok(l) => l,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -579,7 +662,7 @@ pub fn write(root: &Path, pages: &Pages) -> io::Result<Summary> {
         for entry in listing {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = format!("{}/{name}", kind.dir());
+            let rel = format!("{kind_dir}/{name}");
             if name.ends_with(".md") && entry.file_type()?.is_file() && !pages.contains_key(&rel) {
                 stale.push(rel);
             }
@@ -658,13 +741,15 @@ mod tests {
             provider: "cxflow".into(),
             schema: Schema::new(0, Block::new(vec![Attribute::new("region", Type::String).optional().describe("AWS region.")]).describe("The provider.")),
             items: vec![
-                Item { kind: Kind::Resource, type_name: "cxflow_thing".into(), schema: schema.clone() },
+                Item { kind: Kind::Resource, type_name: "cxflow_thing".into(), schema: schema.clone(), identity: None },
                 Item {
                     kind: Kind::EphemeralResource,
                     type_name: "cxflow_token".into(),
                     schema: Schema::new(0, Block::new(vec![Attribute::new("value", Type::String).computed().sensitive()])),
+                    identity: None,
                 },
             ],
+            functions: Vec::new(),
         }
     }
 
@@ -807,19 +892,30 @@ mod tests {
         pos(index, "- `region` (String) AWS region.");
         pos(index, "- `assume_role` (Block List, Max: 1) (see [below for nested schema](#nestedblock--assume_role))");
         pos(index, "### Nested Schema for `assume_role`\n\nRequired:\n\n- `role_arn` (String) ARN of the role to assume.\n");
-        assert_eq!(pages.len(), 1 + set.items.len());
+        assert_eq!(pages.len(), 1 + set.items.len() + set.functions.len());
         for item in &set.items {
             let page = &pages[&set.page_path(item)];
             pos(page, &format!("# {} ({})", item.type_name, item.kind.label()));
             assert!(set.page_path(item).starts_with(item.kind.dir()));
+            // Every managed resource documents its identity, with an import block written from it.
+            assert_eq!(page.contains("## Identity"), item.kind == Kind::Resource, "{}", item.type_name);
         }
+        pos(&pages["resources/secret_sync.md"], "import {\n  to       = cxflow_secret_sync.example\n  identity = {\n    path_prefix = \"...\"\n  }\n}\n");
+        pos(&pages["resources/secret_sync.md"], "- `region` (String, Optional for import)");
+        // Every function has its page, with the signature written from its parameters.
+        assert_eq!(set.functions.len(), 5);
+        let f = &pages["functions/ecr_image_uri.md"];
+        pos(f, "# function: ecr_image_uri");
+        pos(f, "ecr_image_uri(account_id string, region string, repository string, tag_or_digest string) string");
+        pos(f, "1. `account_id` (String) The registry's AWS account ID");
+        pos(&pages["functions/secret_arns.md"], "secret_arns(prefix_arn string, keys list(string)) map(string)");
     }
 
     #[test]
     fn page_names_drop_the_provider_prefix() {
         let set = sample_set(false);
         assert_eq!(set.page_path(&set.items[0]), "resources/thing.md");
-        let odd = Item { kind: Kind::DataSource, type_name: "cxflow".into(), schema: Schema::default() };
+        let odd = Item { kind: Kind::DataSource, type_name: "cxflow".into(), schema: Schema::default(), identity: None };
         assert_eq!(set.page_path(&odd), "data-sources/cxflow.md");
     }
 }

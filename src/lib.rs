@@ -6,12 +6,14 @@
 //! retries, waiters, errors), `engine` (composite resources), `resources`
 //! (one module per resource) and `provider` (the provider block).
 
+pub mod actions;
 pub mod aws;
 pub mod calls;
 pub mod children;
 pub mod docs;
 pub mod engine;
 pub mod framework;
+pub mod functions;
 pub mod plugin;
 pub mod provider;
 pub mod resources;

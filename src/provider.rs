@@ -136,4 +136,12 @@ impl Provider for CxflowProvider {
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource<Aws>>> {
         resources::all_ephemeral()
     }
+
+    fn actions(&self) -> Vec<Arc<dyn crate::framework::Action<Aws>>> {
+        crate::actions::all()
+    }
+
+    fn functions(&self) -> Vec<Arc<dyn crate::framework::Function>> {
+        crate::functions::all()
+    }
 }

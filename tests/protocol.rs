@@ -206,11 +206,51 @@ fn stop_provider_cancels_in_flight_configure_and_shutdown_exits() {
         assert_eq!(resp.diagnostics.len(), 1);
         assert!(resp.diagnostics[0].summary.contains("cancelled"), "{:?}", resp.diagnostics);
 
-        // RPCs for features without resources answer cleanly.
+        // Functions are served without a configured provider.
         let f = provider.get_functions(pb::get_functions::Request {}).await.unwrap().into_inner();
-        assert!(f.functions.is_empty() && f.diagnostics.is_empty());
+        assert!(f.diagnostics.is_empty());
+        let mut names: Vec<&str> = f.functions.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(names, ["ecr_image_uri", "fargate_memory_options", "parse_arn", "secret_arns", "ssm_parameter_arn"]);
+        let arg = |s: &str| pb::DynamicValue { msgpack: cxflow::framework::Value::string(s).to_msgpack(&cxflow::framework::Type::String).unwrap(), json: vec![] };
+        let call = provider.call_function(pb::call_function::Request { name: "parse_arn".into(), arguments: vec![arg("nope")] }).await.unwrap().into_inner();
+        assert_eq!(call.error.as_ref().and_then(|e| e.function_argument), Some(0), "{call:?}");
+        let call = provider.call_function(pb::call_function::Request { name: "parse_arn".into(), arguments: vec![] }).await.unwrap().into_inner();
+        assert!(call.error.is_some_and(|e| e.function_argument.is_none() && e.text.contains("expects 1 argument(s), got 0")));
+        // Every managed resource has an identity: account, region, then what names it there.
         let ids = provider.get_resource_identity_schemas(pb::get_resource_identity_schemas::Request {}).await.unwrap().into_inner();
-        assert!(ids.identity_schemas.is_empty() && ids.diagnostics.is_empty());
+        assert!(ids.diagnostics.is_empty());
+        let mut types: Vec<&str> = ids.identity_schemas.keys().map(String::as_str).collect();
+        types.sort();
+        assert_eq!(types, ["cxflow_cluster", "cxflow_ecs_cluster", "cxflow_ecs_fargate_service", "cxflow_image_registry", "cxflow_secret_sync"]);
+        let svc = &ids.identity_schemas["cxflow_ecs_fargate_service"];
+        let attrs: Vec<(&str, bool)> = svc.identity_attributes.iter().map(|a| (a.name.as_str(), a.required_for_import)).collect();
+        assert_eq!(attrs, [("account_id", false), ("region", false), ("cluster", true), ("name", true)]);
+        // A stored identity is read back in the current layout; what the layout no longer has is dropped.
+        let raw = br#"{"account_id":"123456789012","region":"us-east-1","cluster":"c","name":"s","retired":"x"}"#.to_vec();
+        let up = provider
+            .upgrade_resource_identity(pb::upgrade_resource_identity::Request {
+                type_name: "cxflow_ecs_fargate_service".into(),
+                version: 0,
+                raw_identity: Some(pb::RawState { json: raw, flatmap: Default::default() }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(up.diagnostics.is_empty(), "{:?}", up.diagnostics);
+        let ty = cxflow::framework::Type::object(["account_id", "region", "cluster", "name"].map(|n| (n, cxflow::framework::Type::String)));
+        let v = cxflow::framework::Value::from_msgpack(&up.upgraded_identity.unwrap().identity_data.unwrap().msgpack, &ty).unwrap();
+        assert_eq!((v.get("cluster").as_str(), v.get("name").as_str()), (Some("c"), Some("s")));
+        let bad = provider
+            .upgrade_resource_identity(pb::upgrade_resource_identity::Request {
+                type_name: "cxflow_ecs_fargate_service".into(),
+                version: 0,
+                raw_identity: Some(pb::RawState { json: b"not json".to_vec(), flatmap: Default::default() }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(bad.upgraded_identity.is_none() && bad.diagnostics[0].summary.contains("identity"), "{:?}", bad.diagnostics);
 
         let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
         let h = health.check(tonic_health::pb::HealthCheckRequest { service: "plugin".into() }).await.unwrap().into_inner();

@@ -757,6 +757,12 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         // Secret references with wildcards would grant the execution role every parameter or secret.
         ("svc", ok_svc("").replace("port  = 80\n  }", "port  = 80\n    secrets = { DB = \"arn:aws:ssm:us-east-1:123456789012:parameter/*\" }\n  }"), "DB"),
         ("svc", ok_svc("").replace("port  = 80\n  }", "port  = 80\n    secrets = { DB = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:*\" }\n  }"), "DB"),
+        // Actions and functions: the attribute or the function's parameter.
+        ("action", "action \"cxflow_ecs_scale\" \"x\" {\n  config {\n    cluster = \"c\"\n    service = \"s\"\n    desired_count = -1\n  }\n}\n".into(), "desired_count"),
+        ("action", "action \"cxflow_ecs_force_deployment\" \"x\" {\n  config {\n    cluster = \"no such/cluster\"\n    service = \"s\"\n  }\n}\n".into(), "cluster"),
+        ("action", "action \"cxflow_ecs_force_deployment\" \"x\" {\n  config {\n    cluster = \"c\"\n    service = \"s\"\n    timeout = \"forever\"\n  }\n}\n".into(), "timeout"),
+        ("function", "output \"x\" {\n  value = provider::cxflow::ecr_image_uri(\"123456789012\", \"us-east-1\", \"app\", \"bad tag!\")\n}\n".into(), "\"tag_or_digest\""),
+        ("function", "output \"x\" {\n  value = provider::cxflow::ssm_parameter_arn(\"us-east-1\", \"123456789012\", \"a/b\")\n}\n".into(), "\"name\" parameter"),
     ]
 }
 

@@ -1028,8 +1028,44 @@ pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Op
     Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
 }
 
+/// Whether a service is steady: the deployment this apply or action started
+/// (`deployment`, the id CreateService/UpdateService answered; the primary
+/// one when unknown) has completed, it is the only one and enough tasks run
+/// (surplus ones are draining). Else how far it is; an error when that
+/// deployment failed or was rolled back (circuit breaker, alarms: the
+/// rollback deployment completing must not read as success), naming the
+/// revision now running. `wanted` is the task definition it rolls out.
+pub fn steady_state(svc: &ecs::Service, deployment: Option<&str>, wanted: Option<&str>) -> Result<Poll<()>, String> {
+    let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+    let ours = match deployment {
+        Some(id) => svc.deployments().iter().find(|d| d.id() == Some(id)),
+        None => primary,
+    };
+    let running = primary.and_then(|d| d.task_definition()).map(revision_of).unwrap_or("an unknown revision");
+    if let Some(d) = ours.filter(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::Failed)) {
+        let reason = d.rollout_state_reason().unwrap_or("no reason given");
+        let now = if d.status() == Some("PRIMARY") { "no deployment replaced it".to_string() } else { format!("the service rolled back and now runs {running}") };
+        return Err(format!("the deployment {} failed: {reason} ({now})", d.id().unwrap_or("?")));
+    }
+    // Our deployment is gone and another revision is primary: it was rolled back.
+    let replaced = primary.and_then(|d| d.task_definition()).is_some_and(|td| wanted.is_some_and(|w| w != td));
+    if let (Some(id), None, true) = (deployment, ours, replaced) {
+        return Err(format!("the deployment {id} was rolled back: the service now runs {running}"));
+    }
+    let rollout = primary.and_then(|d| d.rollout_state());
+    let status =
+        format!("{} of {} tasks running, {} pending, rollout {}", svc.running_count(), svc.desired_count(), svc.pending_count(), rollout.map(|r| r.as_str()).unwrap_or("unknown"));
+    let done = svc.running_count() >= svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(ecs::DeploymentRolloutState::Completed));
+    Ok(if done { Poll::Done(()) } else { Poll::Pending(status) })
+}
+
+/// The latest service events, quoted for an error message.
+pub fn latest_events(svc: &ecs::Service) -> String {
+    quote_events(&svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect::<Vec<_>>())
+}
+
 /// The PRIMARY deployment a CreateService/UpdateService answer reports.
-fn primary_deployment(svc: Option<&ecs::Service>) -> Option<String> {
+pub fn primary_deployment(svc: Option<&ecs::Service>) -> Option<String> {
     svc?.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).map(str::to_string)
 }
 
@@ -1167,34 +1203,8 @@ impl ServiceNode {
         let res = until(&what, cx.remaining(), cx.cancel, Duration::from_secs(1), Duration::from_secs(10), || async {
             let svc = describe_service(aws, cluster, &self.name).await?.ok_or_else(|| other("the service disappeared while waiting for it"))?;
             *events.lock().unwrap_or_else(|e| e.into_inner()) = svc.events().iter().take(5).filter_map(|e| e.message().map(str::to_string)).collect();
-            let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-            let ours = match &deployment {
-                Some(id) => svc.deployments().iter().find(|d| d.id() == Some(id.as_str())),
-                None => primary,
-            };
-            let quoted = || quote_events(&events.lock().unwrap_or_else(|e| e.into_inner()));
-            let running = primary.and_then(|d| d.task_definition()).map(revision_of).unwrap_or("an unknown revision");
-            if let Some(d) = ours.filter(|d| d.rollout_state() == Some(&ecs::DeploymentRolloutState::Failed)) {
-                let reason = d.rollout_state_reason().unwrap_or("no reason given");
-                let now = if d.status() == Some("PRIMARY") { "no deployment replaced it".to_string() } else { format!("the service rolled back and now runs {running}") };
-                return Err(other(format!("the deployment {} failed: {reason} ({now}). Latest service events: {}", d.id().unwrap_or("?"), quoted())));
-            }
-            // Our deployment is gone and another revision is primary: it was rolled back.
-            let replaced = primary.and_then(|d| d.task_definition()).is_some_and(|td| wanted.as_deref().is_some_and(|w| w != td));
-            if let (Some(id), None, true) = (&deployment, ours, replaced) {
-                return Err(other(format!("the deployment {id} was rolled back: the service now runs {running}. Latest service events: {}", quoted())));
-            }
-            let rollout = primary.and_then(|d| d.rollout_state());
-            let status = format!(
-                "{} of {} tasks running, {} pending, rollout {}",
-                svc.running_count(),
-                svc.desired_count(),
-                svc.pending_count(),
-                rollout.map(|r| r.as_str()).unwrap_or("unknown")
-            );
-            // Done when the only deployment has completed and enough tasks run (surplus ones are draining).
-            let done = svc.running_count() >= svc.desired_count() && svc.deployments().len() <= 1 && matches!(rollout, None | Some(ecs::DeploymentRolloutState::Completed));
-            Ok::<_, NodeError>(if done { Poll::Done(()) } else { Poll::Pending(status) })
+            steady_state(&svc, deployment.as_deref(), wanted.as_deref())
+                .map_err(|reason| other(format!("{reason}. Latest service events: {}", quote_events(&events.lock().unwrap_or_else(|e| e.into_inner())))))
         })
         .await;
         match res {

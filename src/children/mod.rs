@@ -26,9 +26,15 @@ use crate::engine::{CHILD_TAG, Cx, LEASE_TAG, NodeError, OWNER_TAG, Owner, Spec,
 
 pub use crate::engine::tags_json;
 
+#[async_trait::async_trait]
 impl Env for Aws {
     fn default_tags(&self) -> Tags {
         self.default_tags.clone()
+    }
+    async fn scope(&self) -> Result<crate::engine::identity::Scope, crate::framework::Diags> {
+        let account =
+            account_id(self).await.map_err(|e| crate::framework::Diags::from(crate::framework::Diagnostic::error("Could not determine the AWS account", e.to_string())))?;
+        Ok(crate::engine::identity::Scope { account, region: self.region.clone() })
     }
 }
 
@@ -45,9 +51,8 @@ pub struct Common {
 impl Common {
     /// From a graph context; asks STS for the account once per process when configure did not.
     pub async fn new(g: &GraphCx<'_, Aws>) -> Result<Arc<Common>, crate::framework::Diags> {
-        let account =
-            account_id(g.env).await.map_err(|e| crate::framework::Diags::from(crate::framework::Diagnostic::error("Could not determine the AWS account", e.to_string())))?;
-        Ok(Arc::new(Common { owner: g.owner.clone(), tags: g.tags.clone(), region: g.env.region.clone(), account }))
+        let scope = g.env.scope().await?;
+        Ok(Arc::new(Common { owner: g.owner.clone(), tags: g.tags.clone(), region: scope.region, account: scope.account }))
     }
     /// Tags child `key` should carry: `tags_all`, the ownership and child-key
     /// tags, and a `Name` when the kind shows one.

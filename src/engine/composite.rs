@@ -27,7 +27,7 @@ use super::{Graph, Identity, Owner, PlanSummary, Record, RunOpts, Spec, Tags};
 use crate::framework::check::{Check, MAX_DURATION_SECS};
 use crate::framework::provider::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
 use crate::framework::schema::{self, Block, NestedBlock, Nesting};
-use crate::framework::{Attribute, Diagnostic, Diags, Schema, Type, Value, typed};
+use crate::framework::{Attribute, Diagnostic, Diags, IdentitySchema, ResourceIdentity, Schema, Type, Value, typed};
 
 /// Why a child is listed in `drift` after an apply that stopped early.
 pub const UNFINISHED: &str = "the last apply stopped before this child was brought up to date";
@@ -40,9 +40,12 @@ pub enum Op {
 }
 
 /// What a composite needs from its environment besides its own children.
+#[async_trait]
 pub trait Env: Send + Sync + 'static {
     /// The provider's `default_tags`.
     fn default_tags(&self) -> Tags;
+    /// The account and region resource identities name.
+    async fn scope(&self) -> Result<super::identity::Scope, Diags>;
 }
 
 /// What a graph is built from besides the configuration.
@@ -203,6 +206,21 @@ pub trait Composite<E: Env>: Send + Sync + 'static {
     }
     /// Convert stored state from `version` to the current layout (JSON as Terraform stored it).
     fn upgrade(_version: i64, raw: serde_json::Value) -> serde_json::Value {
+        raw
+    }
+
+    /// The resource identity besides `account_id` and `region`: attribute
+    /// names with their descriptions, in the order of the `/`-separated parts
+    /// of `id` (the import ID). Empty: the resource has no identity.
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// Version of the identity's layout; raise it with [`Composite::upgrade_identity`].
+    fn identity_version() -> i64 {
+        0
+    }
+    /// Convert a stored identity from `version` to the current layout.
+    fn upgrade_identity(_version: i64, raw: serde_json::Value) -> serde_json::Value {
         raw
     }
 }
@@ -577,6 +595,10 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         T::validate(config)
     }
 
+    fn identity(&self) -> Option<&dyn ResourceIdentity<E>> {
+        if T::identity().is_empty() { None } else { Some(self) }
+    }
+
     async fn plan(&self, env: &E, req: PlanRequest) -> PlanResponse {
         let sch = self.schema();
         let mut resp = PlanResponse { private: req.prior_private.clone(), ..Default::default() };
@@ -814,6 +836,34 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
         schema::fill_defaults(&schema.block, &mut v);
         empty_blocks(&schema.block, &mut v);
         Ok(v)
+    }
+}
+
+/// The identity is the account, the region and the parts of `id`.
+#[async_trait]
+impl<E: Env, T: Composite<E>> ResourceIdentity<E> for CompositeResource<T> {
+    fn identity_schema(&self) -> IdentitySchema {
+        super::identity::schema(T::identity_version(), T::identity())
+    }
+
+    async fn identity_of(&self, env: &E, state: &Value) -> Result<Value, Diags> {
+        let names = T::identity();
+        let id = state.get("id").as_str().unwrap_or_default();
+        let parts: Vec<&str> = id.splitn(names.len(), '/').collect();
+        if parts.len() != names.len() {
+            return Err(internal(format!("the ID {id:?} of this {} does not give its identity ({})", T::TYPE_NAME, names.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))));
+        }
+        let pairs: Vec<(&str, String)> = names.iter().zip(parts).map(|((n, _), v)| (*n, v.to_string())).collect();
+        super::identity::value(&env.scope().await?, &pairs)
+    }
+
+    async fn import_id(&self, env: &E, identity: &Value) -> Result<String, Diags> {
+        let names: Vec<&str> = T::identity().iter().map(|(n, _)| *n).collect();
+        Ok(super::identity::import_parts(identity, &env.scope().await?, &names)?.join("/"))
+    }
+
+    fn upgrade_identity(&self, version: i64, raw: &serde_json::Value) -> Result<Value, Diags> {
+        self.identity_schema().read_json(&T::upgrade_identity(version, raw.clone()))
     }
 }
 

@@ -28,6 +28,7 @@
 
 pub mod composite;
 mod graph;
+pub mod identity;
 pub mod lease;
 pub mod names;
 mod run;

@@ -93,6 +93,11 @@ pub trait Resource<C: Send + Sync + 'static>: Send + Sync {
     async fn apply(&self, client: &C, req: ApplyRequest) -> ApplyResponse;
     async fn read(&self, client: &C, state: Value, private: Vec<u8>, ctx: Ctx) -> ReadResponse;
 
+    /// The resource's identity, when it has one (Terraform 1.12+).
+    fn identity(&self) -> Option<&dyn super::identity::ResourceIdentity<C>> {
+        None
+    }
+
     async fn import(&self, _client: &C, _id: &str, _ctx: Ctx) -> Result<Value, Diags> {
         Err(Diagnostic::error("Import not supported", format!("{} cannot be imported.", self.type_name())).into())
     }
@@ -161,6 +166,14 @@ pub trait Provider: Send + Sync + 'static {
     async fn configure(&self, config: Value, terraform_version: &str, ctx: Ctx) -> Result<Self::Client, Diags>;
     fn resources(&self) -> Vec<Arc<dyn Resource<Self::Client>>>;
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource<Self::Client>>> {
+        Vec::new()
+    }
+    /// Actions (Terraform 1.14+).
+    fn actions(&self) -> Vec<Arc<dyn super::action::Action<Self::Client>>> {
+        Vec::new()
+    }
+    /// Provider functions; they need no configured client.
+    fn functions(&self) -> Vec<Arc<dyn super::function::Function>> {
         Vec::new()
     }
 }

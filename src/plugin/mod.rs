@@ -3,6 +3,8 @@
 //! nothing about AWS.
 
 pub mod convert;
+pub mod function;
+pub mod identity;
 pub mod logging;
 pub mod serve;
 pub mod server;

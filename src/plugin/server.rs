@@ -1,13 +1,14 @@
 //! The tfplugin6 `Provider` service, generic over a framework provider.
 //! Every RPC decodes its values with the cached schema, calls the provider
-//! code, and encodes the answer. RPCs for features the provider has none of
-//! (functions, list resources, actions, state stores) answer cleanly.
+//! code, and encodes the answer. Identity, functions and actions have their
+//! wire helpers in their own files; RPCs for features the provider has none
+//! of (list resources, state stores, data sources) answer cleanly.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -15,15 +16,19 @@ use tracing::{debug, info};
 
 use super::convert::{self, decode, diags, encode};
 use super::tfplugin6 as pb;
+use super::{function, identity};
 use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
 use crate::framework::schema::{self, Schema};
 use crate::framework::value::{Type, Value};
+use crate::framework::{Action, IdentitySchema, Progress};
 
 struct Entry<T: ?Sized> {
     imp: Arc<T>,
     schema: Schema,
     ty: Type,
+    /// Managed resources with a resource identity.
+    identity: Option<IdentitySchema>,
 }
 
 pub struct ProviderService<P: Provider> {
@@ -31,6 +36,8 @@ pub struct ProviderService<P: Provider> {
     provider_schema: Schema,
     resources: HashMap<String, Entry<dyn Resource<P::Client>>>,
     ephemerals: HashMap<String, Entry<dyn EphemeralResource<P::Client>>>,
+    functions: function::Functions,
+    actions: HashMap<String, Entry<dyn Action<P::Client>>>,
     client: RwLock<Option<Arc<P::Client>>>,
     stop: Mutex<CancellationToken>,
 }
@@ -58,7 +65,8 @@ impl<P: Provider> ProviderService<P> {
             .map(|r| {
                 let schema = r.schema();
                 let ty = schema.value_type();
-                (r.type_name().to_string(), Entry { imp: r, schema, ty })
+                let identity = r.identity().map(|i| i.identity_schema());
+                (r.type_name().to_string(), Entry { imp: r, schema, ty, identity })
             })
             .collect();
         let ephemerals = provider
@@ -67,10 +75,29 @@ impl<P: Provider> ProviderService<P> {
             .map(|r| {
                 let schema = r.schema();
                 let ty = schema.value_type();
-                (r.type_name().to_string(), Entry { imp: r, schema, ty })
+                (r.type_name().to_string(), Entry { imp: r, schema, ty, identity: None })
             })
             .collect();
-        ProviderService { provider: Arc::new(provider), provider_schema, resources, ephemerals, client: RwLock::new(None), stop: Mutex::new(CancellationToken::new()) }
+        let functions = function::Functions::new(provider.functions());
+        let actions = provider
+            .actions()
+            .into_iter()
+            .map(|a| {
+                let schema = a.schema();
+                let ty = schema.value_type();
+                (a.type_name().to_string(), Entry { imp: a, schema, ty, identity: None })
+            })
+            .collect();
+        ProviderService {
+            provider: Arc::new(provider),
+            provider_schema,
+            resources,
+            ephemerals,
+            functions,
+            actions,
+            client: RwLock::new(None),
+            stop: Mutex::new(CancellationToken::new()),
+        }
     }
 
     fn ctx(&self) -> Ctx {
@@ -87,6 +114,43 @@ impl<P: Provider> ProviderService<P> {
 
     fn resource(&self, name: &str) -> Result<&Entry<dyn Resource<P::Client>>, Vec<pb::Diagnostic>> {
         self.resources.get(name).ok_or_else(|| unknown_type("resource type", name))
+    }
+
+    /// An action configuration's problems: its schema's checks, then the action's own.
+    fn action_diags(e: &Entry<dyn Action<P::Client>>, config: Option<&pb::DynamicValue>) -> Diags {
+        match decode(config, &e.ty) {
+            Ok(cfg) => {
+                let mut d = crate::framework::check::validate(&e.schema.block, &cfg);
+                d.extend(e.imp.validate(&cfg));
+                d
+            }
+            Err(d) => d,
+        }
+    }
+
+    /// The identity of the object `state` manages, for resources that have one.
+    async fn identity_of(e: &Entry<dyn Resource<P::Client>>, client: &P::Client, state: &Value) -> Result<Option<pb::ResourceIdentityData>, Diags> {
+        let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else { return Ok(None) };
+        if state.is_null() {
+            return Ok(None);
+        }
+        let v = imp.identity_of(client, state).await?;
+        Ok(Some(identity::data(&v, &s.value_type())?))
+    }
+
+    /// The import ID: the one given, or the one an `import` block's identity names.
+    async fn import_id(&self, e: &Entry<dyn Resource<P::Client>>, client: &P::Client, r: &pb::import_resource_state::Request) -> Result<String, Diags> {
+        let given = r.identity.as_ref().filter(|i| i.identity_data.is_some());
+        let (Some(given), true) = (given, r.id.is_empty()) else { return Ok(r.id.clone()) };
+        let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else {
+            return Err(Diagnostic::error("Import by identity not supported", format!("{} has no resource identity; import it by ID.", r.type_name)).into());
+        };
+        let v = identity::read(Some(given), &s.value_type())?;
+        let missing = s.missing_for_import(&v);
+        if !missing.is_empty() {
+            return Err(Diagnostic::error("Incomplete resource identity", format!("Importing a {} by identity needs {}.", r.type_name, missing.join(", "))).into());
+        }
+        imp.import_id(client, &v).await
     }
 
     /// Runs `fut`, or gives up with a diagnostic when Terraform asks the provider to stop.
@@ -125,6 +189,8 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             server_capabilities: Some(server_caps()),
             resources: self.resources.keys().map(|k| pb::get_metadata::ResourceMetadata { type_name: k.clone() }).collect(),
             ephemeral_resources: self.ephemerals.keys().map(|k| pb::get_metadata::EphemeralMetadata { type_name: k.clone() }).collect(),
+            functions: self.functions.names().map(|n| pb::get_metadata::FunctionMetadata { name: n.clone() }).collect(),
+            actions: self.actions.keys().map(|k| pb::get_metadata::ActionMetadata { type_name: k.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -135,6 +201,8 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             provider: Some(convert::schema(&self.provider_schema)),
             resource_schemas: self.resources.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             ephemeral_resource_schemas: self.ephemerals.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
+            functions: self.functions.definitions(),
+            action_schemas: self.actions.iter().map(|(k, e)| (k.clone(), pb::ActionSchema { schema: Some(convert::schema(&e.schema)) })).collect(),
             server_capabilities: Some(server_caps()),
             ..Default::default()
         }))
@@ -203,14 +271,28 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         &self,
         _r: Request<pb::get_resource_identity_schemas::Request>,
     ) -> Result<Response<pb::get_resource_identity_schemas::Response>, Status> {
-        Ok(Response::new(Default::default()))
+        let identity_schemas = self.resources.iter().filter_map(|(k, e)| Some((k.clone(), identity::schema(e.identity.as_ref()?)))).collect();
+        Ok(Response::new(pb::get_resource_identity_schemas::Response { identity_schemas, diagnostics: Vec::new() }))
     }
 
     async fn upgrade_resource_identity(&self, r: Request<pb::upgrade_resource_identity::Request>) -> Result<Response<pb::upgrade_resource_identity::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::upgrade_resource_identity::Response {
-            upgraded_identity: None,
-            diagnostics: vec![convert::diag(&Diagnostic::error("Resource identity not supported", format!("{name} has no identity schema.")))],
+        let r = r.into_inner();
+        let e = match self.resource(&r.type_name) {
+            Ok(e) => e,
+            Err(d) => return Ok(Response::new(pb::upgrade_resource_identity::Response { upgraded_identity: None, diagnostics: d })),
+        };
+        let res = (|| -> Result<pb::ResourceIdentityData, Diags> {
+            let (Some(imp), Some(s)) = (e.imp.identity(), &e.identity) else {
+                return Err(Diagnostic::error("Resource identity not supported", format!("{} has no identity schema.", r.type_name)).into());
+            };
+            let raw = r.raw_identity.map(|s| s.json).unwrap_or_default();
+            let j: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Diags::from(Diagnostic::error("Could not read the stored resource identity", e.to_string())))?;
+            let v = imp.upgrade_identity(r.version, &j)?;
+            identity::data(&v, &s.value_type())
+        })();
+        Ok(Response::new(match res {
+            Ok(v) => pb::upgrade_resource_identity::Response { upgraded_identity: Some(v), diagnostics: Vec::new() },
+            Err(d) => pb::upgrade_resource_identity::Response { upgraded_identity: None, diagnostics: err_diags(d) },
         }))
     }
 
@@ -243,11 +325,20 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = self.cancellable(async { Ok(e.imp.read(&client, state, r.private.clone(), self.ctx()).await) }).await?;
             let mut new_state = out.new_state;
             schema::null_write_only(&e.schema.block, &mut new_state);
-            Ok::<_, Diags>((encode(&new_state, &e.ty)?, out.private, out.diags))
+            let mut d = out.diags;
+            let new_identity = if d.has_errors() {
+                None
+            } else {
+                Self::identity_of(e, &client, &new_state).await.unwrap_or_else(|x| {
+                    d.extend(x);
+                    None
+                })
+            };
+            Ok::<_, Diags>((encode(&new_state, &e.ty)?, out.private, d, new_identity))
         }
         .await;
         Ok(Response::new(match res {
-            Ok((state, private, d)) => pb::read_resource::Response { new_state: Some(state), private, diagnostics: diags(&d), ..Default::default() },
+            Ok((state, private, d, new_identity)) => pb::read_resource::Response { new_state: Some(state), private, diagnostics: diags(&d), new_identity, ..Default::default() },
             Err(d) => pb::read_resource::Response { new_state: r.current_state, private: r.private, diagnostics: err_diags(d), ..Default::default() },
         }))
     }
@@ -267,11 +358,15 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = self.cancellable(async { Ok(e.imp.plan(&client, req).await) }).await?;
             let mut planned = out.planned;
             schema::null_write_only(&e.schema.block, &mut planned);
+            // An identity names the object, which an update keeps; a create's
+            // identity is known once the object exists.
+            let planned_identity = if planned.is_null() || !out.requires_replace.is_empty() { None } else { r.prior_identity.clone().filter(|i| i.identity_data.is_some()) };
             Ok::<_, Diags>(pb::plan_resource_change::Response {
                 planned_state: Some(encode(&planned, &e.ty)?),
                 requires_replace: out.requires_replace.iter().map(convert::path).collect(),
                 planned_private: out.private,
                 diagnostics: diags(&out.diags),
+                planned_identity,
                 ..Default::default()
             })
         }
@@ -297,10 +392,16 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             let out = e.imp.apply(&client, req).await;
             let mut new_state = out.new_state;
             schema::null_write_only(&e.schema.block, &mut new_state);
+            let mut d = out.diags;
+            let new_identity = Self::identity_of(e, &client, &new_state).await.unwrap_or_else(|x| {
+                d.extend(x);
+                None
+            });
             Ok::<_, Diags>(pb::apply_resource_change::Response {
                 new_state: Some(encode(&new_state, &e.ty)?),
                 private: out.private,
-                diagnostics: diags(&out.diags),
+                diagnostics: diags(&d),
+                new_identity,
                 ..Default::default()
             })
         }
@@ -322,9 +423,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         };
         let res = async {
             let client = self.client().await?;
-            let mut state = self.cancellable(e.imp.import(&client, &r.id, self.ctx())).await?;
+            let id = self.import_id(e, &client, &r).await?;
+            let mut state = self.cancellable(e.imp.import(&client, &id, self.ctx())).await?;
             schema::null_write_only(&e.schema.block, &mut state);
-            Ok::<_, Diags>(pb::import_resource_state::ImportedResource { type_name: r.type_name.clone(), state: Some(encode(&state, &e.ty)?), ..Default::default() })
+            let identity = Self::identity_of(e, &client, &state).await?;
+            Ok::<_, Diags>(pb::import_resource_state::ImportedResource { type_name: r.type_name.clone(), state: Some(encode(&state, &e.ty)?), identity, ..Default::default() })
         }
         .await;
         Ok(Response::new(match res {
@@ -415,15 +518,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn get_functions(&self, _r: Request<pb::get_functions::Request>) -> Result<Response<pb::get_functions::Response>, Status> {
-        Ok(Response::new(Default::default()))
+        Ok(Response::new(pb::get_functions::Response { functions: self.functions.definitions(), diagnostics: Vec::new() }))
     }
 
     async fn call_function(&self, r: Request<pb::call_function::Request>) -> Result<Response<pb::call_function::Response>, Status> {
-        let name = r.into_inner().name;
-        Ok(Response::new(pb::call_function::Response {
-            result: None,
-            error: Some(pb::FunctionError { text: format!("This provider has no function named {name:?}."), function_argument: None }),
-        }))
+        Ok(Response::new(self.functions.call(r.into_inner())))
     }
 
     async fn validate_state_store_config(&self, r: Request<pb::validate_state_store::Request>) -> Result<Response<pb::validate_state_store::Response>, Status> {
@@ -468,22 +567,56 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn plan_action(&self, r: Request<pb::plan_action::Request>) -> Result<Response<pb::plan_action::Response>, Status> {
-        let name = r.into_inner().action_type;
-        Ok(Response::new(pb::plan_action::Response { diagnostics: unknown_type("action", &name), deferred: None }))
+        let r = r.into_inner();
+        let Some(e) = self.actions.get(&r.action_type) else {
+            return Ok(Response::new(pb::plan_action::Response { diagnostics: unknown_type("action", &r.action_type), deferred: None }));
+        };
+        // Validation again, now with the values plan knows; no AWS calls.
+        let d = Self::action_diags(e, r.config.as_ref());
+        Ok(Response::new(pb::plan_action::Response { diagnostics: diags(&d), deferred: None }))
     }
 
     type InvokeActionStream = EventStream<pb::invoke_action::Event>;
     async fn invoke_action(&self, r: Request<pb::invoke_action::Request>) -> Result<Response<Self::InvokeActionStream>, Status> {
-        let name = r.into_inner().action_type;
-        let ev = pb::invoke_action::Event {
-            r#type: Some(pb::invoke_action::event::Type::Completed(pb::invoke_action::event::Completed { diagnostics: unknown_type("action", &name) })),
+        use pb::invoke_action::event::{Completed, Progress as Step, Type};
+        let r = r.into_inner();
+        let completed = |d: Vec<pb::Diagnostic>| pb::invoke_action::Event { r#type: Some(Type::Completed(Completed { diagnostics: d })) };
+        let Some(e) = self.actions.get(&r.action_type) else {
+            return Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(completed(unknown_type("action", &r.action_type)))]))));
         };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(ev)]))))
+        let start = async { Ok::<_, Diags>((decode(r.config.as_ref(), &e.ty)?, self.client().await?)) }.await;
+        let (cfg, client) = match start {
+            Ok(x) => x,
+            Err(d) => return Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(completed(err_diags(d)))])))),
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<pb::invoke_action::Event>();
+        let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let imp = e.imp.clone();
+        let ctx = self.ctx();
+        let name = r.action_type.clone();
+        let events = tx.clone();
+        // Progress messages are forwarded as they come; Completed goes last.
+        let forward = tokio::spawn(async move {
+            while let Some(m) = prx.recv().await {
+                let _ = events.send(pb::invoke_action::Event { r#type: Some(Type::Progress(Step { message: m })) });
+            }
+        });
+        tokio::spawn(async move {
+            let d = imp.invoke(&client, cfg, &Progress::new(ptx), ctx).await;
+            let _ = forward.await;
+            info!(target: "cxflow::plugin", action = name.as_str(), ok = !d.has_errors(), "InvokeAction done");
+            let _ = tx.send(completed(diags(&d)));
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok))))
     }
 
     async fn validate_action_config(&self, r: Request<pb::validate_action_config::Request>) -> Result<Response<pb::validate_action_config::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::validate_action_config::Response { diagnostics: unknown_type("action", &name) }))
+        let r = r.into_inner();
+        let Some(e) = self.actions.get(&r.type_name) else {
+            return Ok(Response::new(pb::validate_action_config::Response { diagnostics: unknown_type("action", &r.type_name) }));
+        };
+        let d = Self::action_diags(e, r.config.as_ref());
+        Ok(Response::new(pb::validate_action_config::Response { diagnostics: diags(&d) }))
     }
 
     async fn stop_provider(&self, _r: Request<pb::stop_provider::Request>) -> Result<Response<pb::stop_provider::Response>, Status> {

@@ -447,6 +447,9 @@ impl Composite<Aws> for BuildPipelineResource {
     fn id(s: &BuildPipeline) -> String {
         s.name.clone()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("name", "The pipeline's name.")]
+    }
     async fn graph(s: &BuildPipeline, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }

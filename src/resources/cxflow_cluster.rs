@@ -1097,6 +1097,9 @@ impl Composite<Aws> for CxflowCluster {
     fn id(s: &Cluster) -> String {
         s.name.clone()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("name", "The deployment's name.")]
+    }
     async fn graph(s: &Cluster, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }

@@ -246,6 +246,9 @@ impl Composite<Aws> for EcsClusterResource {
     fn id(s: &EcsCluster) -> String {
         s.name.clone()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("name", "The ECS cluster's name.")]
+    }
     async fn graph(s: &EcsCluster, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }

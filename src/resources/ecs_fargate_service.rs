@@ -469,8 +469,10 @@ fn cluster_name(cluster: &str) -> &str {
 
 // ------------------------------------------------------------------ schema
 
-const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
-const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
+pub const NAME_RE: &str = "[A-Za-z0-9_-]{1,255}";
+pub const NAME_RULE: &str = "1 to 255 letters, digits, hyphens and underscores";
+pub const CLUSTER_RE: &str = r"[A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}";
+pub const CLUSTER_RULE: &str = "an ECS cluster name (letters, digits, `-`, `_`) or a cluster ARN";
 const ENV_NAME_RE: &str = "[A-Za-z_][A-Za-z0-9_]*";
 const ENV_NAME_RULE: &str = "letters, digits and underscores, not starting with a digit";
 const SG_RE: &str = "sg-[0-9a-f]+";
@@ -923,10 +925,7 @@ fn schema_block() -> Block {
             .required()
             .force_new()
             .check(Check::Matches(NAME_RE, NAME_RULE)),
-        attr("cluster", Type::String, "ECS cluster name or ARN. Changing it replaces the service.").required().force_new().check(Check::Matches(
-            r"[A-Za-z0-9_-]{1,255}|arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]{1,255}",
-            "an ECS cluster name (letters, digits, `-`, `_`) or a cluster ARN",
-        )),
+        attr("cluster", Type::String, "ECS cluster name or ARN. Changing it replaces the service.").required().force_new().check(Check::Matches(CLUSTER_RE, CLUSTER_RULE)),
         attr("cpu", Type::Number, "Task CPU units. Each allows certain `memory` sizes (Fargate rules).").required().check(Check::IntIn(&[256, 512, 1024, 2048, 4096, 8192, 16384])),
         attr("memory", Type::Number, "Task memory in MiB, valid for `cpu` (e.g. 256 → 512–2048; 1024 → 2048–8192).").required().check(Check::Int(512, 122880)),
         attr("desired_count", Type::Number, "Number of tasks to keep running.").default(Value::int(1)).check(Check::Int(0, 5000)),
@@ -1024,6 +1023,12 @@ const FARGATE_SIZES: &[(i64, i64, i64, i64)] = &[
     (8192, 16384, 61440, 4096),
     (16384, 32768, 122880, 8192),
 ];
+
+/// Every memory size (MiB) Fargate allows with `cpu`, smallest first.
+pub fn memory_options(cpu: i64) -> Option<Vec<i64>> {
+    let &(_, min, max, step) = FARGATE_SIZES.iter().find(|s| s.0 == cpu)?;
+    Some((min..=max).step_by(step as usize).filter(|m| memory_allowed(cpu, *m).is_ok()).collect())
+}
 
 pub fn memory_allowed(cpu: i64, memory: i64) -> Result<(), String> {
     match FARGATE_SIZES.iter().find(|s| s.0 == cpu) {
@@ -2122,6 +2127,9 @@ impl Composite<Aws> for EcsFargateService {
     }
     fn id(s: &FargateService) -> String {
         Names::new(&s.cluster, &s.name).id()
+    }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("cluster", "The ECS cluster's name."), ("name", "The service's name.")]
     }
     async fn graph(s: &FargateService, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)

@@ -1003,6 +1003,9 @@ impl Composite<Aws> for ImageRegistry {
     fn id(s: &Registry) -> String {
         s.name.clone()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("name", "The registry's name.")]
+    }
     async fn graph(s: &Registry, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }

@@ -18,11 +18,13 @@ use tracing::info;
 
 use crate::aws::error::scrub;
 use crate::aws::{Aws, AwsError, aws_err, aws_err_hiding};
+use crate::engine::composite::Env;
+use crate::engine::identity;
 use crate::engine::{Claim, LEASE_TAG, Lease, OWNER_TAG};
 use crate::framework::check::Check;
 use crate::framework::provider::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
 use crate::framework::validate::{list_strings, map_entries};
-use crate::framework::{Attribute, Block, Diagnostic, Diags, Path, Schema, Type, Value, schema as sch, typed};
+use crate::framework::{Attribute, Block, Diagnostic, Diags, IdentitySchema, Path, ResourceIdentity, Schema, Type, Value, schema as sch, typed};
 
 pub const TYPE_NAME: &str = "cxflow_secret_sync";
 /// SSM reads and deletes take at most ten names per call.
@@ -329,6 +331,10 @@ impl Resource<Aws> for SecretSync {
         Schema::new(0, Self::block())
     }
 
+    fn identity(&self) -> Option<&dyn ResourceIdentity<Aws>> {
+        Some(self)
+    }
+
     fn validate(&self, config: &Value) -> Diags {
         let mut d = Diags::new();
         let prefix = config.get("path_prefix").as_str();
@@ -519,6 +525,24 @@ impl Resource<Aws> for SecretSync {
             st.parameters = Some(params);
         }
         state_value(&st)
+    }
+}
+
+const IDENTITY: &[(&str, &str)] = &[("path_prefix", "The SSM path the parameters are under, such as `/cxflow/production`.")];
+
+/// The account, the region and the SSM path.
+#[async_trait]
+impl ResourceIdentity<Aws> for SecretSync {
+    fn identity_schema(&self) -> IdentitySchema {
+        identity::schema(0, IDENTITY)
+    }
+    async fn identity_of(&self, aws: &Aws, state: &Value) -> Result<Value, Diags> {
+        let prefix = state.get("path_prefix").as_str().unwrap_or_default().to_string();
+        identity::value(&aws.scope().await?, &[("path_prefix", prefix)])
+    }
+    async fn import_id(&self, aws: &Aws, v: &Value) -> Result<String, Diags> {
+        let names: Vec<&str> = IDENTITY.iter().map(|(n, _)| *n).collect();
+        Ok(identity::import_parts(v, &aws.scope().await?, &names)?.remove(0))
     }
 }
 

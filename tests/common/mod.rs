@@ -71,17 +71,18 @@ pub fn system_terraform() -> Option<PathBuf> {
         if !cand.is_file() || cand.starts_with(tools()) {
             continue;
         }
-        let out = Command::new(&cand).arg("version").env("TF_CLI_CONFIG_FILE", "/dev/null").output().ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let ver = text.lines().next()?.trim().strip_prefix("Terraform v")?.to_string();
-        let mut parts = ver.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-        let (maj, min) = (parts.next()?, parts.next()?);
-        if maj > 1 || (maj == 1 && min >= 11) {
-            return Some(cand);
-        }
-        return None;
+        return (terraform_version(&cand) >= (1, 11)).then_some(cand);
     }
     None
+}
+
+/// (major, minor) of a Terraform binary.
+pub fn terraform_version(tf: &Path) -> (u32, u32) {
+    let out = Command::new(tf).arg("version").env("TF_CLI_CONFIG_FILE", "/dev/null").output().expect("terraform version");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ver = text.lines().next().and_then(|l| l.trim().strip_prefix("Terraform v")).unwrap_or_default().to_string();
+    let mut parts = ver.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Every Terraform the suite runs against: the bundled one, then a system one if present.
@@ -273,6 +274,17 @@ impl Workdir {
         cmd.output().expect("run terraform").into()
     }
 
+    /// `terraform console` evaluating `expr` (fed on stdin).
+    pub fn console(&self, expr: &str) -> Run {
+        use std::io::Write as _;
+        let mut cmd = Command::new(&self.terraform);
+        cmd.current_dir(self.dir.path()).args(["console", "-no-color"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.env_remove("TF_LOG").env_remove("TF_LOG_PROVIDER").env_remove("AWS_PROFILE").envs(&self.env);
+        let mut child = cmd.spawn().expect("run terraform console");
+        child.stdin.take().unwrap().write_all(format!("{expr}\n").as_bytes()).unwrap();
+        child.wait_with_output().expect("terraform console").into()
+    }
+
     pub fn apply(&self) -> Run {
         self.tf(&["apply", "-auto-approve"])
     }
@@ -324,6 +336,34 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// The provider block every test configuration starts with.
 pub fn provider_block(extra: &str) -> String {
     format!("terraform {{\n  required_providers {{\n    cxflow = {{ source = \"cxflow/cxflow\" }}\n  }}\n}}\n\nprovider \"cxflow\" {{\n  region = \"us-east-1\"\n{extra}\n}}\n")
+}
+
+/// An ECS cluster `c` named `cluster` and a one-container Fargate service
+/// `web` on it in `subnets`, with `extra` HCL inside the service block.
+pub fn cluster_and_service_hcl(cluster: &str, subnets: &[String], extra: &str) -> String {
+    let subnets = subnets.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    format!(
+        r#"
+resource "cxflow_ecs_cluster" "c" {{
+  name = "{cluster}"
+}}
+
+resource "cxflow_ecs_fargate_service" "web" {{
+  name    = "web"
+  cluster = cxflow_ecs_cluster.c.name
+  cpu     = 256
+  memory  = 512
+
+  container {{
+    name  = "app"
+    image = "public.ecr.aws/nginx/nginx:1.27"
+  }}
+  network {{
+    subnet_ids = [{subnets}]
+  }}
+{extra}}}
+"#
+    )
 }
 
 /// Run a future on a fresh runtime (tests are synchronous; the SDK is async).
