@@ -222,7 +222,10 @@ fn stop_provider_cancels_in_flight_configure_and_shutdown_exits() {
         assert!(ids.diagnostics.is_empty());
         let mut types: Vec<&str> = ids.identity_schemas.keys().map(String::as_str).collect();
         types.sort();
-        assert_eq!(types, ["cxflow_cluster", "cxflow_ecs_cluster", "cxflow_ecs_fargate_service", "cxflow_image_registry", "cxflow_secret_sync"]);
+        let schema = provider.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
+        let mut managed: Vec<&str> = schema.resource_schemas.keys().map(String::as_str).collect();
+        managed.sort();
+        assert_eq!(types, managed);
         let svc = &ids.identity_schemas["cxflow_ecs_fargate_service"];
         let attrs: Vec<(&str, bool)> = svc.identity_attributes.iter().map(|a| (a.name.as_str(), a.required_for_import)).collect();
         assert_eq!(attrs, [("account_id", false), ("region", false), ("cluster", true), ("name", true)]);

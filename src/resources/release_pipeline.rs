@@ -596,6 +596,9 @@ impl Composite<Aws> for ReleasePipelineResource {
     fn id(s: &ReleasePipeline) -> String {
         s.name.clone()
     }
+    fn identity() -> &'static [(&'static str, &'static str)] {
+        &[("name", "The pipeline's name.")]
+    }
     async fn graph(s: &ReleasePipeline, g: &GraphCx<'_, Aws>) -> Result<Graph<Aws>, Diags> {
         build_graph(s, Common::new(g).await?)
     }
