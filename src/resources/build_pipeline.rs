@@ -105,6 +105,28 @@ fn start_command(name: &str) -> String {
     format!("aws codepipeline start-pipeline-execution --name {name}")
 }
 
+/// The pipeline name of an import ID (a name or a pipeline ARN) of a pipeline composite.
+pub(crate) fn pipeline_import_name(id: &str, type_name: &str) -> Result<String, Diags> {
+    let name = id.trim().rsplit(':').next().unwrap_or_default().to_string();
+    if !regex::Regex::new(&format!("^{NAME_RE}$")).map(|r| r.is_match(&name)).unwrap_or(false) {
+        return Err(Diagnostic::error("Invalid import ID", format!("Import a {type_name} by its pipeline name or ARN, not {id:?}.")).into());
+    }
+    Ok(name)
+}
+
+impl SourceCfg {
+    /// The `source` block of a pipeline's CodeStar source action, as import reads it back.
+    pub(crate) fn from_action(a: Option<&Action>) -> SourceCfg {
+        let conf = |k: &str| a.and_then(|a| a.configuration.get(k).cloned()).unwrap_or_default();
+        SourceCfg {
+            connection_arn: conf("ConnectionArn"),
+            repository: conf("FullRepositoryId"),
+            branch: conf("BranchName"),
+            detect_changes: Some(conf("DetectChanges") != "false"),
+        }
+    }
+}
+
 pub(crate) fn console_url(arn: &str) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     let (region, name) = (parts.get(3)?, parts.get(5)?);
@@ -471,24 +493,14 @@ impl Composite<Aws> for BuildPipelineResource {
         st.set_attr("pipeline_role_arn", opt(kids.id("pipeline_role")));
     }
     fn import_seed(id: &str) -> Result<BuildPipeline, Diags> {
-        let name = id.trim().rsplit(':').next().unwrap_or_default().to_string();
-        if !regex::Regex::new(&format!("^{NAME_RE}$")).map(|r| r.is_match(&name)).unwrap_or(false) {
-            return Err(Diagnostic::error("Invalid import ID", format!("Import a {TYPE_NAME} by its pipeline name or ARN, not {id:?}.")).into());
-        }
-        Ok(BuildPipeline { name, ..Default::default() })
+        Ok(BuildPipeline { name: pipeline_import_name(id, TYPE_NAME)?, ..Default::default() })
     }
     async fn from_observed(aws: &Aws, seed: &BuildPipeline, kids: &Kids<'_>) -> Result<BuildPipeline, Diags> {
         let mut cfg = seed.clone();
         let Some(stages) = kids.field("pipeline", "stages").and_then(|s| serde_json::from_value::<Vec<Stage>>(s.clone()).ok()) else { return Ok(cfg) };
         let action = |stage: &str| stages.iter().find(|s| s.name == stage).and_then(|s| s.actions.first()).cloned();
         let conf = |a: &Option<Action>, k: &str| a.as_ref().and_then(|a| a.configuration.get(k).cloned()).unwrap_or_default();
-        let src = action("Source");
-        cfg.source = Some(SourceCfg {
-            connection_arn: conf(&src, "ConnectionArn"),
-            repository: conf(&src, "FullRepositoryId"),
-            branch: conf(&src, "BranchName"),
-            detect_changes: Some(conf(&src, "DetectChanges") != "false"),
-        });
+        cfg.source = Some(SourceCfg::from_action(action("Source").as_ref()));
         let pipeline_policies = kids.field("pipeline_role", "inline_policies");
         cfg.deploy_ecs = action("Deploy").map(|d| {
             let a = Some(d);

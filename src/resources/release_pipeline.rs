@@ -29,7 +29,7 @@ use crate::engine::{Graph, Node};
 use crate::framework::check::Check;
 use crate::framework::provider::Resource;
 use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting, Path, Type, Value};
-use crate::resources::build_pipeline::{SourceCfg, console_url, statement_resources};
+use crate::resources::build_pipeline::{SourceCfg, console_url, pipeline_import_name, statement_resources};
 
 pub const TYPE_NAME: &str = "cxflow_release_pipeline";
 const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -620,24 +620,13 @@ impl Composite<Aws> for ReleasePipelineResource {
         st.set_attr("pipeline_role_arn", opt(kids.id("pipeline_role")));
     }
     fn import_seed(id: &str) -> Result<ReleasePipeline, Diags> {
-        let name = id.trim().rsplit(':').next().unwrap_or_default().to_string();
-        if !regex::Regex::new(&format!("^{NAME_RE}$")).map(|r| r.is_match(&name)).unwrap_or(false) {
-            return Err(Diagnostic::error("Invalid import ID", format!("Import a {TYPE_NAME} by its pipeline name or ARN, not {id:?}.")).into());
-        }
-        Ok(ReleasePipeline { name, ..Default::default() })
+        Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, ..Default::default() })
     }
     async fn from_observed(aws: &Aws, seed: &ReleasePipeline, kids: &Kids<'_>) -> Result<ReleasePipeline, Diags> {
         let mut cfg = seed.clone();
         let Some(stages) = kids.field("pipeline", "stages").and_then(|s| serde_json::from_value::<Vec<Stage>>(s.clone()).ok()) else { return Ok(cfg) };
         let action = |stage: &str| stages.iter().find(|s| s.name == stage).and_then(|s| s.actions.first()).cloned();
-        let conf = |a: &Option<Action>, k: &str| a.as_ref().and_then(|a| a.configuration.get(k).cloned()).unwrap_or_default();
-        let src = action("Source");
-        cfg.source = Some(SourceCfg {
-            connection_arn: conf(&src, "ConnectionArn"),
-            repository: conf(&src, "FullRepositoryId"),
-            branch: conf(&src, "BranchName"),
-            detect_changes: Some(conf(&src, "DetectChanges") != "false"),
-        });
+        cfg.source = Some(SourceCfg::from_action(action("Source").as_ref()));
         let variables = observed_artifact_variables(action("Sign").as_ref());
         let keys: Vec<String> =
             stages.iter().filter(|s| s.name == "Build").flat_map(|s| &s.actions).filter_map(|a| a.namespace.as_deref()?.strip_prefix("build_").map(str::to_string)).collect();
