@@ -591,15 +591,16 @@ resource "cxflow_image_registry" "r" {{
 
 /// KMS encryption (and scanning off), with the AWS managed key (ECR reports the key it chose: no
 /// drift) and with a key of the user's: repositories encrypted as asked, empty
-/// plans after apply (and after import with the user's key), and a key change
-/// replacing the registry.
+/// plans after apply and after import with either key (import asks KMS whose
+/// key it is), and a key change replacing the registry.
 #[test]
 fn kms_encryption_is_read_back_and_plans_empty() {
     let moto = Moto::start();
     let aws = Aws::new(&moto);
     let before = Snapshot::take(&moto);
     let wd = Workdir::new(&bundled_terraform(), Some(&moto));
-    let key = format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let kms = aws_sdk_kms::Client::new(&moto.sdk());
+    let key = block_on(kms.create_key().send()).unwrap().key_metadata().unwrap().arn().unwrap().to_string();
     let registry = |kms: &str| {
         config(&format!(
             r#"
@@ -634,6 +635,14 @@ resource "cxflow_image_registry" "enc" {{
     assert_eq!(p.code, 0, "the plan after the apply is empty:\n{}", p.stdout);
     wd.tf(&["apply", "-refresh-only", "-auto-approve"]).expect_ok("refresh");
     assert_eq!(wd.state_attrs("cxflow_image_registry", "enc")["drift"], serde_json::json!({}), "the managed key is no drift");
+    let managed = block_on(kms.describe_key().key_id("alias/aws/ecr").send()).unwrap().key_metadata().unwrap().clone();
+    assert_eq!((managed.arn(), managed.key_manager().map(|m| m.as_str())), (chosen.as_deref(), Some("AWS")), "the key ECR chose is the AWS managed alias/aws/ecr");
+    // Import tells the AWS managed key from one of the user's: no `kms_key_arn`, so no replacement.
+    wd.tf(&["state", "rm", "cxflow_image_registry.enc"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_image_registry.enc", "enc"]).expect_ok("import with the AWS managed key");
+    assert!(wd.state_attrs("cxflow_image_registry", "enc")["kms_key_arn"].is_null(), "import names no key for the AWS managed one");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 0, "empty plan after importing a repository on the AWS managed key:\n{}", p.stdout);
 
     // Step 2: a key of the user's replaces the registry (ECR cannot re-encrypt a repository), and is used.
     wd.write("main.tf", &registry(&format!("kms_key_arn     = \"{key}\"")));

@@ -72,3 +72,42 @@ def _validate_storage_classes(self):
 
 
 _lifecycle.EcrLifecyclePolicyValidator._validate_rule_top_properties = _validate_storage_classes
+
+
+# KMS encryption without a key of the user's uses the AWS managed key of the
+# account and region, `alias/aws/ecr`, which ECR creates on first use and
+# reports in `encryptionConfiguration.kmsKey`
+# (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_EncryptionConfiguration.html).
+# moto 5.2.5 made up a key ARN that KMS did not know. AWS managed keys report
+# `KeyManager` `AWS` in DescribeKey
+# (https://docs.aws.amazon.com/kms/latest/APIReference/API_KeyMetadata.html);
+# moto created the keys behind the reserved `alias/aws/*` names as CUSTOMER keys.
+from moto.kms import models as _kms_models  # noqa: E402
+
+_ECR_MANAGED_ALIAS = "alias/aws/ecr"
+_generate_default_keys = _kms_models.KmsBackend._generate_default_keys
+
+
+def _generate_aws_managed_keys(self, alias_name):
+    key_id = _generate_default_keys(self, alias_name)
+    if key_id is not None:
+        self.keys[key_id].key_manager = "AWS"
+    return key_id
+
+
+_kms_models.KmsBackend._generate_default_keys = _generate_aws_managed_keys
+if _ECR_MANAGED_ALIAS not in _kms_models.RESERVED_ALIASES:
+    _kms_models.RESERVED_ALIASES.append(_ECR_MANAGED_ALIAS)
+
+_determine_encryption = Repository._determine_encryption_config
+
+
+def _determine_encryption_config(self, encryption_config=None):
+    if encryption_config and encryption_config.get("encryptionType") == "KMS" and not encryption_config.get("kmsKey"):
+        kms = _kms_models.kms_backends[self.account_id][self.region_name]
+        key_id = kms.get_key_id_from_alias(_ECR_MANAGED_ALIAS)
+        return {"encryptionType": "KMS", "kmsKey": kms.keys[key_id].arn}
+    return _determine_encryption(self, encryption_config)
+
+
+Repository._determine_encryption_config = _determine_encryption_config

@@ -970,6 +970,24 @@ class EcrTest(unittest.TestCase):
         repo = ecr.describe_repositories(repositoryNames=["scan-off"])["repositories"][0]
         self.assertEqual(repo["imageScanningConfiguration"], {"scanOnPush": True})
 
+    def test_kms_without_a_key_uses_the_aws_managed_key(self):
+        server = SERVERS["default"]
+        ecr, kms = server.client("ecr"), server.client("kms")
+        ecr.create_repository(repositoryName="kms-managed", encryptionConfiguration={"encryptionType": "KMS"})
+        again = ecr.create_repository(repositoryName="kms-managed-2", encryptionConfiguration={"encryptionType": "KMS"})
+        repo = ecr.describe_repositories(repositoryNames=["kms-managed"])["repositories"][0]
+        key_arn = repo["encryptionConfiguration"]["kmsKey"]
+        # One managed key per account and region, behind alias/aws/ecr, known to KMS as AWS managed.
+        self.assertEqual(again["repository"]["encryptionConfiguration"]["kmsKey"], key_arn)
+        meta = kms.describe_key(KeyId=key_arn)["KeyMetadata"]
+        self.assertEqual(meta["KeyManager"], "AWS")
+        self.assertEqual(kms.describe_key(KeyId="alias/aws/ecr")["KeyMetadata"]["Arn"], key_arn)
+        # A key of the user's is used as given and stays a customer key.
+        own = kms.create_key()["KeyMetadata"]
+        self.assertEqual(own["KeyManager"], "CUSTOMER")
+        made = ecr.create_repository(repositoryName="kms-own", encryptionConfiguration={"encryptionType": "KMS", "kmsKey": own["Arn"]})
+        self.assertEqual(made["repository"]["encryptionConfiguration"], {"encryptionType": "KMS", "kmsKey": own["Arn"]})
+
     def test_lifecycle_rules_archive_and_expire_from_the_archive(self):
         ecr = SERVERS["default"].client("ecr")
         ecr.create_repository(repositoryName="archive-rules")

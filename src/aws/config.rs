@@ -54,6 +54,7 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("ecs", "ECS"),
     ("elbv2", "ELASTIC_LOAD_BALANCING_V2"),
     ("iam", "IAM"),
+    ("kms", "KMS"),
     ("route53", "ROUTE_53"),
     ("s3", "S3"),
     ("servicediscovery", "SERVICEDISCOVERY"),
@@ -87,6 +88,7 @@ pub struct Aws {
     s3: OnceLock<aws_sdk_s3::Client>,
     codebuild: OnceLock<aws_sdk_codebuild::Client>,
     codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
+    kms: OnceLock<aws_sdk_kms::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
 }
 
@@ -139,6 +141,7 @@ impl Aws {
     client!(sts, sts, aws_sdk_sts, "sts");
     client!(codebuild, codebuild, aws_sdk_codebuild, "codebuild");
     client!(codepipeline, codepipeline, aws_sdk_codepipeline, "codepipeline");
+    client!(kms, kms, aws_sdk_kms, "kms");
 
     /// S3 with path-style addressing whenever an endpoint is overridden: a
     /// stand-in on loopback has no `<bucket>.<host>` names to resolve.
@@ -244,6 +247,7 @@ impl Aws {
             s3: OnceLock::new(),
             codebuild: OnceLock::new(),
             codepipeline: OnceLock::new(),
+            kms: OnceLock::new(),
             sts: OnceLock::new(),
         })
     }

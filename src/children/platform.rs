@@ -91,6 +91,19 @@ impl RepositoryNode {
         let out = aws.ecr().list_tags_for_resource().resource_arn(self.arn()).send().await.map_err(|e| aws_err("ecr:ListTagsForResource", e))?;
         Ok(user_visible(out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string()))))
     }
+    /// Whether `key` is an AWS managed KMS key (`KeyManager` `AWS`). A key
+    /// that cannot be described (no `kms:DescribeKey`, another account's
+    /// key) counts as the user's: import then names it, which keeps the
+    /// repository as it is rather than guessing.
+    async fn aws_managed_key(aws: &Aws, key: &str) -> bool {
+        match aws.kms().describe_key().key_id(key).send().await {
+            Ok(out) => out.key_metadata().and_then(|m| m.key_manager()) == Some(&aws_sdk_kms::types::KeyManagerType::Aws),
+            Err(e) => {
+                tracing::debug!(key, error = %aws_err("kms:DescribeKey", e), "KMS key not described; taken as the user's");
+                false
+            }
+        }
+    }
     async fn describe_repo(aws: &Aws, name: &str) -> Result<Option<aws_sdk_ecr::types::Repository>, NodeError> {
         match aws.ecr().describe_repositories().repository_names(name).send().await.map_err(|e| aws_err("ecr:DescribeRepositories", e)) {
             Ok(o) => Ok(o.repositories().first().cloned()),
@@ -199,6 +212,11 @@ impl Node<Aws> for RepositoryNode {
             "kms_key": enc.and_then(|e| e.kms_key()).filter(|_| self.spec.kms_key.is_some()), "kms_key_in_use": enc.and_then(|e| e.kms_key()),
             "uri": r.repository_uri(), "arn": r.repository_arn(),
         }));
+        // A KMS repository where the spec expects none is being imported (or will be replaced):
+        // whether its key is the AWS managed one decides whether the configuration names a key.
+        if let (Some(key), false) = (enc.and_then(|e| e.kms_key()), self.spec.encryption == "KMS") {
+            s.insert("kms_key_aws_managed".into(), json!(Self::aws_managed_key(aws, key).await));
+        }
         let policy = aws.ecr().get_lifecycle_policy().repository_name(&id.id).send().await.map_err(|e| aws_err("ecr:GetLifecyclePolicy", e));
         let lifecycle = match policy {
             Ok(p) => p.lifecycle_policy_text().and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok()),

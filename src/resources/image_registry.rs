@@ -1233,8 +1233,9 @@ fn read_config(seed: &Registry, kids: &Kids<'_>, default_tags: &Tags) -> Registr
         cfg.scan_on_push = (kids.field(&k, "scan_on_push").and_then(|v| v.as_bool()) == Some(false)).then_some(false);
         if kids.str_field(&k, "encryption_type").as_deref() == Some("KMS") {
             cfg.encryption_type = Some("KMS".into());
-            // The key in use: import cannot tell the AWS managed key from one of the user's (no KMS call).
-            cfg.kms_key_arn = kids.str_field(&k, "kms_key_in_use");
+            // The key in use, unless it is the AWS managed key (what no `kms_key_arn` means).
+            let managed = kids.field(&k, "kms_key_aws_managed").and_then(|v| v.as_bool()) == Some(true);
+            cfg.kms_key_arn = kids.str_field(&k, "kms_key_in_use").filter(|_| !managed);
         }
         cfg.image_lifecycle = kids.field(&k, "lifecycle_policy").and_then(lifecycle_in);
     }
