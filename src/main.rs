@@ -4,7 +4,7 @@ use cxflow::provider::CxflowProvider;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--version") {
-        println!("terraform-provider-cxflow {}", env!("CARGO_PKG_VERSION"));
+        say(&format!("terraform-provider-cxflow {}\n", env!("CARGO_PKG_VERSION")));
         return;
     }
     if args.first().map(String::as_str) == Some("docs") {
@@ -18,7 +18,7 @@ fn main() {
             }
         };
         match cxflow::docs::generate(&root) {
-            Ok(summary) => print!("{summary}"),
+            Ok(summary) => say(&summary.to_string()),
             Err(e) => {
                 eprintln!("docs: {e}");
                 std::process::exit(1);
@@ -34,4 +34,11 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(serve::serve(CxflowProvider, listening));
     std::process::exit(code);
+}
+
+/// Writes to stdout, ignoring a reader that went away (`docs . | head`):
+/// `print!` would panic on the broken pipe.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
