@@ -46,6 +46,7 @@ pub struct AwsSettings {
 pub const SERVICES: &[(&str, &str)] = &[
     ("acm", "ACM"),
     ("applicationautoscaling", "APPLICATION_AUTO_SCALING"),
+    ("cloudtrail", "CLOUDTRAIL"),
     ("cloudwatchlogs", "CLOUDWATCH_LOGS"),
     ("codebuild", "CODEBUILD"),
     ("codepipeline", "CODEPIPELINE"),
@@ -53,10 +54,12 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("ecr", "ECR"),
     ("ecs", "ECS"),
     ("elbv2", "ELASTIC_LOAD_BALANCING_V2"),
+    ("events", "EVENTBRIDGE"),
     ("iam", "IAM"),
     ("kms", "KMS"),
     ("route53", "ROUTE_53"),
     ("s3", "S3"),
+    ("secretsmanager", "SECRETS_MANAGER"),
     ("servicediscovery", "SERVICEDISCOVERY"),
     ("ssm", "SSM"),
     ("sts", "STS"),
@@ -89,6 +92,9 @@ pub struct Aws {
     codebuild: OnceLock<aws_sdk_codebuild::Client>,
     codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
     kms: OnceLock<aws_sdk_kms::Client>,
+    cloudtrail: OnceLock<aws_sdk_cloudtrail::Client>,
+    secretsmanager: OnceLock<aws_sdk_secretsmanager::Client>,
+    events: OnceLock<aws_sdk_eventbridge::Client>,
     sts: OnceLock<aws_sdk_sts::Client>,
 }
 
@@ -142,6 +148,9 @@ impl Aws {
     client!(codebuild, codebuild, aws_sdk_codebuild, "codebuild");
     client!(codepipeline, codepipeline, aws_sdk_codepipeline, "codepipeline");
     client!(kms, kms, aws_sdk_kms, "kms");
+    client!(cloudtrail, cloudtrail, aws_sdk_cloudtrail, "cloudtrail");
+    client!(secretsmanager, secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
+    client!(events, events, aws_sdk_eventbridge, "events");
 
     /// S3 with path-style addressing whenever an endpoint is overridden: a
     /// stand-in on loopback has no `<bucket>.<host>` names to resolve.
@@ -248,6 +257,9 @@ impl Aws {
             codebuild: OnceLock::new(),
             codepipeline: OnceLock::new(),
             kms: OnceLock::new(),
+            cloudtrail: OnceLock::new(),
+            secretsmanager: OnceLock::new(),
+            events: OnceLock::new(),
             sts: OnceLock::new(),
         })
     }
