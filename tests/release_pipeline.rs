@@ -20,6 +20,11 @@ const NAME: &str = "ecs-agent";
 const CONNECTION: &str = "arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f";
 
 fn config(key_arn: &str, passphrase_arn: &str, builders: &[(&str, &str)]) -> String {
+    with_signing(&format!("key_secret_arn        = \"{key_arn}\"\n    passphrase_secret_arn = \"{passphrase_arn}\""), builders)
+}
+
+/// The pipeline with this body of the `signing` block.
+fn with_signing(signing: &str, builders: &[(&str, &str)]) -> String {
     let builders: String = builders.iter().map(|(k, spec)| format!("    {k} = {{ buildspec = \"{spec}\", artifact_variable = \"ARTIFACT_NAME\" }}\n")).collect();
     format!(
         r#"{}
@@ -33,8 +38,7 @@ resource "cxflow_release_pipeline" "agent" {{
   builders = {{
 {builders}  }}
   signing {{
-    key_secret_arn        = "{key_arn}"
-    passphrase_secret_arn = "{passphrase_arn}"
+    {signing}
   }}
   publish {{
     bucket_arn = "arn:aws:s3:::example-releases"
@@ -226,5 +230,147 @@ fn seed_001_release_pipeline_two_then_three_builders() {
     wd.destroy().expect_ok("destroy");
     let after = Snapshot::take(&moto);
     assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves what was there before");
+    step("destroy");
+}
+
+const KEY: &str = "-----BEGIN PGP PRIVATE KEY BLOCK----- key-material-7f3a9e";
+const PASSPHRASE: &str = "passphrase-9c1e4b";
+
+/// The signing block with write-only values (given as variables, as users would).
+fn write_only(key: &str, passphrase: &str, version: i64) -> String {
+    let mut s = with_signing(
+        &format!("key_wo             = \"{key}\"\n    passphrase_wo      = \"{passphrase}\"\n    secrets_wo_version = {version}"),
+        &[("amd64", "buildspecs/merge-build.yml")],
+    );
+    s.push('\n');
+    s
+}
+
+async fn secret_value(aws: &Aws, name: &str) -> String {
+    aws.secrets.get_secret_value().secret_id(name).send().await.unwrap().secret_string().unwrap().to_string()
+}
+
+/// No trace of either value, whole or in part, in what Terraform and the provider wrote.
+fn assert_absent(what: &str, text: &str, values: &[&str]) {
+    for v in values {
+        for part in [*v, &v[v.len() - 10..], &v[..12]] {
+            assert!(!text.contains(part), "{what} holds (part of) a signing secret");
+        }
+    }
+}
+
+#[test]
+fn write_only_signing_secrets_live_only_in_secrets_manager() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let aws = Aws::new(&moto);
+    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let s0 = Snapshot::take(&moto);
+    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let key_name = format!("cxflow/release/{NAME}/gpg-key");
+    let pass_name = format!("cxflow/release/{NAME}/gpg-passphrase");
+
+    // 1. bad signing blocks fail at validate, naming the attribute
+    for (signing, attr) in [
+        ("image = \"aws/codebuild/amazonlinux2-x86_64-standard:5.0\"", "key_secret_arn"),
+        (
+            &*format!("key_wo = \"k\"\n    key_secret_arn = \"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:k-AbCdEf\"\n    passphrase_wo = \"p\"\n    secrets_wo_version = 1"),
+            "key_wo",
+        ),
+        ("key_wo = \"k\"\n    passphrase_wo = \"p\"", "secrets_wo_version"),
+    ] {
+        wd.write("main.tf", &with_signing(signing, &[("amd64", "b.yml")]));
+        let r = wd.tf(&["validate", "-no-color"]);
+        r.expect_fail(&format!("validate without a proper {attr}"));
+        assert!(r.all().contains(attr), "{attr}:\n{}", r.all());
+    }
+    step("bad signing blocks refused at validate");
+
+    // 2. apply with write-only values, traced: the provider's secrets hold them, nothing else does
+    wd.write("main.tf", &write_only(KEY, PASSPHRASE, 1));
+    let r = wd.tf_env(&["apply", "-auto-approve", "-no-color"], &[("TF_LOG", "trace")]);
+    r.expect_ok("apply with key_wo");
+    assert_absent("the traced apply", &r.all(), &[KEY, PASSPHRASE]);
+    assert_eq!(block_on(secret_value(&aws, &key_name)), KEY);
+    assert_eq!(block_on(secret_value(&aws, &pass_name)), PASSPHRASE);
+    let rec = children(&wd, "cxflow_release_pipeline", "agent");
+    let st = wd.state_attrs("cxflow_release_pipeline", "agent");
+    assert_eq!(st["signing_secret_arns"], json!({"key": rec["key_secret"], "passphrase": rec["passphrase_secret"]}));
+    assert!(st["signing"]["key_wo"].is_null() && st["signing"]["passphrase_wo"].is_null(), "{}", st["signing"]);
+    assert_absent("the state file", &wd.read("terraform.tfstate"), &[KEY, PASSPHRASE]);
+    let plan = wd.tf(&["plan", "-json", "-no-color"]);
+    assert_absent("the plan JSON", &plan.all(), &[KEY, PASSPHRASE]);
+    assert_eq!(wd.plan_code().code, 0, "plan after apply is empty:\n{}", wd.plan_code().all());
+    step("write-only values in Secrets Manager only; plan empty");
+
+    // 3. only the signer may read them: the secrets' own policies and the roles' policies
+    let signer_role = rec["signer_role"].clone();
+    for name in [&key_name, &pass_name] {
+        let p = block_on(aws.secrets.get_resource_policy().secret_id(name).send()).unwrap();
+        let p: Json = serde_json::from_str(p.resource_policy().unwrap()).unwrap();
+        let st = &p["Statement"][0];
+        assert_eq!((st["Effect"].as_str(), st["Action"].as_str(), st["Principal"].as_str()), (Some("Deny"), Some("secretsmanager:GetSecretValue"), Some("*")), "{p}");
+        assert_eq!(st["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], signer_role.as_str(), "{p}");
+    }
+    let pattern = |n: &str| format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{n}-??????");
+    let mut secrets = [pattern(&key_name), pattern(&pass_name)];
+    secrets.sort();
+    check_roles(&aws, &wd, &["amd64"], &[secrets[0].as_str(), secrets[1].as_str()]);
+    let signer = block_on(aws.codebuild.batch_get_projects().names(format!("{NAME}-sign")).send()).unwrap();
+    let spec = signer.projects()[0].source().unwrap().buildspec().unwrap().to_string();
+    assert!(spec.contains(&format!("GPG_KEY: \"{key_name}\"")) && spec.contains(&format!("GPG_PASSPHRASE: \"{pass_name}\"")), "{spec}");
+    step("only the signer role reads them");
+
+    // 4. a value changed outside Terraform is found at refresh and written back
+    block_on(aws.secrets.put_secret_value().secret_id(&key_name).secret_string("tampered").send()).unwrap();
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 2, "the change outside Terraform shows:\n{}", plan.all());
+    assert!(plan.all().contains("changed outside Terraform"), "{}", plan.all());
+    proxy.reset();
+    wd.apply().expect_ok("apply writes the value back");
+    assert_eq!(block_on(secret_value(&aws, &key_name)), KEY);
+    assert_eq!(proxy.count("secretsmanager:PutSecretValue"), 1, "only the changed secret: {}", proxy.stats());
+    assert_eq!(wd.plan_code().code, 0);
+    step("out-of-band change restored");
+
+    // 5. new values: a new version writes both, nothing replaced
+    wd.write("main.tf", &write_only("-----BEGIN PGP PRIVATE KEY BLOCK----- rotated-2b8d", "rotated-passphrase-5e0f", 2));
+    proxy.reset();
+    wd.apply().expect_ok("apply of new values");
+    assert_eq!(block_on(secret_value(&aws, &key_name)), "-----BEGIN PGP PRIVATE KEY BLOCK----- rotated-2b8d");
+    assert_eq!(block_on(secret_value(&aws, &pass_name)), "rotated-passphrase-5e0f");
+    assert_eq!(proxy.count("secretsmanager:PutSecretValue"), 2, "{}", proxy.stats());
+    assert_eq!(proxy.count("secretsmanager:CreateSecret") + proxy.count("secretsmanager:DeleteSecret") + proxy.count("codebuild:CreateProject"), 0, "{}", proxy.stats());
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "every child keeps its identity");
+    step("secrets_wo_version 2 writes both values");
+
+    // 6. import by name recovers the write-only mode and its version: an empty plan
+    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "import records the same children");
+    step("import");
+
+    // 7. the passphrase moves to the user's secret: the provider's is deleted
+    let user = block_on(aws.secrets.create_secret().name("release/gpg-passphrase").secret_string("users-own").send()).unwrap().arn().unwrap().to_string();
+    wd.write(
+        "main.tf",
+        &with_signing(&format!("key_wo = \"{KEY}\"\n    passphrase_secret_arn = \"{user}\"\n    secrets_wo_version = 2"), &[("amd64", "buildspecs/merge-build.yml")]),
+    );
+    wd.apply().expect_ok("apply with the user's passphrase secret");
+    let rec = children(&wd, "cxflow_release_pipeline", "agent");
+    assert!(!rec.contains_key("passphrase_secret") && rec.contains_key("key_secret"), "{rec:?}");
+    assert!(block_on(aws.secrets.describe_secret().secret_id(&pass_name).send()).is_err(), "the provider's passphrase secret is gone");
+    assert_eq!(wd.state_attrs("cxflow_release_pipeline", "agent")["signing_secret_arns"]["passphrase"], user.as_str());
+    assert_eq!(wd.plan_code().code, 0);
+    step("one secret the user's, one the provider's");
+
+    // 8. destroy leaves what was there before (the user's secret aside)
+    wd.destroy().expect_ok("destroy");
+    block_on(aws.secrets.delete_secret().secret_id(&user).force_delete_without_recovery(true).send()).unwrap();
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves nothing");
     step("destroy");
 }

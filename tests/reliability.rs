@@ -723,6 +723,14 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("release", release("secret:k-AbCdEf", "parameter/k"), "key_secret_arn"),
         ("release", release("secret:p-AbCdEf", "secret:k-AbCdEf"), "passphrase_secret_arn"),
         ("release", release("arn:aws:s3:::releases", "releases"), "bucket_arn"),
+        ("release", release("    key_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf\"\n", ""), "key_secret_arn"),
+        ("release", release("  signing {\n", "  signing {\n    key_wo = \"k\"\n    secrets_wo_version = 1\n"), "key_wo"),
+        (
+            "release",
+            release("    passphrase_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:p-AbCdEf\"\n", "    passphrase_wo = \"p\"\n"),
+            "secrets_wo_version",
+        ),
+        ("release", release("  signing {\n", "  signing {\n    secrets_wo_version = 0\n"), "secrets_wo_version"),
         ("release", release("name = \"rel\"", "name = \"rel\"\n  log_retention_days = 2"), "log_retention_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),

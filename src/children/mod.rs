@@ -15,6 +15,7 @@ pub mod logs;
 pub mod network;
 pub mod platform;
 pub mod s3;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

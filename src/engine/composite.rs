@@ -632,7 +632,8 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
             resp.diags.extend(T::plan_lookups(env, &mut planned, if fresh { &Value::Null } else { &req.prior }).await);
         }
         if known && !resp.diags.has_errors() {
-            match typed::from_value::<T::State>(&known_or_null(&planned)) {
+            // The graph sees write-only values (in memory only); the planned value never holds them.
+            match typed::from_value::<T::State>(&known_or_null(&schema::with_write_only(&sch.block, &planned, &req.config))) {
                 Ok(cfg) => {
                     planned.set_attr("id", Value::string(T::id(&cfg)));
                     match Self::graph_for(env, &cfg, &planned).await {
@@ -686,6 +687,7 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
                 T::derived(&mut planned);
             }
         }
+        schema::null_write_only(&sch.block, &mut planned);
         resp.planned = planned;
         resp
     }
@@ -695,7 +697,8 @@ impl<E: Env, T: Composite<E>> Resource<E> for CompositeResource<T> {
             return Self::destroy_all(env, req.prior, req.planned_private, &req.ctx).await;
         }
         let fail = |prior: Value, private: Vec<u8>, d: Diags| ApplyResponse { new_state: prior, private, diags: d };
-        let desired: T::State = match typed::from_value(&known_or_null(&req.planned)) {
+        let with_values = schema::with_write_only(&self.schema().block, &req.planned, &req.config);
+        let desired: T::State = match typed::from_value(&known_or_null(&with_values)) {
             Ok(d) => d,
             Err(d) => return fail(req.prior, req.planned_private, d),
         };

@@ -246,6 +246,25 @@ pub fn null_write_only(block: &Block, v: &mut Value) {
     }
 }
 
+/// `v` with the write-only values of `config` put back, for code that acts
+/// on them during plan or apply (the planned value itself holds none).
+/// Blocks nested once (`Nesting::Single`) are followed; write-only attributes
+/// in repeated blocks have no single place to go back to.
+pub fn with_write_only(block: &Block, v: &Value, config: &Value) -> Value {
+    let mut out = v.clone();
+    let Value::Object(m) = &mut out else { return out };
+    for a in block.attributes.iter().filter(|a| a.write_only) {
+        m.insert(a.name.clone(), config.get(&a.name).clone());
+    }
+    for b in block.blocks.iter().filter(|b| b.nesting == Nesting::Single) {
+        if let Some(child @ Value::Object(_)) = m.get(&b.name) {
+            let filled = with_write_only(&b.block, child, config.get(&b.name));
+            m.insert(b.name.clone(), filled);
+        }
+    }
+    out
+}
+
 fn for_each_block_object(v: &mut Value, mut f: impl FnMut(&mut Value)) {
     match v {
         Value::Object(_) => f(v),
@@ -408,6 +427,20 @@ mod tests {
         assert!(v.get("size").is_unknown());
         assert!(v.get("secret_wo").is_null());
         assert_eq!(v.get("name").as_str(), Some("a"));
+    }
+
+    #[test]
+    fn write_only_values_come_back_from_configuration_in_single_blocks() {
+        let b = Block::new(vec![Attribute::new("name", Type::String).required(), Attribute::new("top_wo", Type::String).optional().write_only()])
+            .with_blocks(vec![NestedBlock::new("signing", Nesting::Single, Block::new(vec![Attribute::new("key_wo", Type::String).optional().write_only()]))]);
+        let planned = obj(&[("name", Value::string("a")), ("top_wo", Value::Null), ("signing", obj(&[("key_wo", Value::Null)]))]);
+        let config = obj(&[("name", Value::string("a")), ("top_wo", Value::string("t")), ("signing", obj(&[("key_wo", Value::string("k"))]))]);
+        let v = with_write_only(&b, &planned, &config);
+        assert_eq!((v.get("top_wo").as_str(), v.get("signing").get("key_wo").as_str()), (Some("t"), Some("k")));
+        assert!(planned.get("signing").get("key_wo").is_null(), "the planned value itself is untouched");
+        let mut back = v;
+        null_write_only(&b, &mut back);
+        assert_eq!(back, planned);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::children::codepipeline::{Action, PipelineNode, Stage};
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::logs::LogGroupNode;
 use crate::children::s3::BucketNode;
+use crate::children::secrets::{SecretNode, WriteOnly, written_version};
 use crate::children::{Common, Ref};
 use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren};
 use crate::engine::names::bounded;
@@ -40,6 +41,8 @@ const BUILDER_RE: &str = "[a-z][a-z0-9_]{0,19}";
 const CONNECTION_RE: &str = r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const IMAGE_RE: &str = r"[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9-]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?";
 const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0";
+/// Secrets Manager's limit on a secret string, in bytes.
+const SECRET_MAX: usize = 65536;
 const SECRET_RE: &str = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}";
 /// A CodeBuild action takes at most five input artifacts, and the signer takes one per builder.
 const MAX_BUILDERS: usize = 5;
@@ -65,6 +68,7 @@ pub struct ReleasePipeline {
     pub signer_project: Option<String>,
     pub copier_project: Option<String>,
     pub signer_environment: Option<String>,
+    pub signing_secret_arns: Option<BTreeMap<String, String>>,
     pub signer_role_arn: Option<String>,
     pub pipeline_role_arn: Option<String>,
 }
@@ -82,9 +86,53 @@ pub struct BuilderCfg {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct SigningCfg {
-    pub key_secret_arn: String,
-    pub passphrase_secret_arn: String,
+    pub key_secret_arn: Option<String>,
+    pub passphrase_secret_arn: Option<String>,
+    /// Present in memory during plan and apply only; never serialised.
+    #[serde(skip_serializing)]
+    pub key_wo: Option<WriteOnly>,
+    #[serde(skip_serializing)]
+    pub passphrase_wo: Option<WriteOnly>,
+    pub secrets_wo_version: Option<i64>,
     pub image: Option<String>,
+}
+
+/// One signing secret: the user's (an ARN) or the provider's (written from `*_wo`).
+struct SigningSecret {
+    /// Record key of the provider's secret.
+    key: &'static str,
+    /// The provider's secret's name, whether or not it is in use.
+    owned_name: String,
+    /// Whether the provider's secret is in use (no ARN given).
+    owned: bool,
+    value: Option<WriteOnly>,
+    /// What the signer's buildspec and policy name: the user's ARN, or the
+    /// provider's secret by name and by ARN pattern (the ARN ends in six random characters).
+    buildspec_ref: String,
+    policy_ref: String,
+}
+
+impl SigningCfg {
+    /// The key and the passphrase secrets.
+    fn secrets(&self, c: &Common, pipeline: &str) -> [SigningSecret; 2] {
+        let one = |key: &'static str, arn: &Option<String>, wo: &Option<WriteOnly>, suffix: &str| {
+            let owned_name = owned_secret_name(pipeline, suffix);
+            let (buildspec_ref, policy_ref) = match arn {
+                Some(a) => (a.clone(), a.clone()),
+                None => (owned_name.clone(), SecretNode::arn_pattern(c, &owned_name)),
+            };
+            SigningSecret { key, owned: arn.is_none(), value: wo.clone(), owned_name, buildspec_ref, policy_ref }
+        };
+        [one("key_secret", &self.key_secret_arn, &self.key_wo, "gpg-key"), one("passphrase_secret", &self.passphrase_secret_arn, &self.passphrase_wo, "gpg-passphrase")]
+    }
+}
+
+/// `signing_secret_arns` key, the `signing` attribute naming the user's secret, the record key of the provider's.
+const SECRET_KEYS: [(&str, &str, &str); 2] = [("key", "key_secret_arn", "key_secret"), ("passphrase", "passphrase_secret_arn", "passphrase_secret")];
+
+/// The provider's signing secret of a pipeline: `cxflow/release/<name>/<suffix>`.
+fn owned_secret_name(pipeline: &str, suffix: &str) -> String {
+    format!("cxflow/release/{pipeline}/{suffix}")
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -219,13 +267,27 @@ fn schema_block() -> Block {
     ];
     let signing = Block::new(vec![
         Attribute::new("key_secret_arn", Type::String)
-            .required()
+            .optional()
             .check(Check::Matches(SECRET_RE, "a Secrets Manager secret ARN"))
-            .describe("The secret holding the armored GPG private key (plain text). Only the signer role may read it."),
+            .describe("Your secret holding the armored GPG private key (plain text); or give `key_wo`. Only the signer role's policy grants reading it."),
         Attribute::new("passphrase_secret_arn", Type::String)
-            .required()
+            .optional()
             .check(Check::Matches(SECRET_RE, "a Secrets Manager secret ARN"))
-            .describe("The secret holding the key's passphrase (plain text). Only the signer role may read it."),
+            .describe("Your secret holding the key's passphrase (plain text); or give `passphrase_wo`."),
+        Attribute::new("key_wo", Type::String).optional().sensitive().write_only().check(Check::Len(1, SECRET_MAX)).describe(
+            "The armored GPG private key, write-only: the provider keeps it in its own secret `cxflow/release/<name>/gpg-key`, whose policy refuses \
+             `GetSecretValue` to everyone but the signer role. Never in state or plan. Needs Terraform 1.11 or later.",
+        ),
+        Attribute::new("passphrase_wo", Type::String)
+            .optional()
+            .sensitive()
+            .write_only()
+            .check(Check::Len(1, SECRET_MAX))
+            .describe("The key's passphrase, write-only, kept like `key_wo` in `cxflow/release/<name>/gpg-passphrase`."),
+        Attribute::new("secrets_wo_version", Type::Number).optional().check(Check::Int(1, 1 << 53)).describe(
+            "Required with `key_wo` or `passphrase_wo`: change it to write new values (Terraform never compares write-only values). \
+             A value changed outside Terraform is found at refresh and written back.",
+        ),
         Attribute::new("image", Type::String)
             .default(Value::string(DEFAULT_IMAGE))
             .check(Check::Matches(IMAGE_RE, "a container image name"))
@@ -266,6 +328,9 @@ fn schema_block() -> Block {
         Attribute::new("signer_project", Type::String).computed().describe("Name of the signer's CodeBuild project."),
         Attribute::new("copier_project", Type::String).computed().describe("Name of the copier's CodeBuild project."),
         Attribute::new("signer_environment", Type::String).computed().describe("The Sign action's generated `EnvironmentVariables` (stringified JSON)."),
+        Attribute::new("signing_secret_arns", Type::map(Type::String))
+            .computed()
+            .describe("The secrets the signer reads: `key` and `passphrase` → ARN (yours, or the provider's for `key_wo`/`passphrase_wo`)."),
         Attribute::new("signer_role_arn", Type::String).computed().describe("ARN of the signer's role, the only one that may read the signing secrets."),
         Attribute::new("pipeline_role_arn", Type::String).computed().describe("ARN of the pipeline's service role."),
     ])
@@ -311,6 +376,26 @@ fn validate_config(c: &Value) -> Diags {
         }
     }
     let s = c.get("signing");
+    if !s.is_null() {
+        let mut write_only = false;
+        for (arn, wo) in [("key_secret_arn", "key_wo"), ("passphrase_secret_arn", "passphrase_wo")] {
+            match (s.get(arn).is_null(), s.get(wo).is_null()) {
+                (true, true) => d.attr_error(Path::attr("signing").then_attr(arn), "Signing secret missing", format!("Give {arn} (your secret) or {wo} (kept by the provider).")),
+                (false, false) => {
+                    d.attr_error(Path::attr("signing").then_attr(wo), "Conflicting signing secrets", format!("{arn} and {wo} both name the secret; give one of them."))
+                }
+                (true, false) => write_only = true,
+                _ => {}
+            }
+        }
+        if write_only && s.get("secrets_wo_version").is_null() {
+            d.attr_error(
+                Path::attr("signing").then_attr("secrets_wo_version"),
+                "Missing secrets_wo_version",
+                "key_wo and passphrase_wo need secrets_wo_version: Terraform stores no write-only value, so only a new version tells the provider to write new ones.",
+            );
+        }
+    }
     if let (Some(k), Some(p)) = (s.get("key_secret_arn").as_str(), s.get("passphrase_secret_arn").as_str()) {
         if k == p {
             d.attr_error(Path::attr("signing").then_attr("passphrase_secret_arn"), "Same secret twice", "The key and its passphrase must be two secrets.");
@@ -338,10 +423,10 @@ fn project_statements(c: &Common, name: &str, bucket: &str, write: bool) -> Vec<
     ]
 }
 
-fn signer_policy(c: &Common, name: &str, bucket: &str, s: &SigningCfg) -> Json {
+fn signer_policy(c: &Common, name: &str, bucket: &str, secrets: &[SigningSecret; 2]) -> Json {
     let mut st = project_statements(c, name, bucket, true);
-    st.push(json!({"Sid": "Key", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": s.key_secret_arn}));
-    st.push(json!({"Sid": "Passphrase", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": s.passphrase_secret_arn}));
+    st.push(json!({"Sid": "Key", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets[0].policy_ref}));
+    st.push(json!({"Sid": "Passphrase", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets[1].policy_ref}));
     policy(st)
 }
 
@@ -498,12 +583,30 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
         after.push(format!("builder_{k}"));
         nodes.push(Box::new(p));
     }
-    nodes.push(Box::new(role("signer_role".into(), "-sign", "codebuild.amazonaws.com", "Signer role", ("sign", signer_policy(&c, name, &bucket, &signing)))));
+    let secrets = signing.secrets(&c, name);
+    let signer_role_arn = format!("arn:{}:iam::{}:role/{}", c.partition(), c.account, role_name(name, "-sign"));
+    for s in &secrets {
+        nodes.push(Box::new(SecretNode {
+            c: c.clone(),
+            key: s.key.into(),
+            name: s.owned_name.clone(),
+            description: format!("GPG signing secret of {TYPE_NAME} {name} (terraform-provider-cxflow); only its signer role may read it"),
+            value: s.value.clone(),
+            version: signing.secrets_wo_version.unwrap_or(0),
+            reader_arn: signer_role_arn.clone(),
+            wanted: s.owned,
+        }));
+        if s.owned {
+            // The pipeline starts when it is made: its signer must find the secrets.
+            after.push(s.key.to_string());
+        }
+    }
+    nodes.push(Box::new(role("signer_role".into(), "-sign", "codebuild.amazonaws.com", "Signer role", ("sign", signer_policy(&c, name, &bucket, &secrets)))));
     let signer = project(
         "signer".into(),
         signer_project(name),
         "Signer",
-        signer_buildspec(&signing.key_secret_arn, &signing.passphrase_secret_arn),
+        signer_buildspec(&secrets[0].buildspec_ref, &secrets[1].buildspec_ref),
         env(signing.image.clone(), BTreeMap::new()),
         60,
         "signer_role",
@@ -610,14 +713,27 @@ impl Composite<Aws> for ReleasePipelineResource {
         p.set_attr("artifact_bucket", pc.identity("artifact_bucket"));
         p.set_attr("signer_role_arn", pc.identity("signer_role"));
         p.set_attr("pipeline_role_arn", pc.identity("pipeline_role"));
+        let signing = p.get("signing").clone();
+        let arns: BTreeMap<String, Value> =
+            SECRET_KEYS.iter().map(|(out, attr, key)| (out.to_string(), if signing.get(attr).is_null() { pc.identity(key) } else { signing.get(attr).clone() })).collect();
+        p.set_attr("signing_secret_arns", if arns.values().all(Value::is_wholly_known) { Value::Map(arns) } else { Value::Unknown });
     }
-    fn outputs(st: &mut Value, _cfg: &ReleasePipeline, kids: &Kids<'_>) {
+    fn outputs(st: &mut Value, cfg: &ReleasePipeline, kids: &Kids<'_>) {
         let arn = kids.id("pipeline");
         st.set_attr("console_url", opt(arn.as_deref().and_then(console_url)));
         st.set_attr("arn", opt(arn));
         st.set_attr("artifact_bucket", opt(kids.id("artifact_bucket")));
         st.set_attr("signer_role_arn", opt(kids.id("signer_role")));
         st.set_attr("pipeline_role_arn", opt(kids.id("pipeline_role")));
+        let signing = cfg.signing.clone().unwrap_or_default();
+        let arns: BTreeMap<String, Value> = SECRET_KEYS
+            .iter()
+            .filter_map(|(out, attr, key)| {
+                let arn = if *attr == "key_secret_arn" { signing.key_secret_arn.clone() } else { signing.passphrase_secret_arn.clone() };
+                Some((out.to_string(), Value::string(arn.or_else(|| kids.id(key))?)))
+            })
+            .collect();
+        st.set_attr("signing_secret_arns", Value::Map(arns));
     }
     fn import_seed(id: &str) -> Result<ReleasePipeline, Diags> {
         Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, ..Default::default() })
@@ -648,9 +764,25 @@ impl Composite<Aws> for ReleasePipelineResource {
         }
         cfg.builders = Some(builders);
         let signer_policies = kids.field("signer_role", "inline_policies");
+        // A policy naming the provider's secret by its ARN pattern means `*_wo`; the
+        // version the value was written for is on the secret.
+        let user_secret = |sid: &str, suffix: &str| {
+            let r = first_resource(signer_policies, "sign", sid).unwrap_or_default();
+            let owned = r.ends_with(&format!(":secret:{}-??????", owned_secret_name(&seed.name, suffix)));
+            (!owned).then_some(r)
+        };
+        let key_secret_arn = user_secret("Key", "gpg-key");
+        let passphrase_secret_arn = user_secret("Passphrase", "gpg-passphrase");
+        let secrets_wo_version = [("key_secret", &key_secret_arn), ("passphrase_secret", &passphrase_secret_arn)]
+            .iter()
+            .filter(|(_, arn)| arn.is_none())
+            .find_map(|(k, _)| kids.str_field(k, "value").as_deref().and_then(written_version));
         cfg.signing = Some(SigningCfg {
-            key_secret_arn: first_resource(signer_policies, "sign", "Key").unwrap_or_default(),
-            passphrase_secret_arn: first_resource(signer_policies, "sign", "Passphrase").unwrap_or_default(),
+            key_secret_arn,
+            passphrase_secret_arn,
+            key_wo: None,
+            passphrase_wo: None,
+            secrets_wo_version,
             image: kids.observed("signer").and_then(|p| p.get("environment")?.get("image")?.as_str().map(str::to_string)),
         });
         let copier_vars = kids.observed("copier").and_then(|p| p.get("environment")?.get("variables").cloned());
@@ -688,9 +820,9 @@ mod tests {
             }),
             builders: Some(keys.iter().map(|k| (k.to_string(), BuilderCfg { buildspec: format!("buildspecs/{k}.yml"), ..Default::default() })).collect()),
             signing: Some(SigningCfg {
-                key_secret_arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key-AbCdEf".into(),
-                passphrase_secret_arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-passphrase-GhIjKl".into(),
-                image: None,
+                key_secret_arn: Some("arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key-AbCdEf".into()),
+                passphrase_secret_arn: Some("arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-passphrase-GhIjKl".into()),
+                ..Default::default()
             }),
             publish: Some(PublishCfg { bucket_arn: "arn:aws:s3:::example-releases".into(), prefix: None }),
             ..Default::default()
@@ -715,8 +847,12 @@ mod tests {
     fn only_the_signer_policy_names_the_secrets() {
         let c = common();
         let s = cfg(&["amd64"]).signing.unwrap();
-        let signer = signer_policy(&c, "ecs-agent", "b", &s).to_string();
-        assert!(signer.contains("secretsmanager:GetSecretValue") && signer.contains(&s.key_secret_arn) && signer.contains(&s.passphrase_secret_arn));
+        let signer = signer_policy(&c, "ecs-agent", "b", &s.secrets(&c, "ecs-agent")).to_string();
+        assert!(
+            signer.contains("secretsmanager:GetSecretValue")
+                && signer.contains(s.key_secret_arn.as_deref().unwrap())
+                && signer.contains(s.passphrase_secret_arn.as_deref().unwrap())
+        );
         let others =
             [policy(project_statements(&c, "ecs-agent", "b", true)), copier_policy(&c, "ecs-agent", "b", &cfg(&[]).publish.unwrap()), pipeline_policy(&c, "x", "b", vec![])];
         assert!(others.iter().all(|p| !p.to_string().contains("secretsmanager")));

@@ -24,6 +24,7 @@ pub struct Aws {
     pub r53: aws_sdk_route53::Client,
     pub s3: aws_sdk_s3::Client,
     pub sd: aws_sdk_servicediscovery::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
 }
 
@@ -46,6 +47,7 @@ impl Aws {
             r53: aws_sdk_route53::Client::new(s),
             s3: s3_client(s),
             sd: aws_sdk_servicediscovery::Client::new(s),
+            secrets: aws_sdk_secretsmanager::Client::new(s),
             ssm: aws_sdk_ssm::Client::new(s),
         }
     }

@@ -163,6 +163,11 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
         }
     }
 
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    for x in sm.list_secrets().send().await.unwrap().secret_list() {
+        add(format!("secretsmanager secret {}", x.name().unwrap_or_default()));
+    }
+
     let sd = aws_sdk_servicediscovery::Client::new(sdk);
     for n in sd.list_namespaces().send().await.unwrap().namespaces() {
         add(format!("servicediscovery namespace {}", n.arn().unwrap_or_default()));

@@ -24,6 +24,11 @@ resource "cxflow_release_pipeline" "agent" {
   signing {
     key_secret_arn        = "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key-AbCdEf"
     passphrase_secret_arn = "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-passphrase-GhIjKl"
+    # Or let the provider keep them in secrets of its own that only the
+    # signer role may read, never in state or plan (Terraform 1.11+):
+    #   key_wo             = var.gpg_private_key # an ephemeral variable
+    #   passphrase_wo      = var.gpg_passphrase
+    #   secrets_wo_version = 1                   # bump to write new values
   }
 
   publish {
