@@ -374,3 +374,136 @@ fn write_only_signing_secrets_live_only_in_secrets_manager() {
     assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves nothing");
     step("destroy");
 }
+
+/// The pipeline with the user's secrets and a `signing_image` block of this body.
+fn with_signing_image(image: &str) -> String {
+    let mut s = config(
+        &format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-key-AbCdEf"),
+        &format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-passphrase-GhIjKl"),
+        &[("amd64", "buildspecs/merge-build.yml")],
+    );
+    let at = s.rfind('}').unwrap();
+    s.insert_str(at, &format!("  signing_image {{\n    {image}\n  }}\n"));
+    s
+}
+
+fn project(aws: &Aws, name: &str) -> aws_sdk_codebuild::types::Project {
+    block_on(aws.codebuild.batch_get_projects().names(name).send()).unwrap().projects()[0].clone()
+}
+
+#[test]
+fn managed_signing_image_built_on_a_schedule_and_pulled_by_the_signer() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let aws = Aws::new(&moto);
+    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let s0 = Snapshot::take(&moto);
+    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let repo = format!("{NAME}-signer");
+    let uri = format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{repo}");
+
+    // 1. bad schedules and two images fail at validate, naming the attribute
+    for (body, attr) in [("schedule = \"cron(0 12 * * MON *)\"", "schedule"), ("schedule = \"rate(2 weeks)\"", "schedule"), ("schedule = \"0 12 * * *\"", "schedule")] {
+        wd.write("main.tf", &with_signing_image(body));
+        let r = wd.tf(&["validate", "-no-color"]);
+        r.expect_fail(body);
+        assert!(r.all().contains(attr), "{body}:\n{}", r.all());
+    }
+    wd.write("main.tf", &with_signing_image("").replace("    passphrase_secret_arn", "    image = \"example/signer:1\"\n    passphrase_secret_arn"));
+    let r = wd.tf(&["validate", "-no-color"]);
+    r.expect_fail("two signing images");
+    assert!(r.all().contains("signing.image") || r.all().contains("image"), "{}", r.all());
+    step("bad signing images refused at validate");
+
+    // 2. apply: repository, image project, schedule; the signer runs on the image
+    wd.write("main.tf", &with_signing_image("schedule = \"cron(0 12 ? * MON *)\""));
+    wd.apply().expect_ok("apply with a signing image");
+    assert_eq!(wd.plan_code().code, 0, "plan after apply is empty:\n{}", wd.plan_code().all());
+    let rec = children(&wd, "cxflow_release_pipeline", "agent");
+    for k in ["signing_image_repo", "signing_image_role", "signing_image", "signing_image_schedule_role", "signing_image_schedule"] {
+        assert!(rec.contains_key(k), "{k}: {rec:?}");
+    }
+    assert_eq!(wd.state_attrs("cxflow_release_pipeline", "agent")["signing_image_uri"], format!("{uri}:latest"));
+    let r = block_on(aws.ecr.describe_repositories().repository_names(&repo).send()).unwrap();
+    assert_eq!(r.repositories()[0].image_scanning_configuration().map(|c| c.scan_on_push()), Some(true));
+    let img = project(&aws, &format!("{NAME}-signer-image"));
+    let src = img.source().unwrap();
+    assert_eq!((src.r#type().as_str(), src.location()), ("GITHUB", Some("https://github.com/example-org/amazon-ecs-agent.git")));
+    assert_eq!(src.auth().and_then(|a| a.resource()), Some(CONNECTION), "the source is read through the connection");
+    assert!(src.buildspec().unwrap().contains("docker push"), "{:?}", src.buildspec());
+    let env = img.environment().unwrap();
+    assert_eq!(env.privileged_mode(), Some(true), "docker builds need privileged mode");
+    let vars: BTreeMap<&str, &str> = env.environment_variables().iter().map(|v| (v.name(), v.value())).collect();
+    assert_eq!(vars, BTreeMap::from([("DOCKERFILE", "Dockerfile.signer"), ("REPOSITORY_URI", uri.as_str())]));
+    let signer = project(&aws, &format!("{NAME}-sign"));
+    let senv = signer.environment().unwrap();
+    assert_eq!(senv.image(), format!("{uri}:latest"));
+    assert_eq!(senv.image_pull_credentials_type(), Some(&aws_sdk_codebuild::types::ImagePullCredentialsType::ServiceRole), "pulled with the signer's role");
+    let rule = block_on(aws.events.describe_rule().name(&rec["signing_image_schedule"]).send()).unwrap();
+    assert_eq!(rule.schedule_expression(), Some("cron(0 12 ? * MON *)"));
+    let targets = block_on(aws.events.list_targets_by_rule().rule(&rec["signing_image_schedule"]).send()).unwrap();
+    assert_eq!(targets.targets().len(), 1);
+    assert_eq!(targets.targets()[0].arn(), img.arn().unwrap());
+    assert_eq!(targets.targets()[0].role_arn(), Some(rec["signing_image_schedule_role"].as_str()));
+    step("repository, image project, schedule; the signer runs on the image");
+
+    // 3. every role least privilege: parliament clean; the signer may pull, the image project push, the schedule start one build
+    let roles: Vec<String> = rec.iter().filter(|(k, _)| k.ends_with("_role")).map(|(_, v)| v.rsplit('/').next().unwrap().to_string()).collect();
+    let found = common::iam::findings(&block_on(common::iam::policies(&aws, &roles)));
+    assert!(found.is_empty(), "parliament and the IAM lint: {found:#?}");
+    let repo_arn = format!("arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{repo}");
+    let statement = |role: &str, doc: &str, sid: &str| {
+        let d = block_on(inline_policies(&aws, &rec[role]));
+        d[doc]["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).cloned().unwrap_or(Json::Null)
+    };
+    let pull = statement("signer_role", "sign", "SigningImage");
+    assert_eq!(
+        (pull["Resource"].as_str(), pull["Action"].clone()),
+        (Some(repo_arn.as_str()), json!(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]))
+    );
+    let push = statement("signing_image_role", "image", "SigningImage");
+    assert_eq!(push["Resource"], repo_arn.as_str());
+    assert!(push["Action"].as_array().unwrap().contains(&json!("ecr:PutImage")), "{push}");
+    let start = statement("signing_image_schedule_role", "schedule", "Build");
+    assert_eq!((start["Action"].as_str(), start["Resource"].as_str()), (Some("codebuild:StartBuild"), img.arn()));
+    step("roles least privilege");
+
+    // 4. an empty schedule: the rule and its role go, nothing else changes
+    wd.write("main.tf", &with_signing_image("schedule = \"\""));
+    proxy.reset();
+    wd.apply().expect_ok("apply without a schedule");
+    assert_eq!((proxy.count("events:DeleteRule"), proxy.count("iam:DeleteRole")), (1, 1), "{}", proxy.stats());
+    assert_eq!(proxy.count("codebuild:UpdateProject") + proxy.count("codebuild:CreateProject") + proxy.count("ecr:CreateRepository"), 0, "{}", proxy.stats());
+    let rec2 = children(&wd, "cxflow_release_pipeline", "agent");
+    assert!(!rec2.contains_key("signing_image_schedule") && !rec2.contains_key("signing_image_schedule_role") && rec2.contains_key("signing_image"), "{rec2:?}");
+    assert_eq!(wd.plan_code().code, 0);
+    step("no schedule without a cron expression");
+
+    // 5. import by name: the block comes back from the image project
+    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec2);
+    step("import");
+
+    // 6. without the block the image's children go and the signer is back on CodeBuild's image
+    wd.write("main.tf", &with_signing_image("").replace("  signing_image {\n    \n  }\n", ""));
+    wd.apply().expect_ok("apply without a signing image");
+    let rec3 = children(&wd, "cxflow_release_pipeline", "agent");
+    assert!(rec3.keys().all(|k| !k.starts_with("signing_image")), "{rec3:?}");
+    let senv = project(&aws, &format!("{NAME}-sign")).environment().unwrap().clone();
+    assert_eq!(senv.image_pull_credentials_type(), Some(&aws_sdk_codebuild::types::ImagePullCredentialsType::Codebuild));
+    assert!(block_on(aws.ecr.describe_repositories().repository_names(&repo).send()).is_err(), "the repository is gone");
+    assert_eq!(wd.plan_code().code, 0);
+    step("signing image removed");
+
+    // 7. destroy leaves nothing
+    wd.write("main.tf", &with_signing_image("schedule = \"rate(7 days)\""));
+    wd.apply().expect_ok("apply again with a rate schedule");
+    wd.destroy().expect_ok("destroy");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves nothing");
+    step("destroy");
+}

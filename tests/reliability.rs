@@ -731,6 +731,9 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
             "secrets_wo_version",
         ),
         ("release", release("  signing {\n", "  signing {\n    secrets_wo_version = 0\n"), "secrets_wo_version"),
+        ("release", release("  publish {\n", "  signing_image {\n    schedule = \"cron(0 12 * * MON *)\"\n  }\n  publish {\n"), "schedule"),
+        ("release", release("  publish {\n", "  signing_image {\n    schedule = \"every day\"\n  }\n  publish {\n"), "schedule"),
+        ("release", release("  signing {\n", "  signing_image {}\n  signing {\n    image = \"example/signer:1\"\n"), "image"),
         ("release", release("name = \"rel\"", "name = \"rel\"\n  log_retention_days = 2"), "log_retention_days"),
         // Explicit nulls where a value is required, and inside collections.
         ("svc", ok_svc("").replace("name = \"svc\"", "name = null"), "name"),

@@ -26,6 +26,11 @@ pub struct BuildSource {
     pub location: Option<String>,
     /// The buildspec: a path in the source, or its YAML.
     pub buildspec: Option<String>,
+    /// A CodeConnections (CodeStar) connection ARN the project reads a
+    /// repository through (`auth` type `CODECONNECTIONS`). Left out of the
+    /// spec when absent, so stored specs without it stay equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
 }
 
 /// The build container.
@@ -39,6 +44,10 @@ pub struct BuildEnvironment {
     pub privileged: bool,
     /// Plain-text environment variables (never secrets: CodeBuild shows them).
     pub variables: BTreeMap<String, String>,
+    /// Pull the image with the project's service role (`SERVICE_ROLE`, for a
+    /// private ECR image) rather than CodeBuild's own credentials.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pull_with_role: bool,
 }
 
 pub struct ProjectNode {
@@ -83,6 +92,10 @@ impl ProjectNode {
                 .r#type(cb::SourceType::from(self.source.kind.as_str()))
                 .set_location(self.source.location.clone())
                 .set_buildspec(self.source.buildspec.clone())
+                .set_auth(match &self.source.connection {
+                    Some(arn) => Some(built(cb::SourceAuth::builder().r#type(cb::SourceAuthType::Codeconnections).resource(arn).build())?),
+                    None => None,
+                })
                 .build(),
         )
     }
@@ -101,7 +114,7 @@ impl ProjectNode {
                 .image(&e.image)
                 .compute_type(cb::ComputeType::from(e.compute_type.as_str()))
                 .privileged_mode(e.privileged)
-                .image_pull_credentials_type(cb::ImagePullCredentialsType::Codebuild)
+                .image_pull_credentials_type(if e.pull_with_role { cb::ImagePullCredentialsType::ServiceRole } else { cb::ImagePullCredentialsType::Codebuild })
                 .set_environment_variables(Some(vars))
                 .build(),
         )
@@ -118,15 +131,25 @@ fn observed_spec(p: &cb::Project, node: &ProjectNode, cx: &Cx<'_>) -> Spec {
     let env = p.environment();
     let vars: BTreeMap<String, String> = env.map(|e| e.environment_variables().iter().map(|v| (v.name().to_string(), v.value().to_string())).collect()).unwrap_or_default();
     let logs = p.logs_config().and_then(|l| l.cloud_watch_logs());
+    let mut source = json!({"type": src.map(|s| s.r#type().as_str()), "location": src.and_then(|s| s.location()), "buildspec": src.and_then(|s| s.buildspec())});
+    if let Some(arn) = src.and_then(|s| s.auth()).and_then(|a| a.resource()) {
+        source["connection"] = json!(arn);
+    }
+    let mut environment = env.map(|e| {
+        json!({
+            "type": e.r#type().as_str(), "image": e.image(), "compute_type": e.compute_type().as_str(),
+            "privileged": e.privileged_mode().unwrap_or(false), "variables": vars,
+        })
+    });
+    if let Some(e) = environment.as_mut().filter(|_| env.and_then(|e| e.image_pull_credentials_type()) == Some(&cb::ImagePullCredentialsType::ServiceRole)) {
+        e["pull_with_role"] = json!(true);
+    }
     spec(json!({
         "name": p.name(),
         "description": p.description().unwrap_or_default(),
-        "source": {"type": src.map(|s| s.r#type().as_str()), "location": src.and_then(|s| s.location()), "buildspec": src.and_then(|s| s.buildspec())},
+        "source": source,
         "artifacts": p.artifacts().map(|a| a.r#type().as_str()),
-        "environment": env.map(|e| json!({
-            "type": e.r#type().as_str(), "image": e.image(), "compute_type": e.compute_type().as_str(),
-            "privileged": e.privileged_mode().unwrap_or(false), "variables": vars,
-        })),
+        "environment": environment,
         "service_role": p.service_role().map(|r| node.service_role.observed(r, cx)),
         "timeout_minutes": p.timeout_in_minutes(),
         "queued_timeout_minutes": p.queued_timeout_in_minutes(),

@@ -9,6 +9,7 @@ pub mod codepipeline;
 pub mod discovery;
 pub mod ecs;
 pub mod edge;
+pub mod events;
 pub mod iam;
 pub mod lb;
 pub mod logs;

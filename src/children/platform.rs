@@ -140,7 +140,7 @@ impl RepositoryNode {
         Ok(())
     }
     fn uri(&self) -> String {
-        format!("{}.dkr.ecr.{}.amazonaws.com/{}", self.c.account, self.c.region, self.spec.name)
+        format!("{}/{}", crate::engine::names::ecr_host(&self.c.account, &self.c.region), self.spec.name)
     }
 }
 

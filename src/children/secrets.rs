@@ -63,7 +63,6 @@ pub struct SecretNode {
     pub version: i64,
     /// The only principal that may read the value (`aws:PrincipalArn`).
     pub reader_arn: String,
-    pub wanted: bool,
 }
 
 impl SecretNode {
@@ -158,9 +157,6 @@ impl SecretNode {
 impl Node<Aws> for SecretNode {
     fn key(&self) -> &str {
         &self.key
-    }
-    fn wanted(&self) -> bool {
-        self.wanted
     }
     fn describe(&self) -> String {
         format!("Secrets Manager secret {}", self.name)

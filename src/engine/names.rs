@@ -39,6 +39,12 @@ pub fn bounded(base: &str, seed: &str, suffix: &str, max: usize, allowed: impl F
     if cut.is_empty() { format!("{hash}{suffix}").chars().take(max).collect() } else { format!("{cut}{tail}") }
 }
 
+/// The registry host of an account's ECR in a region.
+pub fn ecr_host(account: &str, region: &str) -> String {
+    let domain = if partition(region) == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("{account}.dkr.ecr.{region}.{domain}")
+}
+
 /// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`).
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -388,7 +388,7 @@ fn build_graph(cfg: &BuildPipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diags>
         key: "project".into(),
         name: name.clone(),
         description: format!("Build of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
-        source: BuildSource { kind: "CODEPIPELINE".into(), location: None, buildspec: Some(b.buildspec.clone().unwrap_or_else(|| "buildspec.yml".into())) },
+        source: BuildSource { kind: "CODEPIPELINE".into(), location: None, buildspec: Some(b.buildspec.clone().unwrap_or_else(|| "buildspec.yml".into())), connection: None },
         artifacts: "CODEPIPELINE".into(),
         environment: BuildEnvironment {
             kind: b.environment_type.clone().unwrap_or_else(|| "LINUX_CONTAINER".into()),
@@ -396,6 +396,7 @@ fn build_graph(cfg: &BuildPipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diags>
             compute_type: b.compute_type.clone().unwrap_or_else(|| "BUILD_GENERAL1_SMALL".into()),
             privileged: b.privileged.unwrap_or(false),
             variables: b.environment.clone().unwrap_or_default(),
+            pull_with_role: false,
         },
         service_role: Ref::dep("build_role"),
         timeout_minutes: b.timeout_minutes.unwrap_or(60),
@@ -516,7 +517,14 @@ impl Composite<Aws> for BuildPipelineResource {
         cfg.manual_approval = Some(action("Approve").is_some());
         if let Some(p) = kids.observed("project") {
             let env: Option<BuildEnvironment> = p.get("environment").and_then(|e| serde_json::from_value(e.clone()).ok());
-            let env = env.unwrap_or(BuildEnvironment { kind: String::new(), image: String::new(), compute_type: String::new(), privileged: false, variables: BTreeMap::new() });
+            let env = env.unwrap_or(BuildEnvironment {
+                kind: String::new(),
+                image: String::new(),
+                compute_type: String::new(),
+                privileged: false,
+                variables: BTreeMap::new(),
+                pull_with_role: false,
+            });
             let repo = statement_resources(kids.field("build_role", "inline_policies"), "build", "Push").into_iter().next().unwrap_or_default();
             cfg.build = Some(BuildCfg {
                 buildspec: p.get("source").and_then(|s| s.get("buildspec")).and_then(Json::as_str).map(str::to_string),

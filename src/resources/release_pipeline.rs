@@ -19,18 +19,21 @@ use serde_json::{Value as Json, json};
 use crate::aws::Aws;
 use crate::children::codebuild::{BuildEnvironment, BuildSource, ProjectNode};
 use crate::children::codepipeline::{Action, PipelineNode, Stage};
+use crate::children::events::ScheduleNode;
 use crate::children::iam::{RoleNode, service_trust};
 use crate::children::logs::LogGroupNode;
+use crate::children::platform::{RepositoryNode, RepositorySpec, keep_latest_policy};
 use crate::children::s3::BucketNode;
 use crate::children::secrets::{SecretNode, WriteOnly, written_version};
 use crate::children::{Common, Ref};
-use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren};
+use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Unwanted};
 use crate::engine::names::bounded;
 use crate::engine::{Graph, Node};
 use crate::framework::check::Check;
 use crate::framework::provider::Resource;
 use crate::framework::{Attribute, Block, Diagnostic, Diags, NestedBlock, Nesting, Path, Type, Value};
 use crate::resources::build_pipeline::{SourceCfg, console_url, pipeline_import_name, statement_resources};
+use crate::resources::image_registry::Level;
 
 pub const TYPE_NAME: &str = "cxflow_release_pipeline";
 const RETENTION_DAYS: &[i64] = &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
@@ -41,6 +44,8 @@ const BUILDER_RE: &str = "[a-z][a-z0-9_]{0,19}";
 const CONNECTION_RE: &str = r"arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const IMAGE_RE: &str = r"[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9-]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?";
 const DEFAULT_IMAGE: &str = "aws/codebuild/amazonlinux2-x86_64-standard:5.0";
+/// EventBridge's schedule expressions (six cron fields, or a rate), or empty.
+const SCHEDULE_RE: &str = r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\)|rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)";
 /// Secrets Manager's limit on a secret string, in bytes.
 const SECRET_MAX: usize = 65536;
 const SECRET_RE: &str = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}";
@@ -56,6 +61,7 @@ pub struct ReleasePipeline {
     pub builders: Option<BTreeMap<String, BuilderCfg>>,
     pub signing: Option<SigningCfg>,
     pub publish: Option<PublishCfg>,
+    pub signing_image: Option<SigningImageCfg>,
     pub log_retention_days: Option<i64>,
     pub artifact_expiration_days: Option<i64>,
     pub tags: Option<BTreeMap<String, String>>,
@@ -71,7 +77,43 @@ pub struct ReleasePipeline {
     pub signing_secret_arns: Option<BTreeMap<String, String>>,
     pub signer_role_arn: Option<String>,
     pub pipeline_role_arn: Option<String>,
+    pub signing_image_uri: Option<String>,
 }
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SigningImageCfg {
+    pub dockerfile: Option<String>,
+    pub schedule: Option<String>,
+}
+
+/// Images the managed signing image's repository keeps (besides `latest`).
+const SIGNING_IMAGES_KEPT: i64 = 5;
+const DEFAULT_DOCKERFILE: &str = "Dockerfile.signer";
+
+/// The managed signing image's repository (ECR names are lowercase).
+fn signing_repository(name: &str) -> String {
+    format!("{}-signer", name.to_ascii_lowercase())
+}
+
+fn signing_image_project(name: &str) -> String {
+    format!("{name}-signer-image")
+}
+
+fn signing_image_uri(c: &Common, name: &str) -> String {
+    format!("{}/{}:latest", crate::engine::names::ecr_host(&c.account, &c.region), signing_repository(name))
+}
+
+/// The image project's buildspec: build the Dockerfile from the source and push it as `latest`.
+const SIGNING_IMAGE_BUILDSPEC: &str = r#"version: 0.2
+phases:
+  pre_build:
+    commands:
+      - aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "${REPOSITORY_URI%%/*}"
+  build:
+    commands:
+      - docker build -f "$DOCKERFILE" -t "$REPOSITORY_URI:latest" .
+      - docker push "$REPOSITORY_URI:latest"
+"#;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct BuilderCfg {
@@ -305,6 +347,21 @@ fn schema_block() -> Block {
             .describe("Key prefix in the release bucket."),
     ])
     .describe("Where signed artifacts go.");
+    let signing_image = Block::new(vec![
+        Attribute::new("dockerfile", Type::String)
+            .default(Value::string(DEFAULT_DOCKERFILE))
+            .check(Check::Matches(r"[A-Za-z0-9_./-]{1,255}", "a path in the repository"))
+            .describe("The Dockerfile of the signing image, in the source repository."),
+        Attribute::new("schedule", Type::String)
+            .default(Value::string(""))
+            .check(Check::Matches(SCHEDULE_RE, "empty, or an EventBridge schedule: `cron(<minutes> <hours> <day-of-month> <month> <day-of-week> <year>)` or `rate(<n> <unit>)`"))
+            .describe("Rebuild the image on this EventBridge schedule; empty: no schedule (build it by starting the project)."),
+    ])
+    .describe(
+        "A minimal signing image the resource builds and keeps: an ECR repository `<name>-signer`, a CodeBuild project `<name>-signer-image` \
+         building `dockerfile` from the source branch into `:latest`, and optionally an EventBridge schedule rebuilding it. The signer then \
+         runs on that image, pulled with its own role. Build it once before the first release (the project exists as soon as apply ends).",
+    );
     Block::new(vec![
         Attribute::new("name", Type::String)
             .required()
@@ -333,11 +390,13 @@ fn schema_block() -> Block {
             .describe("The secrets the signer reads: `key` and `passphrase` → ARN (yours, or the provider's for `key_wo`/`passphrase_wo`)."),
         Attribute::new("signer_role_arn", Type::String).computed().describe("ARN of the signer's role, the only one that may read the signing secrets."),
         Attribute::new("pipeline_role_arn", Type::String).computed().describe("ARN of the pipeline's service role."),
+        Attribute::new("signing_image_uri", Type::String).computed().describe("The managed signing image (`signing_image`), `<registry>/<name>-signer:latest`; null without it."),
     ])
     .with_blocks(vec![
         NestedBlock::new("source", Nesting::Single, source).min(1).max(1),
         NestedBlock::new("signing", Nesting::Single, signing).min(1).max(1),
         NestedBlock::new("publish", Nesting::Single, publish).min(1).max(1),
+        NestedBlock::new("signing_image", Nesting::Single, signing_image),
     ])
     .describe(
         "A release pipeline: a GitHub source, one CodeBuild build per artifact, a GPG signer reading its key from Secrets Manager, \
@@ -396,6 +455,24 @@ fn validate_config(c: &Value) -> Diags {
             );
         }
     }
+    if !c.get("signing_image").is_null() && !s.get("image").is_null() {
+        d.attr_error(
+            Path::attr("signing").then_attr("image"),
+            "Two signing images",
+            "signing.image names an image and signing_image builds one; the signer can run on one of them.",
+        );
+    }
+    if let Some(cron) = c.get("signing_image").get("schedule").as_str().and_then(|e| e.strip_prefix("cron(")) {
+        let f: Vec<&str> = cron.trim_end_matches(')').split(' ').collect();
+        // EventBridge: one of day-of-month and day-of-week must be `?`.
+        if f.len() == 6 && (f[2] == "?") == (f[4] == "?") {
+            d.attr_error(
+                Path::attr("signing_image").then_attr("schedule"),
+                "Invalid cron expression",
+                "EventBridge cron expressions need `?` in exactly one of day-of-month (third field) and day-of-week (fifth), e.g. `cron(0 12 ? * MON *)`.",
+            );
+        }
+    }
     if let (Some(k), Some(p)) = (s.get("key_secret_arn").as_str(), s.get("passphrase_secret_arn").as_str()) {
         if k == p {
             d.attr_error(Path::attr("signing").then_attr("passphrase_secret_arn"), "Same secret twice", "The key and its passphrase must be two secrets.");
@@ -423,10 +500,33 @@ fn project_statements(c: &Common, name: &str, bucket: &str, write: bool) -> Vec<
     ]
 }
 
-fn signer_policy(c: &Common, name: &str, bucket: &str, secrets: &[SigningSecret; 2]) -> Json {
+/// `image_repo`: the managed signing image's repository ARN, which the signer pulls from.
+fn signer_policy(c: &Common, name: &str, bucket: &str, secrets: &[SigningSecret; 2], image_repo: Option<&str>) -> Json {
     let mut st = project_statements(c, name, bucket, true);
     st.push(json!({"Sid": "Key", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets[0].policy_ref}));
     st.push(json!({"Sid": "Passphrase", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets[1].policy_ref}));
+    if let Some(repo) = image_repo {
+        st.extend(ecr_statements(repo, Level::Read));
+    }
+    policy(st)
+}
+
+/// ECR on one repository at `level`, and the authorization token (only on `*`, as AWS requires).
+fn ecr_statements(repo_arn: &str, level: Level) -> Vec<Json> {
+    vec![
+        json!({"Sid": "EcrToken", "Effect": "Allow", "Action": Level::Authorize.actions(), "Resource": "*"}),
+        json!({"Sid": "SigningImage", "Effect": "Allow", "Action": level.actions(), "Resource": repo_arn}),
+    ]
+}
+
+/// The image project's role: its log streams, pushing to the repository, reading the source through the connection.
+fn image_policy(c: &Common, name: &str, repo_arn: &str, connection_arn: &str) -> Json {
+    let p = c.partition();
+    let service = if connection_arn.contains(":codeconnections:") { "codeconnections" } else { "codestar-connections" };
+    let mut st = vec![json!({"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": format!("arn:{p}:logs:{}:{}:log-group:{}:*", c.region, c.account, log_group_of(name))})];
+    st.extend(ecr_statements(repo_arn, Level::Write));
+    st.push(json!({"Sid": "Source", "Effect": "Allow", "Action": [format!("{service}:GetConnection"), format!("{service}:GetConnectionToken"), format!("{service}:UseConnection")], "Resource": connection_arn}));
     policy(st)
 }
 
@@ -527,7 +627,7 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
         key,
         name: project.clone(),
         description: format!("{what} of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
-        source: BuildSource { kind: "CODEPIPELINE".into(), location: None, buildspec: Some(buildspec) },
+        source: BuildSource { kind: "CODEPIPELINE".into(), location: None, buildspec: Some(buildspec), connection: None },
         artifacts: "CODEPIPELINE".into(),
         environment: env,
         service_role: Ref::dep(role_key),
@@ -536,12 +636,13 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
         log_group: Ref::dep("logs"),
         log_stream: project,
     };
-    let env = |image: Option<String>, variables: BTreeMap<String, String>| BuildEnvironment {
+    let env = |image: Option<String>, variables: BTreeMap<String, String>, pull_with_role: bool| BuildEnvironment {
         kind: "LINUX_CONTAINER".into(),
         image: image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
         compute_type: "BUILD_GENERAL1_SMALL".into(),
         privileged: false,
         variables,
+        pull_with_role,
     };
     let mut nodes: Vec<Box<dyn Node<Aws>>> = vec![
         Box::new(BucketNode {
@@ -575,6 +676,7 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
                 compute_type: b.compute_type.clone().unwrap_or_else(|| "BUILD_GENERAL1_SMALL".into()),
                 privileged: b.privileged.unwrap_or(false),
                 variables: BTreeMap::new(),
+                pull_with_role: false,
             },
             b.timeout_minutes.unwrap_or(60),
             &role_key,
@@ -586,7 +688,7 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
     let secrets = signing.secrets(&c, name);
     let signer_role_arn = format!("arn:{}:iam::{}:role/{}", c.partition(), c.account, role_name(name, "-sign"));
     for s in &secrets {
-        nodes.push(Box::new(SecretNode {
+        let node = Box::new(SecretNode {
             c: c.clone(),
             key: s.key.into(),
             name: s.owned_name.clone(),
@@ -594,20 +696,104 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
             value: s.value.clone(),
             version: signing.secrets_wo_version.unwrap_or(0),
             reader_arn: signer_role_arn.clone(),
-            wanted: s.owned,
-        }));
+        });
+        nodes.push(if s.owned { node } else { Box::new(Unwanted(node)) });
         if s.owned {
             // The pipeline starts when it is made: its signer must find the secrets.
             after.push(s.key.to_string());
         }
     }
-    nodes.push(Box::new(role("signer_role".into(), "-sign", "codebuild.amazonaws.com", "Signer role", ("sign", signer_policy(&c, name, &bucket, &secrets)))));
+    let connection = cfg.source.as_ref().map(|s| s.connection_arn.clone()).unwrap_or_default();
+    let image_repo_arn = format!("arn:{}:ecr:{}:{}:repository/{}", c.partition(), c.region, c.account, signing_repository(name));
+    let image = cfg.signing_image.clone().unwrap_or_default();
+    let schedule = image.schedule.clone().filter(|s| !s.is_empty());
+    let wanted_image = cfg.signing_image.is_some();
+    let mut image_nodes: Vec<Box<dyn Node<Aws>>> = vec![Box::new(RepositoryNode {
+        c: c.clone(),
+        key: "signing_image_repo".into(),
+        spec: RepositorySpec {
+            name: signing_repository(name),
+            immutable: false,
+            scan_on_push: true,
+            encryption: "AES256".into(),
+            kms_key: None,
+            lifecycle: Some(keep_latest_policy(SIGNING_IMAGES_KEPT)),
+            policy: None,
+            owns_policy: false,
+        },
+    })];
+    image_nodes.push(Box::new(role(
+        "signing_image_role".into(),
+        "-image",
+        "codebuild.amazonaws.com",
+        "Signing image build role",
+        ("image", image_policy(&c, name, &image_repo_arn, &connection)),
+    )));
+    let src = cfg.source.clone().unwrap_or_default();
+    let mut image_project = project(
+        "signing_image".into(),
+        signing_image_project(name),
+        "Signing image build",
+        SIGNING_IMAGE_BUILDSPEC.into(),
+        BuildEnvironment {
+            privileged: true,
+            ..env(
+                None,
+                BTreeMap::from([
+                    ("REPOSITORY_URI".to_string(), signing_image_uri(&c, name).trim_end_matches(":latest").to_string()),
+                    ("DOCKERFILE".to_string(), image.dockerfile.clone().unwrap_or_else(|| DEFAULT_DOCKERFILE.into())),
+                ]),
+                false,
+            )
+        },
+        60,
+        "signing_image_role",
+    );
+    image_project.source = BuildSource {
+        kind: "GITHUB".into(),
+        location: Some(format!("https://github.com/{}.git", src.repository)),
+        buildspec: image_project.source.buildspec.clone(),
+        connection: Some(connection.clone()),
+    };
+    image_project.artifacts = "NO_ARTIFACTS".into();
+    let image_project_arn = image_project.arn();
+    image_nodes.push(Box::new(image_project));
+    image_nodes.push(Box::new(role(
+        "signing_image_schedule_role".into(),
+        "-schedule",
+        "events.amazonaws.com",
+        "Signing image schedule role",
+        ("schedule", policy(vec![json!({"Sid": "Build", "Effect": "Allow", "Action": "codebuild:StartBuild", "Resource": image_project_arn})])),
+    )));
+    image_nodes.push(Box::new(ScheduleNode {
+        c: c.clone(),
+        key: "signing_image_schedule".into(),
+        name: bounded(name, &format!("{TYPE_NAME}/{name}"), "-signer-image", 64, |c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+        description: format!("Rebuilds the signing image of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
+        schedule: schedule.clone().unwrap_or_default(),
+        target: Ref::lit(image_project_arn),
+        role: Ref::dep("signing_image_schedule_role"),
+    }));
+    for n in image_nodes {
+        let wanted = wanted_image && (schedule.is_some() || !n.key().starts_with("signing_image_schedule"));
+        nodes.push(if wanted { n } else { Box::new(Unwanted(n)) });
+    }
+    nodes.push(Box::new(role(
+        "signer_role".into(),
+        "-sign",
+        "codebuild.amazonaws.com",
+        "Signer role",
+        ("sign", signer_policy(&c, name, &bucket, &secrets, wanted_image.then_some(image_repo_arn.as_str()))),
+    )));
     let signer = project(
         "signer".into(),
         signer_project(name),
         "Signer",
         signer_buildspec(&secrets[0].buildspec_ref, &secrets[1].buildspec_ref),
-        env(signing.image.clone(), BTreeMap::new()),
+        match wanted_image {
+            true => env(Some(signing_image_uri(&c, name)), BTreeMap::new(), true),
+            false => env(signing.image.clone(), BTreeMap::new(), false),
+        },
         60,
         "signer_role",
     );
@@ -616,12 +802,11 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
         ("PUBLISH_BUCKET".to_string(), bucket_of_arn(&publish.bucket_arn).to_string()),
         ("PUBLISH_PREFIX".to_string(), publish.prefix.clone().unwrap_or_default()),
     ]);
-    let copier = project("copier".into(), copier_project(name), "Copier", COPIER_BUILDSPEC.into(), env(None, publish_vars), 60, "copier_role");
+    let copier = project("copier".into(), copier_project(name), "Copier", COPIER_BUILDSPEC.into(), env(None, publish_vars, false), 60, "copier_role");
     project_arns.extend([signer.arn(), copier.arn()]);
     after.extend(["signer".to_string(), "copier".to_string()]);
     nodes.push(Box::new(signer));
     nodes.push(Box::new(copier));
-    let connection = cfg.source.as_ref().map(|s| s.connection_arn.clone()).unwrap_or_default();
     nodes.push(Box::new(role(
         "pipeline_role".into(),
         "-pipeline",
@@ -717,6 +902,11 @@ impl Composite<Aws> for ReleasePipelineResource {
         let arns: BTreeMap<String, Value> =
             SECRET_KEYS.iter().map(|(out, attr, key)| (out.to_string(), if signing.get(attr).is_null() { pc.identity(key) } else { signing.get(attr).clone() })).collect();
         p.set_attr("signing_secret_arns", if arns.values().all(Value::is_wholly_known) { Value::Map(arns) } else { Value::Unknown });
+        let image = match p.get("signing_image") {
+            Value::Null => Value::Null,
+            _ => pc.output("signing_image_repo", "uri").as_str().map(|u| Value::string(format!("{u}:latest"))).unwrap_or(Value::Unknown),
+        };
+        p.set_attr("signing_image_uri", image);
     }
     fn outputs(st: &mut Value, cfg: &ReleasePipeline, kids: &Kids<'_>) {
         let arn = kids.id("pipeline");
@@ -734,9 +924,14 @@ impl Composite<Aws> for ReleasePipelineResource {
             })
             .collect();
         st.set_attr("signing_secret_arns", Value::Map(arns));
+        st.set_attr("signing_image_uri", opt(cfg.signing_image.as_ref().and(kids.output("signing_image_repo", "uri")).map(|u| format!("{u}:latest"))));
     }
     fn import_seed(id: &str) -> Result<ReleasePipeline, Diags> {
-        Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, ..Default::default() })
+        // The seed wants every optional child (the managed signing image and
+        // its schedule, the provider's secrets), so the first round looks for
+        // them by name; what is not found drops out of the next round.
+        let discover = SigningImageCfg { dockerfile: None, schedule: Some("rate(1 day)".into()) };
+        Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, signing_image: Some(discover), ..Default::default() })
     }
     async fn from_observed(aws: &Aws, seed: &ReleasePipeline, kids: &Kids<'_>) -> Result<ReleasePipeline, Diags> {
         let mut cfg = seed.clone();
@@ -777,13 +972,18 @@ impl Composite<Aws> for ReleasePipelineResource {
             .iter()
             .filter(|(_, arn)| arn.is_none())
             .find_map(|(k, _)| kids.str_field(k, "value").as_deref().and_then(written_version));
+        // The managed signing image: its project found means the block was there.
+        cfg.signing_image = kids.observed("signing_image").map(|p| SigningImageCfg {
+            dockerfile: p.get("environment").and_then(|e| e.get("variables")?.get("DOCKERFILE")?.as_str().map(str::to_string)),
+            schedule: Some(kids.str_field("signing_image_schedule", "schedule").unwrap_or_default()),
+        });
         cfg.signing = Some(SigningCfg {
             key_secret_arn,
             passphrase_secret_arn,
             key_wo: None,
             passphrase_wo: None,
             secrets_wo_version,
-            image: kids.observed("signer").and_then(|p| p.get("environment")?.get("image")?.as_str().map(str::to_string)),
+            image: kids.observed("signer").and_then(|p| p.get("environment")?.get("image")?.as_str().map(str::to_string)).filter(|_| cfg.signing_image.is_none()),
         });
         let copier_vars = kids.observed("copier").and_then(|p| p.get("environment")?.get("variables").cloned());
         cfg.publish = Some(PublishCfg {
@@ -847,7 +1047,7 @@ mod tests {
     fn only_the_signer_policy_names_the_secrets() {
         let c = common();
         let s = cfg(&["amd64"]).signing.unwrap();
-        let signer = signer_policy(&c, "ecs-agent", "b", &s.secrets(&c, "ecs-agent")).to_string();
+        let signer = signer_policy(&c, "ecs-agent", "b", &s.secrets(&c, "ecs-agent"), None).to_string();
         assert!(
             signer.contains("secretsmanager:GetSecretValue")
                 && signer.contains(s.key_secret_arn.as_deref().unwrap())

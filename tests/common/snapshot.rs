@@ -163,6 +163,11 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
         }
     }
 
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    for r in events.list_rules().send().await.unwrap().rules() {
+        add(format!("events rule {}", r.name().unwrap_or_default()));
+    }
+
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
     for x in sm.list_secrets().send().await.unwrap().secret_list() {
         add(format!("secretsmanager secret {}", x.name().unwrap_or_default()));
