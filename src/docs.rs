@@ -98,8 +98,7 @@ pub struct DocSet {
 }
 
 impl DocSet {
-    /// Collect the provider's schemas. (The framework has no data sources yet;
-    /// when it gains them they belong here with `Kind::DataSource`.)
+    /// Collect the provider's schemas.
     pub fn from_provider<P: Provider>(p: &P) -> DocSet {
         let mut items: Vec<Item> = p
             .resources()
@@ -107,6 +106,7 @@ impl DocSet {
             .map(|r| Item { kind: Kind::Resource, type_name: r.type_name().to_string(), schema: r.schema(), identity: r.identity().map(|i| i.identity_schema()) })
             .collect();
         items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema(), identity: None }));
+        items.extend(p.data_sources().iter().map(|d| Item { kind: Kind::DataSource, type_name: d.type_name().to_string(), schema: d.schema(), identity: None }));
         items.extend(p.actions().iter().map(|a| Item { kind: Kind::Action, type_name: a.type_name().to_string(), schema: a.schema(), identity: None }));
         let functions = p.functions().iter().map(|f| f.signature()).collect();
         DocSet { provider: p.type_name().to_string(), schema: p.schema(), items, functions }

@@ -37,9 +37,12 @@ fn param(name: &'static str, ty: Type, description: &'static str) -> Param {
     Param { name, ty, description }
 }
 
-const ECR_REPO_RE: &str = "(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*";
-const DIGEST_RE: &str = "sha256:[a-f0-9]{64}";
-const TAG_RE: &str = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
+pub const ECR_REPO_RE: &str = "(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*";
+pub const ECR_REPO_RULE: &str = "an ECR repository name of 2 to 256 lowercase letters, digits, and . _ - / between them";
+pub const DIGEST_RE: &str = "sha256:[a-f0-9]{64}";
+pub const DIGEST_RULE: &str = "a digest `sha256:` followed by 64 lowercase hex digits";
+pub const TAG_RE: &str = "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
+pub const TAG_RULE: &str = "an image tag of up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`";
 const SSM_NAME_RE: &str = "[A-Za-z0-9_./-]+";
 
 struct EcrImageUri;
@@ -67,16 +70,19 @@ impl Function for EcrImageUri {
             return Err(FunctionError::arg(2, format!("{repo:?} is not an ECR repository name (2 to 256 lowercase letters, digits, and . _ - / between them)")));
         }
         let r = str_arg(args, 3);
-        let suffix = if matches(DIGEST_RE, r) {
-            format!("@{r}")
-        } else if matches(TAG_RE, r) {
-            format!(":{r}")
-        } else {
+        if !matches(DIGEST_RE, r) && !matches(TAG_RE, r) {
             return Err(FunctionError::arg(3, format!("{r:?} is neither an image tag (up to 128 letters, digits, _ . -) nor a digest sha256:<64 hex digits>")));
-        };
-        let domain = if partition(region) == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" };
-        Ok(Value::string(format!("{account}.dkr.ecr.{region}.{domain}/{repo}{suffix}")))
+        }
+        Ok(Value::string(ecr_image_uri(account, region, repo, r)))
     }
+}
+
+/// `<account>.dkr.ecr.<region>.<domain>/<repository>` then `@<digest>` or
+/// `:<tag>`; the arguments are already checked. The data source `cxflow_image` uses it too.
+pub fn ecr_image_uri(account: &str, region: &str, repository: &str, tag_or_digest: &str) -> String {
+    let sep = if matches(DIGEST_RE, tag_or_digest) { '@' } else { ':' };
+    let domain = if partition(region) == "aws-cn" { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("{account}.dkr.ecr.{region}.{domain}/{repository}{sep}{tag_or_digest}")
 }
 
 /// An SSM parameter name's problem, if it has one.

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod aws;
 pub mod calls;
 pub mod children;
+pub mod data_sources;
 pub mod docs;
 pub mod engine;
 pub mod framework;

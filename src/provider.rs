@@ -137,6 +137,10 @@ impl Provider for CxflowProvider {
         resources::all_ephemeral()
     }
 
+    fn data_sources(&self) -> Vec<Arc<dyn crate::framework::DataSource<Aws>>> {
+        crate::data_sources::all()
+    }
+
     fn actions(&self) -> Vec<Arc<dyn crate::framework::Action<Aws>>> {
         crate::actions::all()
     }

@@ -98,7 +98,9 @@ fn docs_subcommand_is_idempotent_and_spares_hand_written_pages() {
     first.expect_ok("docs (first run)");
     assert!(first.stdout.contains("removed docs/resources/removed_type.md"), "{}", first.all());
     assert!(!docs.join("resources/removed_type.md").exists());
-    assert!(!docs.join("data-sources").exists(), "data-sources/ must exist only when there are data sources");
+    assert!(first.stdout.contains("removed docs/data-sources/removed.md"), "{}", first.all());
+    assert!(!docs.join("data-sources/removed.md").exists());
+    assert!(docs.join("data-sources/ecs_service.md").exists() && docs.join("data-sources/image.md").exists(), "a page per data source");
     for hand in ["design.md", "releasing.md", "performance.md", "reliability.md"] {
         assert_eq!(std::fs::read_to_string(docs.join(hand)).unwrap(), format!("hand-written {hand}\n"), "{hand} was touched");
     }

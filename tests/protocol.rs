@@ -271,3 +271,68 @@ fn stop_provider_cancels_in_flight_configure_and_shutdown_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn data_source_with_unknown_configuration_is_read_later_without_aws() {
+    use cxflow::framework::{Type, Value};
+    // No ConfigureProvider: an answer at all shows no AWS client was needed.
+    let (mut child, parts) = start_plugin(None, &[]);
+    let sock = parts[3].clone();
+    block_on(async move {
+        let mut provider = ProviderClient::new(connect(sock).await);
+        let meta = provider.get_metadata(pb::get_metadata::Request {}).await.unwrap().into_inner();
+        let mut names: Vec<&str> = meta.data_sources.iter().map(|d| d.type_name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["cxflow_ecs_service", "cxflow_image"]);
+        let schema = provider.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
+        assert!(schema.data_source_schemas.contains_key("cxflow_image"));
+
+        let ds = CxflowProvider.data_sources().into_iter().find(|d| d.type_name() == "cxflow_image").unwrap();
+        let ty = ds.schema().value_type();
+        let Type::Object(attrs) = &ty else { panic!("an object type") };
+        let mut cfg = Value::Object(attrs.keys().map(|k| (k.clone(), Value::Null)).collect());
+        cfg.set_attr("repository", Value::string("team/app"));
+        cfg.set_attr("tag", Value::Unknown);
+        let dv = pb::DynamicValue { msgpack: cfg.to_msgpack(&ty).unwrap(), json: vec![] };
+        for deferral_allowed in [false, true] {
+            let caps = pb::ClientCapabilities { deferral_allowed, write_only_attributes_allowed: true };
+            let r = provider
+                .read_data_source(pb::read_data_source::Request {
+                    type_name: "cxflow_image".into(),
+                    config: Some(dv.clone()),
+                    provider_meta: None,
+                    client_capabilities: Some(caps),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+            let state = Value::from_msgpack(&r.state.unwrap().msgpack, &ty).unwrap();
+            assert_eq!(state.get("repository").as_str(), Some("team/app"), "the configuration is kept");
+            assert!(state.get("tag").is_unknown());
+            for computed in ["digest", "image_uri", "tags", "pushed_at", "size_bytes", "scan_status", "scan_findings"] {
+                assert!(state.get(computed).is_unknown(), "{computed} is unknown until the configuration is known");
+            }
+            assert!(state.get("registry_id").is_null(), "an unset optional input stays null");
+            let want = deferral_allowed.then_some(pb::deferred::Reason::ResourceConfigUnknown as i32);
+            assert_eq!(r.deferred.map(|d| d.reason), want, "deferred exactly when the client allows it");
+        }
+        // A known configuration needs the configured client: the unconfigured provider says so rather than crash.
+        cfg.set_attr("tag", Value::string("v1"));
+        let dv = pb::DynamicValue { msgpack: cfg.to_msgpack(&ty).unwrap(), json: vec![] };
+        let r = provider
+            .read_data_source(pb::read_data_source::Request { type_name: "cxflow_image".into(), config: Some(dv), provider_meta: None, client_capabilities: None })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.state.is_none() && r.diagnostics[0].summary.contains("not configured"), "{:?}", r.diagnostics);
+        let r = provider
+            .read_data_source(pb::read_data_source::Request { type_name: "cxflow_nothing".into(), config: None, provider_meta: None, client_capabilities: None })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.diagnostics[0].summary.contains("Unknown data source"), "{:?}", r.diagnostics);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}

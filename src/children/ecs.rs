@@ -1024,8 +1024,25 @@ pub const REDEPLOY_TAG: &str = "cxflow:redeploy";
 
 /// The service if it exists (INACTIVE services are deleted ones).
 pub async fn describe_service(aws: &Aws, cluster: &str, name: &str) -> Result<Option<ecs::Service>, AwsError> {
+    Ok(find_service(aws, cluster, name).await?.ok())
+}
+
+/// The service, or why DescribeServices did not return one: AWS's failure
+/// reason (and detail), or `INACTIVE` for a deleted service.
+pub async fn find_service(aws: &Aws, cluster: &str, name: &str) -> Result<Result<ecs::Service, String>, AwsError> {
     let out = aws.ecs().describe_services().cluster(cluster).services(name).include(ecs::ServiceField::Tags).send().await.map_err(|e| aws_err("ecs:DescribeServices", e))?;
-    Ok(out.services().iter().find(|s| s.status() != Some("INACTIVE")).cloned())
+    if let Some(s) = out.services().iter().find(|s| s.status() != Some("INACTIVE")) {
+        return Ok(Ok(s.clone()));
+    }
+    let failure = out.failures().iter().find_map(|f| {
+        let reason = f.reason()?;
+        Some(match f.detail() {
+            Some(d) => format!("{reason} ({d})"),
+            None => reason.to_string(),
+        })
+    });
+    let deleted = (!out.services().is_empty()).then(|| "INACTIVE (the service was deleted)".to_string());
+    Ok(Err(failure.or(deleted).unwrap_or_else(|| "no service and no failure returned".to_string())))
 }
 
 /// Whether a service is steady: the deployment this apply or action started

@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod check;
+pub mod data_source;
 pub mod diag;
 pub mod function;
 pub mod identity;
@@ -14,6 +15,7 @@ pub mod value;
 
 pub use action::{Action, Progress};
 pub use check::Check;
+pub use data_source::DataSource;
 pub use diag::{Diagnostic, Diags, Path};
 pub use function::{Function, FunctionError, Param, Signature};
 pub use identity::{IdentityAttribute, IdentitySchema, ResourceIdentity};

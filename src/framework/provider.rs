@@ -1,5 +1,6 @@
 //! The contracts between the protocol layer and provider code: a provider,
-//! its managed resources and its ephemeral resources. The protocol layer is
+//! its managed resources and its ephemeral resources (data sources and
+//! actions have their own files). The protocol layer is
 //! generic over these traits and never sees AWS.
 
 use std::sync::Arc;
@@ -166,6 +167,9 @@ pub trait Provider: Send + Sync + 'static {
     async fn configure(&self, config: Value, terraform_version: &str, ctx: Ctx) -> Result<Self::Client, Diags>;
     fn resources(&self) -> Vec<Arc<dyn Resource<Self::Client>>>;
     fn ephemeral_resources(&self) -> Vec<Arc<dyn EphemeralResource<Self::Client>>> {
+        Vec::new()
+    }
+    fn data_sources(&self) -> Vec<Arc<dyn super::data_source::DataSource<Self::Client>>> {
         Vec::new()
     }
     /// Actions (Terraform 1.14+).

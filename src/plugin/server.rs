@@ -2,7 +2,7 @@
 //! Every RPC decodes its values with the cached schema, calls the provider
 //! code, and encodes the answer. Identity, functions and actions have their
 //! wire helpers in their own files; RPCs for features the provider has none
-//! of (list resources, state stores, data sources) answer cleanly.
+//! of (list resources, state stores) answer cleanly.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -21,7 +21,7 @@ use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
 use crate::framework::schema::{self, Schema};
 use crate::framework::value::{Type, Value};
-use crate::framework::{Action, IdentitySchema, Progress};
+use crate::framework::{Action, DataSource, IdentitySchema, Progress};
 
 struct Entry<T: ?Sized> {
     imp: Arc<T>,
@@ -38,6 +38,7 @@ pub struct ProviderService<P: Provider> {
     ephemerals: HashMap<String, Entry<dyn EphemeralResource<P::Client>>>,
     functions: function::Functions,
     actions: HashMap<String, Entry<dyn Action<P::Client>>>,
+    data_sources: HashMap<String, Entry<dyn DataSource<P::Client>>>,
     client: RwLock<Option<Arc<P::Client>>>,
     stop: Mutex<CancellationToken>,
 }
@@ -88,6 +89,15 @@ impl<P: Provider> ProviderService<P> {
                 (a.type_name().to_string(), Entry { imp: a, schema, ty, identity: None })
             })
             .collect();
+        let data_sources = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| {
+                let schema = d.schema();
+                let ty = schema.value_type();
+                (d.type_name().to_string(), Entry { imp: d, schema, ty, identity: None })
+            })
+            .collect();
         ProviderService {
             provider: Arc::new(provider),
             provider_schema,
@@ -95,6 +105,7 @@ impl<P: Provider> ProviderService<P> {
             ephemerals,
             functions,
             actions,
+            data_sources,
             client: RwLock::new(None),
             stop: Mutex::new(CancellationToken::new()),
         }
@@ -116,16 +127,24 @@ impl<P: Provider> ProviderService<P> {
         self.resources.get(name).ok_or_else(|| unknown_type("resource type", name))
     }
 
-    /// An action configuration's problems: its schema's checks, then the action's own.
-    fn action_diags(e: &Entry<dyn Action<P::Client>>, config: Option<&pb::DynamicValue>) -> Diags {
+    /// A configuration's problems: its schema's checks, then the type's own
+    /// `validate` (actions, ephemeral resources and data sources alike).
+    fn config_diags<T: ?Sized>(e: &Entry<T>, config: Option<&pb::DynamicValue>, own: impl FnOnce(&T, &Value) -> Diags) -> Diags {
         match decode(config, &e.ty) {
-            Ok(cfg) => {
-                let mut d = crate::framework::check::validate(&e.schema.block, &cfg);
-                d.extend(e.imp.validate(&cfg));
-                d
-            }
+            Ok(cfg) => Self::value_diags(e, &cfg, own),
             Err(d) => d,
         }
+    }
+
+    /// [`Self::config_diags`] on a decoded configuration (ReadDataSource checks again what validate saw unknown).
+    fn value_diags<T: ?Sized>(e: &Entry<T>, cfg: &Value, own: impl FnOnce(&T, &Value) -> Diags) -> Diags {
+        let mut d = crate::framework::check::validate(&e.schema.block, cfg);
+        d.extend(own(&e.imp, cfg));
+        d
+    }
+
+    fn action_diags(e: &Entry<dyn Action<P::Client>>, config: Option<&pb::DynamicValue>) -> Diags {
+        Self::config_diags(e, config, |a, c| a.validate(c))
     }
 
     /// The identity of the object `state` manages, for resources that have one.
@@ -191,6 +210,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             ephemeral_resources: self.ephemerals.keys().map(|k| pb::get_metadata::EphemeralMetadata { type_name: k.clone() }).collect(),
             functions: self.functions.names().map(|n| pb::get_metadata::FunctionMetadata { name: n.clone() }).collect(),
             actions: self.actions.keys().map(|k| pb::get_metadata::ActionMetadata { type_name: k.clone() }).collect(),
+            data_sources: self.data_sources.keys().map(|k| pb::get_metadata::DataSourceMetadata { type_name: k.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -203,6 +223,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             ephemeral_resource_schemas: self.ephemerals.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             functions: self.functions.definitions(),
             action_schemas: self.actions.iter().map(|(k, e)| (k.clone(), pb::ActionSchema { schema: Some(convert::schema(&e.schema)) })).collect(),
+            data_source_schemas: self.data_sources.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             server_capabilities: Some(server_caps()),
             ..Default::default()
         }))
@@ -241,8 +262,13 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn validate_data_resource_config(&self, r: Request<pb::validate_data_resource_config::Request>) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: unknown_type("data source", &name) }))
+        let r = r.into_inner();
+        let Some(e) = self.data_sources.get(&r.type_name) else {
+            return Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: unknown_type("data source", &r.type_name) }));
+        };
+        let d = Self::config_diags(e, r.config.as_ref(), |ds, c| ds.validate(c));
+        debug!(target: "cxflow::plugin", data_source = r.type_name.as_str(), diagnostics = d.0.len(), "ValidateDataResourceConfig");
+        Ok(Response::new(pb::validate_data_resource_config::Response { diagnostics: diags(&d) }))
     }
 
     async fn upgrade_resource_state(&self, r: Request<pb::upgrade_resource_state::Request>) -> Result<Response<pb::upgrade_resource_state::Response>, Status> {
@@ -445,8 +471,36 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     }
 
     async fn read_data_source(&self, r: Request<pb::read_data_source::Request>) -> Result<Response<pb::read_data_source::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::read_data_source::Response { diagnostics: unknown_type("data source", &name), ..Default::default() }))
+        let r = r.into_inner();
+        let Some(e) = self.data_sources.get(&r.type_name) else {
+            return Ok(Response::new(pb::read_data_source::Response { diagnostics: unknown_type("data source", &r.type_name), ..Default::default() }));
+        };
+        let res = async {
+            let cfg = decode(r.config.as_ref(), &e.ty)?;
+            if !cfg.is_wholly_known() {
+                // Nothing to read yet: the computed attributes are unknown
+                // until the configuration is known, and a client that allows
+                // deferral is told why.
+                let mut v = cfg;
+                schema::mark_computed_unknown(&e.schema.block, &mut v);
+                let deferred = caps(r.client_capabilities.as_ref()).deferral_allowed.then_some(pb::Deferred { reason: pb::deferred::Reason::ResourceConfigUnknown as i32 });
+                return Ok::<_, Diags>((encode(&v, &e.ty)?, deferred));
+            }
+            // Values known only now (validate saw them unknown) are checked before any AWS call.
+            let d = Self::value_diags(e, &cfg, |ds, c| ds.validate(c));
+            if d.has_errors() {
+                return Err(d);
+            }
+            let client = self.client().await?;
+            let v = self.cancellable(e.imp.read(&client, cfg, self.ctx())).await?;
+            Ok((encode(&v, &e.ty)?, None))
+        }
+        .await;
+        debug!(target: "cxflow::plugin", data_source = r.type_name.as_str(), ok = res.is_ok(), "ReadDataSource");
+        Ok(Response::new(match res {
+            Ok((state, deferred)) => pb::read_data_source::Response { state: Some(state), deferred, diagnostics: Vec::new() },
+            Err(d) => pb::read_data_source::Response { diagnostics: err_diags(d), ..Default::default() },
+        }))
     }
 
     async fn generate_resource_config(&self, r: Request<pb::generate_resource_config::Request>) -> Result<Response<pb::generate_resource_config::Response>, Status> {
@@ -467,14 +521,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         let r = r.into_inner();
         let d = match self.ephemerals.get(&r.type_name) {
             None => return Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics: unknown_type("ephemeral resource", &r.type_name) })),
-            Some(e) => match decode(r.config.as_ref(), &e.ty) {
-                Ok(cfg) => {
-                    let mut d = crate::framework::check::validate(&e.schema.block, &cfg);
-                    d.extend(e.imp.validate(&cfg));
-                    d
-                }
-                Err(d) => d,
-            },
+            Some(e) => Self::config_diags(e, r.config.as_ref(), |x, c| x.validate(c)),
         };
         Ok(Response::new(pb::validate_ephemeral_resource_config::Response { diagnostics: diags(&d) }))
     }
