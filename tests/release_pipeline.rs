@@ -356,6 +356,18 @@ fn seed_001_release_pipeline_audit_trail() {
     assert_eq!(wd.plan_code().code, 0);
     step("retention_days: one PutRetentionPolicy");
 
+    // 3b. multi_region on: one UpdateTrail, the trail keeps its identity
+    wd.write("main.tf", &with_audit("audit {\n    retention_days = 365\n    multi_region   = true\n  }"));
+    proxy.reset();
+    wd.apply().expect_ok("apply of multi_region = true");
+    assert_eq!(proxy.count("cloudtrail:UpdateTrail"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("cloudtrail:CreateTrail") + proxy.count("cloudtrail:DeleteTrail") + proxy.count("cloudtrail:PutEventSelectors"), 0, "{}", proxy.stats());
+    let t = block_on(aws.cloudtrail.get_trail().name(&trail_arn).send()).unwrap().trail.unwrap();
+    assert_eq!((t.is_multi_region_trail(), t.include_global_service_events()), (Some(true), Some(true)), "a multi-region trail includes global service events");
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec);
+    assert_eq!(wd.plan_code().code, 0);
+    step("multi_region: one UpdateTrail");
+
     // 4. import by name recovers the audit block: an empty plan
     wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
     wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
