@@ -507,3 +507,158 @@ fn managed_signing_image_built_on_a_schedule_and_pulled_by_the_signer() {
     assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves nothing");
     step("destroy");
 }
+
+/// Seed 001's audit stack: `audit {}` adds a trail, its bucket (with the policy
+/// CloudTrail requires), the log group it delivers to and its delivery role.
+#[test]
+fn seed_001_release_pipeline_audit_trail() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let aws = Aws::new(&moto);
+    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let key = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-key-AbCdEf");
+    let pass = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-passphrase-GhIjKl");
+    let s0 = Snapshot::take(&moto);
+    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let builders = [("amd64", "buildspecs/merge-build.yml")];
+    let with_audit = |audit: &str| config(&key, &pass, &builders).replace("  log_retention_days = 14\n", &format!("  log_retention_days = 14\n  {audit}\n"));
+
+    // 0. bad input fails at validate, naming the attribute
+    wd.write("main.tf", &with_audit("audit { retention_days = 7777 }"));
+    let r = wd.tf(&["validate"]);
+    r.expect_fail("validate with retention_days = 7777");
+    assert!(r.all().contains("retention_days") && r.all().contains("180"), "the diagnostic names the attribute and the allowed values:\n{}", r.all());
+    assert_eq!(proxy.total(), 0, "validate calls no AWS API: {}", proxy.stats());
+
+    // 1. apply with `audit {}`, then an empty plan
+    wd.write("main.tf", &with_audit("audit {}"));
+    wd.apply().expect_ok("apply with audit");
+    assert_eq!(wd.plan_code().code, 0, "plan after apply is empty:\n{}", wd.plan_code().all());
+    let rec = children(&wd, "cxflow_release_pipeline", "agent");
+    let trail_arn = format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{NAME}-audit");
+    assert_eq!(rec["audit_trail"], trail_arn);
+    let st = wd.state_attrs("cxflow_release_pipeline", "agent");
+    assert_eq!(st["audit_trail_arn"], trail_arn);
+    assert_eq!(st["audit_log_group_name"], "/cxflow/release/ecs-agent/audit");
+    let bucket = st["audit_bucket"].as_str().unwrap().to_string();
+    assert_eq!(rec["audit_bucket"], bucket);
+    assert!(bucket.contains("-audit-") && bucket != st["artifact_bucket"].as_str().unwrap(), "{bucket}");
+    let query = st["audit_query"].as_str().unwrap();
+    assert!(query.starts_with("fields @timestamp, userIdentity.arn, sourceIPAddress, requestParameters.secretId\n"), "{query}");
+    assert!(query.contains(r#"eventName = "GetSecretValue""#), "{query}");
+    for id in [key.as_str(), pass.as_str(), "release/gpg-key", "release/gpg-passphrase"] {
+        assert!(query.contains(&format!("\"{id}\"")), "the query names {id}: {query}");
+    }
+    step("applied with audit; plan empty");
+
+    // 2. read back the trail, its selectors and status, the log group, the bucket and the role
+    let t = block_on(aws.cloudtrail.get_trail().name(&trail_arn).send()).unwrap().trail.unwrap();
+    let log_group_arn = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/cxflow/release/ecs-agent/audit:*");
+    assert_eq!(t.s3_bucket_name(), Some(bucket.as_str()));
+    assert_eq!(t.cloud_watch_logs_log_group_arn(), Some(log_group_arn.as_str()));
+    assert_eq!(t.cloud_watch_logs_role_arn(), Some(rec["audit_role"].as_str()));
+    assert_eq!(t.is_multi_region_trail(), Some(false));
+    let sel = block_on(aws.cloudtrail.get_event_selectors().trail_name(&trail_arn).send()).unwrap();
+    assert!(sel.event_selectors().is_empty(), "advanced selectors only");
+    let fields: BTreeMap<String, (Vec<String>, Vec<String>)> =
+        sel.advanced_event_selectors().iter().flat_map(|s| s.field_selectors()).map(|f| (f.field().to_string(), (f.equals().to_vec(), f.not_equals().to_vec()))).collect();
+    assert_eq!(sel.advanced_event_selectors().len(), 1);
+    assert_eq!(
+        fields,
+        BTreeMap::from([
+            ("eventCategory".to_string(), (vec!["Management".to_string()], vec![])),
+            ("readOnly".to_string(), (vec!["true".to_string()], vec![])),
+            ("eventSource".to_string(), (vec![], vec!["kms.amazonaws.com".to_string(), "rdsdata.amazonaws.com".to_string()])),
+        ]),
+        "read management events, where GetSecretValue is recorded"
+    );
+    assert_eq!(block_on(aws.cloudtrail.get_trail_status().name(&trail_arn).send()).unwrap().is_logging(), Some(true), "StartLogging ran");
+    let tags = block_on(aws.cloudtrail.list_tags().resource_id_list(&trail_arn).send()).unwrap();
+    let tags: BTreeMap<&str, Option<&str>> = tags.resource_tag_list()[0].tags_list().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags.get(common::aws::OWNER_TAG), Some(&Some("cxflow_release_pipeline/ecs-agent")), "{tags:?}");
+    let groups = block_on(aws.logs.describe_log_groups().log_group_name_prefix("/cxflow/release/ecs-agent/audit").send()).unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(180), "180 days by default");
+    let policy: Json = serde_json::from_str(block_on(aws.s3.get_bucket_policy().bucket(&bucket).send()).unwrap().policy().unwrap()).unwrap();
+    let st_by_sid = |sid: &str| policy["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == sid).cloned().unwrap();
+    let acl = st_by_sid("CloudTrailAclCheck");
+    assert_eq!((acl["Action"].as_str(), acl["Resource"].as_str()), (Some("s3:GetBucketAcl"), Some(format!("arn:aws:s3:::{bucket}").as_str())));
+    assert_eq!(acl["Principal"]["Service"], "cloudtrail.amazonaws.com");
+    assert_eq!(acl["Condition"]["StringEquals"]["aws:SourceArn"], trail_arn);
+    let write = st_by_sid("CloudTrailWrite");
+    assert_eq!(write["Action"], "s3:PutObject");
+    assert_eq!(write["Resource"], format!("arn:aws:s3:::{bucket}/AWSLogs/{ACCOUNT}/*"));
+    assert_eq!(write["Condition"]["StringEquals"], json!({"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail_arn}));
+    let enc = block_on(aws.s3.get_bucket_encryption().bucket(&bucket).send()).unwrap();
+    assert_eq!(enc.server_side_encryption_configuration().unwrap().rules()[0].apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str(), "AES256");
+    let pab = block_on(aws.s3.get_public_access_block().bucket(&bucket).send()).unwrap();
+    let c = pab.public_access_block_configuration().unwrap();
+    assert_eq!([c.block_public_acls(), c.ignore_public_acls(), c.block_public_policy(), c.restrict_public_buckets()], [Some(true); 4]);
+    let role = rec["audit_role"].rsplit('/').next().unwrap().to_string();
+    let r = block_on(aws.iam.get_role().role_name(&role).send()).unwrap().role.unwrap();
+    let trust = cxflow::children::iam::parse_policy(r.assume_role_policy_document().unwrap()).unwrap();
+    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "cloudtrail.amazonaws.com");
+    assert_eq!(trust["Statement"][0]["Condition"]["StringEquals"], json!({"aws:SourceAccount": ACCOUNT, "aws:SourceArn": trail_arn}));
+    let doc = block_on(inline_policies(&aws, &rec["audit_role"]));
+    assert_eq!(
+        doc["deliver"]["Statement"],
+        json!([{"Sid": "Deliver", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/cxflow/release/ecs-agent/audit:log-stream:{ACCOUNT}_CloudTrail_*")}]),
+        "CloudTrail's role writes its own streams of the audit log group, nothing else"
+    );
+    let mut policies = block_on(common::iam::policies(&aws, &[role]));
+    policies.push(common::iam::RolePolicies { role: "audit bucket".into(), inline: vec![("bucket policy".into(), policy.to_string())], managed: vec![] });
+    let found = common::iam::findings(&policies);
+    assert!(found.is_empty(), "parliament and the IAM lint: {found:#?}");
+    step("trail, selectors, status, log group, bucket policy and role read back; parliament clean");
+
+    // 3. retention_days changed: one in-place update, PutRetentionPolicy only
+    wd.write("main.tf", &with_audit("audit { retention_days = 365 }"));
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 2, "{}", plan.all());
+    assert!(plan.stdout.contains("1 to change") && !plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    proxy.reset();
+    wd.apply().expect_ok("apply of retention_days = 365");
+    let writes: Vec<String> = proxy
+        .calls()
+        .iter()
+        .filter_map(|c| c["op"].as_str().map(str::to_string))
+        .filter(|op| {
+            let name = op.split_once(':').map(|(_, n)| n).unwrap_or(op);
+            !["Get", "List", "Describe", "BatchGet", "GET ", "HEAD "].iter().any(|p| name.starts_with(p))
+        })
+        .collect();
+    assert_eq!(writes, ["logs:PutRetentionPolicy"], "{}", proxy.stats());
+    let groups = block_on(aws.logs.describe_log_groups().log_group_name_prefix("/cxflow/release/ecs-agent/audit").send()).unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(365));
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "every child keeps its identity");
+    assert_eq!(wd.plan_code().code, 0);
+    step("retention_days: one PutRetentionPolicy");
+
+    // 3b. multi_region on: one UpdateTrail, the trail keeps its identity
+    wd.write("main.tf", &with_audit("audit {\n    retention_days = 365\n    multi_region   = true\n  }"));
+    proxy.reset();
+    wd.apply().expect_ok("apply of multi_region = true");
+    assert_eq!(proxy.count("cloudtrail:UpdateTrail"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("cloudtrail:CreateTrail") + proxy.count("cloudtrail:DeleteTrail") + proxy.count("cloudtrail:PutEventSelectors"), 0, "{}", proxy.stats());
+    let t = block_on(aws.cloudtrail.get_trail().name(&trail_arn).send()).unwrap().trail.unwrap();
+    assert_eq!((t.is_multi_region_trail(), t.include_global_service_events()), (Some(true), Some(true)), "a multi-region trail includes global service events");
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec);
+    assert_eq!(wd.plan_code().code, 0);
+    step("multi_region: one UpdateTrail");
+
+    // 4. import by name recovers the audit block: an empty plan
+    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
+    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "import records the same children");
+    step("import");
+
+    // 5. destroy with log files in the trail's bucket leaves nothing
+    block_on(aws.s3.put_object().bucket(&bucket).key(format!("AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/x.json.gz")).body(b"{}".to_vec().into()).send()).unwrap();
+    wd.destroy().expect_ok("destroy");
+    let after = Snapshot::take(&moto);
+    assert_eq!((after.added_since(&s0), after.removed_since(&s0)), (vec![], vec![]), "destroy leaves what was there before (trail, buckets, log groups, roles)");
+    step("destroy");
+}

@@ -9,6 +9,7 @@ import sys
 from moto.server import main
 
 # Importing a service module patches moto's classes in this process.
+import cloudtrail  # noqa: F401
 import codebuild  # noqa: F401
 import codepipeline  # noqa: F401
 import dependencies  # noqa: F401

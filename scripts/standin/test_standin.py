@@ -1324,5 +1324,66 @@ class S3Test(unittest.TestCase):
         s3.delete_bucket(Bucket="standin-versioning")
 
 
+class CloudTrailTest(unittest.TestCase):
+    """What the trail kind reads back (moto 5.2.5 stores it), and CreateTrail/DeleteTrail as AWS answers them."""
+
+    def test_trail_logs_fields_advanced_selectors_status_and_tags_round_trip(self):
+        s3 = SERVERS["default"].client("s3")
+        cloudtrail = SERVERS["default"].client("cloudtrail")
+        s3.create_bucket(Bucket="standin-trail")
+        group = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/standin/audit:*"
+        arn = cloudtrail.create_trail(
+            Name="standin-trail",
+            S3BucketName="standin-trail",
+            CloudWatchLogsLogGroupArn=group,
+            CloudWatchLogsRoleArn=ROLE,
+            IsMultiRegionTrail=False,
+            IncludeGlobalServiceEvents=False,
+            TagsList=[{"Key": "cxflow:owner", "Value": "x/y"}],
+        )["TrailARN"]
+        self.assertEqual(arn, f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/standin-trail")
+        trail = cloudtrail.get_trail(Name=arn)["Trail"]
+        self.assertEqual(
+            (trail["S3BucketName"], trail["CloudWatchLogsLogGroupArn"], trail["CloudWatchLogsRoleArn"], trail["IsMultiRegionTrail"], trail["IncludeGlobalServiceEvents"]),
+            ("standin-trail", group, ROLE, False, False),
+        )
+        selectors = [
+            {
+                "Name": "reads",
+                "FieldSelectors": [
+                    {"Field": "eventCategory", "Equals": ["Management"]},
+                    {"Field": "readOnly", "Equals": ["true"]},
+                    {"Field": "eventSource", "NotEquals": ["kms.amazonaws.com", "rdsdata.amazonaws.com"]},
+                ],
+            }
+        ]
+        cloudtrail.put_event_selectors(TrailName=arn, AdvancedEventSelectors=selectors)
+        got = cloudtrail.get_event_selectors(TrailName=arn)
+        self.assertEqual((got["AdvancedEventSelectors"], got.get("EventSelectors", [])), (selectors, []))
+        self.assertFalse(cloudtrail.get_trail_status(Name=arn)["IsLogging"])
+        cloudtrail.start_logging(Name=arn)
+        self.assertTrue(cloudtrail.get_trail_status(Name=arn)["IsLogging"])
+        cloudtrail.update_trail(Name=arn, IsMultiRegionTrail=True, IncludeGlobalServiceEvents=True)
+        self.assertTrue(cloudtrail.get_trail(Name=arn)["Trail"]["IsMultiRegionTrail"])
+        cloudtrail.add_tags(ResourceId=arn, TagsList=[{"Key": "cxflow:lease", "Value": "l"}])
+        cloudtrail.remove_tags(ResourceId=arn, TagsList=[{"Key": "cxflow:lease"}])
+        [tags] = cloudtrail.list_tags(ResourceIdList=[arn])["ResourceTagList"]
+        self.assertEqual(tags["TagsList"], [{"Key": "cxflow:owner", "Value": "x/y"}])
+        with self.assertRaises(ClientError) as e:
+            cloudtrail.create_trail(Name="standin-trail", S3BucketName="standin-trail")
+        self.assertEqual(e.exception.response["Error"]["Code"], "TrailAlreadyExistsException")
+        self.assertTrue(cloudtrail.get_trail_status(Name=arn)["IsLogging"], "the existing trail is unchanged")
+        cloudtrail.delete_trail(Name=arn)
+        for call in (lambda: cloudtrail.get_trail(Name=arn), lambda: cloudtrail.delete_trail(Name=arn), lambda: cloudtrail.delete_trail(Name="standin-trail")):
+            with self.assertRaises(ClientError) as e:
+                call()
+            self.assertEqual(e.exception.response["Error"]["Code"], "TrailNotFoundException")
+        cloudtrail.create_trail(Name="standin-trail", S3BucketName="standin-trail")
+        [tags] = cloudtrail.list_tags(ResourceIdList=[arn])["ResourceTagList"]
+        self.assertEqual(tags["TagsList"], [], "a deleted trail's tags went with it")
+        cloudtrail.delete_trail(Name="standin-trail")
+        s3.delete_bucket(Bucket="standin-trail")
+
+
 if __name__ == "__main__":
     unittest.main()

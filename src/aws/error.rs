@@ -39,6 +39,7 @@ impl AwsError {
             "NamespaceNotFound",
             "PipelineNotFoundException",
             "NoSuchBucket",
+            "TrailNotFoundException",
         ]) || self.message.contains("not found")
             || self.message.contains("does not exist")
     }

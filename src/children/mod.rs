@@ -4,6 +4,7 @@
 //! the engine can diff them; its update sends only the fields that differ.
 
 pub mod autoscaling;
+pub mod cloudtrail;
 pub mod codebuild;
 pub mod codepipeline;
 pub mod discovery;

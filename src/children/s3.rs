@@ -29,6 +29,8 @@ pub struct BucketNode {
     pub expire_days: i64,
     /// Days a replaced or deleted artifact version is kept.
     pub noncurrent_days: i64,
+    /// The bucket policy (filled in); None: the bucket has none of ours and it is not read.
+    pub policy: Option<serde_json::Value>,
 }
 
 fn gone(e: &AwsError) -> bool {
@@ -102,11 +104,25 @@ impl BucketNode {
             .map_err(|e| aws_err("s3:PutBucketLifecycleConfiguration", e))?;
         Ok(())
     }
+    async fn put_policy(&self, aws: &Aws) -> Result<(), NodeError> {
+        let Some(p) = &self.policy else { return Ok(()) };
+        aws.s3().put_bucket_policy().bucket(&self.name).policy(p.to_string()).send().await.map_err(|e| aws_err("s3:PutBucketPolicy", e))?;
+        Ok(())
+    }
+    /// The bucket's policy document (null when it has none).
+    async fn observed_policy(&self, aws: &Aws) -> Result<serde_json::Value, NodeError> {
+        match aws.s3().get_bucket_policy().bucket(&self.name).send().await.map_err(|e| aws_err("s3:GetBucketPolicy", e)) {
+            Ok(o) => Ok(o.policy().and_then(|p| serde_json::from_str(p).ok()).unwrap_or(serde_json::Value::Null)),
+            Err(e) if e.is_code(&["NoSuchBucketPolicy"]) => Ok(serde_json::Value::Null),
+            Err(e) => Err(e.into()),
+        }
+    }
     async fn configure(&self, aws: &Aws) -> Result<(), NodeError> {
         self.put_public_access_block(aws).await?;
         self.put_encryption(aws).await?;
         self.put_versioning(aws).await?;
-        self.put_lifecycle(aws).await
+        self.put_lifecycle(aws).await?;
+        self.put_policy(aws).await
     }
     async fn is_empty(&self, aws: &Aws) -> Result<bool, NodeError> {
         let out = aws.s3().list_object_versions().bucket(&self.name).max_keys(1).send().await.map_err(|e| aws_err("s3:ListObjectVersions", e))?;
@@ -152,10 +168,14 @@ impl Node<Aws> for BucketNode {
         format!("S3 bucket {}", self.name)
     }
     fn spec(&self) -> Spec {
-        spec(json!({
+        let mut s = spec(json!({
             "name": self.name, "encryption": "AES256", "block_public_access": true, "versioning": "Enabled",
             "lifecycle": self.lifecycle_spec(), "tags": tags_json(&self.wanted_tags()),
-        }))
+        }));
+        if let Some(p) = &self.policy {
+            s.insert("policy".into(), p.clone());
+        }
+        s
     }
     fn replaced_by(&self) -> &'static [&'static str] {
         &["name"]
@@ -213,11 +233,15 @@ impl Node<Aws> for BucketNode {
             Err(e) if e.is_code(&["NoSuchLifecycleConfiguration"]) => None,
             Err(e) => return Err(e.into()),
         };
-        Ok(Some(spec(json!({
+        let mut observed = spec(json!({
             "name": self.name, "encryption": encryption, "block_public_access": block,
             "versioning": versioning.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Disabled".into()),
             "lifecycle": lifecycle, "tags": tags_json(&tags), "arn": self.arn(),
-        }))))
+        }));
+        if self.policy.is_some() {
+            observed.insert("policy".into(), self.observed_policy(aws).await?);
+        }
+        Ok(Some(observed))
     }
     async fn update(&self, aws: &Aws, _id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         let want = self.spec();
@@ -232,6 +256,9 @@ impl Node<Aws> for BucketNode {
         }
         if base.get("lifecycle") != want.get("lifecycle") {
             self.put_lifecycle(aws).await?;
+        }
+        if base.get("policy") != want.get("policy") {
+            self.put_policy(aws).await?;
         }
         let current = match spec_tags(base) {
             Some(t) => t,

@@ -412,6 +412,7 @@ fn build_graph(cfg: &BuildPipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diags>
             name: bucket.clone(),
             expire_days: cfg.artifact_expiration_days.unwrap_or(30),
             noncurrent_days: cfg.artifact_expiration_days.unwrap_or(30),
+            policy: None,
         }),
         Box::new(LogGroupNode { c: c.clone(), key: "build_logs".into(), name: log_group_of(name), retention_days: b.log_retention_days.unwrap_or(30), retain: false }),
         Box::new(role("build_role", "-build", "codebuild.amazonaws.com", "CodeBuild service role", ("build", build_policy(&c, name, &bucket, &b.repository_arn)))),

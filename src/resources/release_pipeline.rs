@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::aws::Aws;
+use crate::children::cloudtrail::{EventSelector, FieldSelector, TrailNode};
 use crate::children::codebuild::{BuildEnvironment, BuildSource, ProjectNode};
 use crate::children::codepipeline::{Action, PipelineNode, Stage};
 use crate::children::events::ScheduleNode;
@@ -65,6 +66,7 @@ pub struct ReleasePipeline {
     pub log_retention_days: Option<i64>,
     pub artifact_expiration_days: Option<i64>,
     pub tags: Option<BTreeMap<String, String>>,
+    pub audit: Option<AuditCfg>,
     // computed
     pub arn: Option<String>,
     pub console_url: Option<String>,
@@ -78,6 +80,10 @@ pub struct ReleasePipeline {
     pub signer_role_arn: Option<String>,
     pub pipeline_role_arn: Option<String>,
     pub signing_image_uri: Option<String>,
+    pub audit_trail_arn: Option<String>,
+    pub audit_log_group_name: Option<String>,
+    pub audit_bucket: Option<String>,
+    pub audit_query: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -178,6 +184,12 @@ fn owned_secret_name(pipeline: &str, suffix: &str) -> String {
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct AuditCfg {
+    pub retention_days: Option<i64>,
+    pub multi_region: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PublishCfg {
     pub bucket_arn: String,
     pub prefix: Option<String>,
@@ -185,6 +197,146 @@ pub struct PublishCfg {
 
 fn log_group_of(name: &str) -> String {
     format!("/cxflow/release/{name}")
+}
+
+// The audit stack: a trail recording GetSecretValue, delivered to a log group
+// through a role, with log files in a bucket of its own (docs/design.md, "Audit").
+
+fn audit_log_group_of(name: &str) -> String {
+    format!("/cxflow/release/{name}/audit")
+}
+
+fn trail_name(name: &str) -> String {
+    format!("{name}-audit")
+}
+
+fn trail_arn(c: &Common, name: &str) -> String {
+    format!("arn:{}:cloudtrail:{}:{}:trail/{}", c.partition(), c.region, c.account, trail_name(name))
+}
+
+fn audit_bucket_name(name: &str, account: &str, region: &str) -> String {
+    bounded(&name.to_ascii_lowercase(), &format!("{TYPE_NAME}/{name}"), &format!("-audit-{account}-{region}"), 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// Days the trail's log files stay in its bucket: the S3 copy is the long
+/// archive, as long as CloudWatch's longest retention; `retention_days` is the log group's.
+const TRAIL_FILE_DAYS: i64 = 3653;
+
+/// The bucket policy CloudTrail requires: it checks the ACL, then writes under
+/// `AWSLogs/<account>/` with the owner in full control, for this trail only.
+fn trail_bucket_policy(c: &Common, bucket: &str, trail: &str) -> Json {
+    let p = c.partition();
+    policy(vec![
+        json!({"Sid": "CloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl",
+               "Resource": format!("arn:{p}:s3:::{bucket}"), "Condition": {"StringEquals": {"aws:SourceArn": trail}}}),
+        json!({"Sid": "CloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:PutObject",
+               "Resource": format!("arn:{p}:s3:::{bucket}/AWSLogs/{}/*", c.account),
+               "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}}),
+    ])
+}
+
+/// What CloudTrail's role may do: create and write its own streams
+/// (`<account>_CloudTrail_<region>`) in the audit log group, nothing else.
+fn trail_role_policy(c: &Common, name: &str) -> Json {
+    let stream = format!("arn:{}:logs:{}:{}:log-group:{}:log-stream:{}_CloudTrail_*", c.partition(), c.region, c.account, audit_log_group_of(name), c.account);
+    policy(vec![json!({"Sid": "Deliver", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": stream})])
+}
+
+/// GetSecretValue is a read management event of Secrets Manager (it has no
+/// data events), and a trail's management selectors can only filter on
+/// `eventCategory`, `readOnly` and `eventSource` NotEquals KMS/RDS Data: so
+/// the trail records read management events without KMS and RDS Data noise,
+/// and `audit_query` narrows to GetSecretValue on the two secrets.
+fn audit_selectors() -> Vec<EventSelector> {
+    let field = |f: &str, equals: &[&str], not_equals: &[&str]| FieldSelector {
+        field: f.into(),
+        equals: equals.iter().map(|s| s.to_string()).collect(),
+        not_equals: not_equals.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    vec![EventSelector {
+        name: "Read management events (Secrets Manager GetSecretValue)".into(),
+        fields: vec![field("eventCategory", &["Management"], &[]), field("readOnly", &["true"], &[]), field("eventSource", &[], &["kms.amazonaws.com", "rdsdata.amazonaws.com"])],
+    }]
+}
+
+/// The ways a caller can name a secret in GetSecretValue (`requestParameters.secretId`):
+/// its ARN, the ARN without Secrets Manager's `-XXXXXX` suffix, and its name.
+fn secret_ids(arn: &str) -> Vec<String> {
+    let strip = |s: &str| -> String {
+        match s.rsplit_once('-') {
+            Some((head, tail)) if tail.len() == 6 && tail.chars().all(|c| c.is_ascii_alphanumeric()) && !head.is_empty() => head.to_string(),
+            _ => s.to_string(),
+        }
+    };
+    let mut ids = vec![arn.to_string(), strip(arn)];
+    if let Some((_, name)) = arn.split_once(":secret:") {
+        ids.push(strip(name));
+    }
+    ids.dedup();
+    ids
+}
+
+/// A CloudWatch Logs Insights query for GetSecretValue on the signing secrets:
+/// ARNs (the user's) match their exact forms; names (the provider's, whose ARN
+/// suffix is not known at plan time) match any ID containing them.
+fn audit_query(secrets: &[&str]) -> String {
+    let (arns, names): (Vec<&str>, Vec<&str>) = secrets.iter().partition(|s| s.starts_with("arn:"));
+    let mut clauses = Vec::new();
+    if !arns.is_empty() {
+        let ids: Vec<String> = arns.iter().flat_map(|s| secret_ids(s)).map(|s| format!("\"{s}\"")).collect();
+        clauses.push(format!("requestParameters.secretId in [{}]", ids.join(", ")));
+    }
+    clauses.extend(names.iter().map(|n| format!("requestParameters.secretId like \"{n}\"")));
+    format!(
+        "fields @timestamp, userIdentity.arn, sourceIPAddress, requestParameters.secretId\n\
+         | filter eventSource = \"secretsmanager.amazonaws.com\" and eventName = \"GetSecretValue\" and ({})\n\
+         | sort @timestamp desc",
+        clauses.join(" or ")
+    )
+}
+
+/// The audit children; unwanted (deleted when recorded) without an `audit` block.
+fn audit_nodes(cfg: &ReleasePipeline, c: &Arc<Common>) -> Vec<Box<dyn Node<Aws>>> {
+    let name = &cfg.name;
+    let a = cfg.audit.clone().unwrap_or_default();
+    let bucket = audit_bucket_name(name, &c.account, &c.region);
+    let trail = trail_arn(c, name);
+    let logs = audit_log_group_of(name);
+    let nodes: Vec<Box<dyn Node<Aws>>> = vec![
+        Box::new(BucketNode {
+            c: c.clone(),
+            key: "audit_bucket".into(),
+            name: bucket.clone(),
+            expire_days: TRAIL_FILE_DAYS,
+            noncurrent_days: 30,
+            policy: Some(trail_bucket_policy(c, &bucket, &trail)),
+        }),
+        Box::new(LogGroupNode { c: c.clone(), key: "audit_logs".into(), name: logs.clone(), retention_days: a.retention_days.unwrap_or(180), retain: false }),
+        Box::new(RoleNode {
+            c: c.clone(),
+            key: "audit_role".into(),
+            name: role_name(name, "-audit"),
+            path: "/".into(),
+            description: format!("CloudTrail delivery role of {TYPE_NAME} {name} (terraform-provider-cxflow)"),
+            trust: service_trust("cloudtrail.amazonaws.com", Some(json!({"StringEquals": {"aws:SourceAccount": c.account, "aws:SourceArn": trail}}))),
+            managed: Vec::new(),
+            inline: BTreeMap::from([("deliver".to_string(), trail_role_policy(c, name))]),
+            wanted: true,
+        }),
+        Box::new(TrailNode {
+            c: c.clone(),
+            key: "audit_trail".into(),
+            name: trail_name(name),
+            bucket: Ref::dep("audit_bucket"),
+            log_group_arn: format!("arn:{}:logs:{}:{}:log-group:{logs}:*", c.partition(), c.region, c.account),
+            log_group: Ref::dep("audit_logs"),
+            role: Ref::dep("audit_role"),
+            multi_region: a.multi_region.unwrap_or(false),
+            selectors: audit_selectors(),
+        }),
+    ];
+    if cfg.audit.is_some() { nodes } else { nodes.into_iter().map(|n| Box::new(Unwanted(n)) as Box<dyn Node<Aws>>).collect() }
 }
 
 fn builder_project(name: &str, key: &str) -> String {
@@ -362,6 +514,14 @@ fn schema_block() -> Block {
          building `dockerfile` from the source branch into `:latest`, and optionally an EventBridge schedule rebuilding it. The signer then \
          runs on that image, pulled with its own role. Build it once before the first release (the project exists as soon as apply ends).",
     );
+    let audit = Block::new(vec![
+        Attribute::new("retention_days", Type::Number).default(Value::int(180)).check(Check::IntIn(RETENTION_DAYS)).describe("Days the audit log group keeps the trail's events."),
+        Attribute::new("multi_region", Type::Bool).default(Value::Bool(false)).describe("Record events of every region, not only the pipeline's."),
+    ])
+    .describe(
+        "Audit of the signing secrets: a CloudTrail trail recording read management events (among them every Secrets Manager `GetSecretValue`), \
+         delivered to the log group `/cxflow/release/<name>/audit` and to an encrypted, private bucket of its own; `audit_query` finds the reads of the two secrets.",
+    );
     Block::new(vec![
         Attribute::new("name", Type::String)
             .required()
@@ -391,12 +551,21 @@ fn schema_block() -> Block {
         Attribute::new("signer_role_arn", Type::String).computed().describe("ARN of the signer's role, the only one that may read the signing secrets."),
         Attribute::new("pipeline_role_arn", Type::String).computed().describe("ARN of the pipeline's service role."),
         Attribute::new("signing_image_uri", Type::String).computed().describe("The managed signing image (`signing_image`), `<registry>/<name>-signer:latest`; null without it."),
+        Attribute::new("audit_trail_arn", Type::String).computed().describe("ARN of the audit trail (null without `audit`)."),
+        Attribute::new("audit_log_group_name", Type::String)
+            .computed()
+            .describe("The log group the audit trail delivers to, `/cxflow/release/<name>/audit` (null without `audit`)."),
+        Attribute::new("audit_bucket", Type::String).computed().describe("Name of the bucket holding the audit trail's log files (null without `audit`)."),
+        Attribute::new("audit_query", Type::String)
+            .computed()
+            .describe("A CloudWatch Logs Insights query for `GetSecretValue` on the two signing secrets, to run on `audit_log_group_name` (null without `audit`)."),
     ])
     .with_blocks(vec![
         NestedBlock::new("source", Nesting::Single, source).min(1).max(1),
         NestedBlock::new("signing", Nesting::Single, signing).min(1).max(1),
         NestedBlock::new("publish", Nesting::Single, publish).min(1).max(1),
         NestedBlock::new("signing_image", Nesting::Single, signing_image),
+        NestedBlock::new("audit", Nesting::Single, audit),
     ])
     .describe(
         "A release pipeline: a GitHub source, one CodeBuild build per artifact, a GPG signer reading its key from Secrets Manager, \
@@ -651,6 +820,7 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
             name: bucket.clone(),
             expire_days: cfg.artifact_expiration_days.unwrap_or(30),
             noncurrent_days: cfg.artifact_expiration_days.unwrap_or(30),
+            policy: None,
         }),
         Box::new(LogGroupNode { c: c.clone(), key: "logs".into(), name: log_group_of(name), retention_days: cfg.log_retention_days.unwrap_or(30), retain: false }),
     ];
@@ -823,6 +993,7 @@ fn build_graph(cfg: &ReleasePipeline, c: Arc<Common>) -> Result<Graph<Aws>, Diag
         stages: stages(cfg),
         after,
     }));
+    nodes.extend(audit_nodes(cfg, &c));
     Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
 }
 
@@ -877,6 +1048,25 @@ impl Composite<Aws> for ReleasePipelineResource {
         };
         p.set_attr("builder_projects", projects);
         p.set_attr("signer_environment", builders.as_ref().map(|b| Value::string(signer_environment(b))).unwrap_or(Value::Unknown));
+        let audit = p.get("audit").clone();
+        let s = p.get("signing").clone();
+        let (log_group, query) = match &audit {
+            Value::Null => (Value::Null, Value::Null),
+            Value::Unknown => (Value::Unknown, Value::Unknown),
+            _ => (known(audit_log_group_of), {
+                // Each secret: the user's ARN, or (write-only) the provider's by name.
+                let id = |arn: &str, suffix: &str| match s.get(arn) {
+                    Value::Null => name.as_deref().map(|n| owned_secret_name(n, suffix)),
+                    v => v.as_str().map(str::to_string),
+                };
+                match (id("key_secret_arn", "gpg-key"), id("passphrase_secret_arn", "gpg-passphrase")) {
+                    (Some(k), Some(pp)) => Value::string(audit_query(&[&k, &pp])),
+                    _ => Value::Unknown,
+                }
+            }),
+        };
+        p.set_attr("audit_log_group_name", log_group);
+        p.set_attr("audit_query", query);
     }
     fn owner_name(s: &ReleasePipeline) -> String {
         s.name.clone()
@@ -907,6 +1097,8 @@ impl Composite<Aws> for ReleasePipelineResource {
             _ => pc.output("signing_image_repo", "uri").as_str().map(|u| Value::string(format!("{u}:latest"))).unwrap_or(Value::Unknown),
         };
         p.set_attr("signing_image_uri", image);
+        p.set_attr("audit_trail_arn", pc.identity("audit_trail"));
+        p.set_attr("audit_bucket", pc.identity("audit_bucket"));
     }
     fn outputs(st: &mut Value, cfg: &ReleasePipeline, kids: &Kids<'_>) {
         let arn = kids.id("pipeline");
@@ -925,16 +1117,22 @@ impl Composite<Aws> for ReleasePipelineResource {
             .collect();
         st.set_attr("signing_secret_arns", Value::Map(arns));
         st.set_attr("signing_image_uri", opt(cfg.signing_image.as_ref().and(kids.output("signing_image_repo", "uri")).map(|u| format!("{u}:latest"))));
+        st.set_attr("audit_trail_arn", opt(kids.id("audit_trail")));
+        st.set_attr("audit_bucket", opt(kids.id("audit_bucket")));
     }
     fn import_seed(id: &str) -> Result<ReleasePipeline, Diags> {
         // The seed wants every optional child (the managed signing image and
-        // its schedule, the provider's secrets), so the first round looks for
-        // them by name; what is not found drops out of the next round.
+        // its schedule, the provider's secrets, the audit children), so the
+        // first round looks for them by name; from_observed drops what is not found.
         let discover = SigningImageCfg { dockerfile: None, schedule: Some("rate(1 day)".into()) };
-        Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, signing_image: Some(discover), ..Default::default() })
+        Ok(ReleasePipeline { name: pipeline_import_name(id, TYPE_NAME)?, signing_image: Some(discover), audit: Some(AuditCfg::default()), ..Default::default() })
     }
     async fn from_observed(aws: &Aws, seed: &ReleasePipeline, kids: &Kids<'_>) -> Result<ReleasePipeline, Diags> {
         let mut cfg = seed.clone();
+        cfg.audit = kids.observed("audit_trail").map(|t| AuditCfg {
+            retention_days: kids.field("audit_logs", "retention_in_days").and_then(Json::as_i64),
+            multi_region: t.get("multi_region").and_then(Json::as_bool),
+        });
         let Some(stages) = kids.field("pipeline", "stages").and_then(|s| serde_json::from_value::<Vec<Stage>>(s.clone()).ok()) else { return Ok(cfg) };
         let action = |stage: &str| stages.iter().find(|s| s.name == stage).and_then(|s| s.actions.first()).cloned();
         cfg.source = Some(SourceCfg::from_action(action("Source").as_ref()));
@@ -1059,9 +1257,71 @@ mod tests {
     }
 
     #[test]
+    fn audit_children_are_wanted_only_with_the_block() {
+        let mut c = cfg(&["amd64"]);
+        let without = build_graph(&c, common()).unwrap();
+        c.audit = Some(AuditCfg::default());
+        let with = build_graph(&c, common()).unwrap();
+        let audit = ["audit_bucket", "audit_logs", "audit_role", "audit_trail"];
+        assert!(audit.iter().all(|k| without.node(k).is_some_and(|n| !n.wanted())), "kept unwanted so a recorded one is deleted");
+        assert_eq!(with.wanted_keys().len(), without.wanted_keys().len() + 4);
+        let trail = with.node("audit_trail").unwrap().spec();
+        assert_eq!(trail["bucket"], "<audit_bucket>");
+        assert_eq!(trail["role"], "<audit_role>");
+        assert_eq!(trail["log_group_arn"], "arn:aws:logs:us-west-2:123456789012:log-group:/cxflow/release/ecs-agent/audit:*");
+        assert_eq!(trail["multi_region"], false);
+        assert_eq!(with.node("audit_logs").unwrap().spec()["retention_in_days"], 180);
+    }
+
+    #[test]
+    fn cloudtrail_may_write_the_bucket_and_its_own_streams_only() {
+        let c = common();
+        let trail = trail_arn(&c, "ecs-agent");
+        assert_eq!(trail, "arn:aws:cloudtrail:us-west-2:123456789012:trail/ecs-agent-audit");
+        let b = trail_bucket_policy(&c, "bkt", &trail);
+        let st = b["Statement"].as_array().unwrap();
+        assert_eq!(st.len(), 2);
+        assert_eq!((st[0]["Action"].as_str(), st[0]["Resource"].as_str()), (Some("s3:GetBucketAcl"), Some("arn:aws:s3:::bkt")));
+        assert_eq!((st[1]["Action"].as_str(), st[1]["Resource"].as_str()), (Some("s3:PutObject"), Some("arn:aws:s3:::bkt/AWSLogs/123456789012/*")));
+        assert_eq!(st[1]["Condition"]["StringEquals"], json!({"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}));
+        assert!(st.iter().all(|s| s["Principal"] == json!({"Service": "cloudtrail.amazonaws.com"}) && s["Condition"]["StringEquals"]["aws:SourceArn"] == trail));
+        let r = trail_role_policy(&c, "ecs-agent");
+        assert_eq!(
+            r["Statement"],
+            json!([{"Sid": "Deliver", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": "arn:aws:logs:us-west-2:123456789012:log-group:/cxflow/release/ecs-agent/audit:log-stream:123456789012_CloudTrail_*"}])
+        );
+    }
+
+    #[test]
+    fn selectors_record_read_management_events_and_the_query_names_the_secrets() {
+        let sel = serde_json::to_value(audit_selectors()).unwrap();
+        assert_eq!(
+            sel[0]["fields"],
+            json!([{"field": "eventCategory", "equals": ["Management"]}, {"field": "readOnly", "equals": ["true"]},
+                   {"field": "eventSource", "not_equals": ["kms.amazonaws.com", "rdsdata.amazonaws.com"]}])
+        );
+        let key = "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key-AbCdEf";
+        assert_eq!(secret_ids(key), [key, "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/gpg-key", "release/gpg-key"]);
+        assert_eq!(secret_ids("arn:aws:secretsmanager:us-west-2:123456789012:secret:plain"), ["arn:aws:secretsmanager:us-west-2:123456789012:secret:plain", "plain"]);
+        let q = audit_query(&[key, "arn:aws:secretsmanager:us-west-2:123456789012:secret:release/pass-GhIjKl"]);
+        assert_eq!(q.lines().count(), 3, "{q}");
+        assert!(q.starts_with("fields @timestamp, userIdentity.arn, sourceIPAddress, requestParameters.secretId\n| filter eventSource = \"secretsmanager.amazonaws.com\" and eventName = \"GetSecretValue\" and (requestParameters.secretId in [\""), "{q}");
+        assert!(
+            q.contains("\"release/gpg-key\", \"arn:aws:secretsmanager:us-west-2:123456789012:secret:release/pass-GhIjKl\"") && q.ends_with("])\n| sort @timestamp desc"),
+            "{q}"
+        );
+        // The provider's own secrets (write-only values) by name, whatever suffix AWS gave their ARNs.
+        let q = audit_query(&[key, "cxflow/release/ecs-agent/gpg-passphrase"]);
+        assert!(q.contains("requestParameters.secretId in [") && q.contains(" or requestParameters.secretId like \"cxflow/release/ecs-agent/gpg-passphrase\")"), "{q}");
+    }
+
+    #[test]
     fn names_fit_aws_limits() {
         let long = "a".repeat(80);
         assert!(role_name(&long, "-b-abcdefghijklmnopqrst").len() <= 64);
         assert!(bucket_name(&long, "123456789012", "ap-southeast-2").len() <= 63);
+        assert!(audit_bucket_name(&long, "123456789012", "ap-southeast-2").len() <= 63);
+        assert!(trail_name(&long).len() <= 128);
     }
 }

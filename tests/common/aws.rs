@@ -13,6 +13,7 @@ pub const LEASE_TAG: &str = "cxflow:lease";
 pub struct Aws {
     pub aas: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
     pub codebuild: aws_sdk_codebuild::Client,
     pub codepipeline: aws_sdk_codepipeline::Client,
     pub ec2: aws_sdk_ec2::Client,
@@ -37,6 +38,7 @@ impl Aws {
         Aws {
             aas: aws_sdk_applicationautoscaling::Client::new(s),
             acm: aws_sdk_acm::Client::new(s),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(s),
             codebuild: aws_sdk_codebuild::Client::new(s),
             codepipeline: aws_sdk_codepipeline::Client::new(s),
             ec2: aws_sdk_ec2::Client::new(s),

@@ -66,6 +66,7 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         (":group/", "iam group"),
         (":oidc-provider/", "iam oidc-provider"),
         (":namespace/", "servicediscovery namespace"),
+        (":trail/", "cloudtrail trail"),
     ];
     let kind = if let Some((_, k)) = by_prefix.iter().find(|(p, _)| id.starts_with(p)) {
         k.to_string()
@@ -233,6 +234,7 @@ pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
             }
             tried!("DeleteBucket", aws.s3.delete_bucket().bucket(id).send())
         }
+        "cloudtrail trail" => tried!("DeleteTrail", aws.cloudtrail.delete_trail().name(id).send()),
         k => panic!("no out-of-band delete for {k}"),
     }
 }
@@ -321,6 +323,10 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
         "codepipeline" => {
             let d = aws.codepipeline.list_tags_for_resource().resource_arn(id).send().await.unwrap();
             d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
+        }
+        "cloudtrail" => {
+            let d = aws.cloudtrail.list_tags().resource_id_list(id).send().await.unwrap();
+            d.resource_tag_list().iter().flat_map(|r| r.tags_list()).filter_map(|t| kv(Some(t.key()), t.value())).collect()
         }
         k => panic!("no tag reader for {k}"),
     };
@@ -457,6 +463,11 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
             aws.s3.delete_public_access_block().bucket(id).send().await.unwrap();
             Mutation { field: "block_public_access", value: "false".into() }
         }
+        "cloudtrail trail" => {
+            // Someone stops the audit trail.
+            aws.cloudtrail.stop_logging().name(id).send().await.unwrap();
+            Mutation { field: "logging", value: "false".into() }
+        }
         "codebuild project" => {
             aws.codebuild.update_project().name(id).timeout_in_minutes(7).send().await.unwrap();
             Mutation { field: "timeout_minutes", value: "7".into() }
@@ -578,6 +589,7 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
             d.client_id_list().contains(&m.value)
         }
         ("s3 bucket", _) => aws.s3.get_public_access_block().bucket(id).send().await.is_err(),
+        ("cloudtrail trail", _) => aws.cloudtrail.get_trail_status().name(id).send().await.unwrap().is_logging().map(|l| l.to_string()) == Some(m.value.clone()),
         ("codebuild project", _) => {
             let d = aws.codebuild.batch_get_projects().names(id).send().await.unwrap();
             d.projects()[0].timeout_in_minutes().map(|t| t.to_string()) == Some(m.value.clone())

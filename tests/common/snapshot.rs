@@ -204,6 +204,11 @@ async fn take(sdk: &aws_config::SdkConfig) -> Snapshot {
         add(format!("codebuild project {p}"));
     }
 
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    for t in cloudtrail.list_trails().send().await.unwrap().trails() {
+        add(format!("cloudtrail trail {}", t.trail_arn().unwrap_or_default()));
+    }
+
     let codepipeline = aws_sdk_codepipeline::Client::new(sdk);
     for p in codepipeline.list_pipelines().send().await.unwrap().pipelines() {
         add(format!("codepipeline pipeline {}", p.name().unwrap_or_default()));

@@ -21,5 +21,7 @@ resource "cxflow_release_pipeline" "this" {
     bucket_arn = "arn:aws:s3:::contract-releases"
   }
 
+  audit {}
+
   tags = { Suite = "contract" }
 }

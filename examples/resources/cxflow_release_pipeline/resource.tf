@@ -36,5 +36,11 @@ resource "cxflow_release_pipeline" "agent" {
     prefix     = "agent/"
   }
 
+  # CloudTrail records every GetSecretValue into /cxflow/release/ecs-agent/audit;
+  # the `audit_query` output finds the reads of the two signing secrets.
+  audit {
+    retention_days = 180
+  }
+
   log_retention_days = 30
 }
