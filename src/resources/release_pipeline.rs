@@ -569,7 +569,15 @@ fn schema_block() -> Block {
     ])
     .describe(
         "A release pipeline: a GitHub source, one CodeBuild build per artifact, a GPG signer reading its key from Secrets Manager, \
-         and a copier publishing artifacts and signatures to a release bucket, with an encrypted, private artifact bucket and one least-privilege role per project.",
+         and a copier publishing artifacts and signatures to a release bucket, with an encrypted, private artifact bucket and one least-privilege role per project.\n\n\
+         **Buildspecs.** Each builder's buildspec (in your repository) builds one file and exports its name: `env: exported-variables: [ARTIFACT_NAME]` \
+         (or the builder's `artifact_variable`). The signer's and the copier's buildspecs are written by the provider: the signer imports the key \
+         (`GPG_KEY`, read by CodeBuild from Secrets Manager with the signer's role) and, for every variable `ARTIFACT_<KEY>`, signs the file it names \
+         in `$CODEBUILD_SRC_DIR_build_<key>` with `gpg --armor --detach-sign` using `GPG_PASSPHRASE`, and outputs the files and their `.asc` signatures; \
+         the copier copies them to `s3://<publish bucket>/<prefix>`. Adding a builder changes neither.\n\n\
+         **The key.** The gpg of Amazon Linux 2 (CodeBuild's standard images) has no ECC: generate an RSA 4096 key with a passphrase \
+         (`gpg --full-generate-key`, kind RSA and RSA, 4096 bits), export it armored (`gpg --armor --export-secret-key <email>`), and give the \
+         armored key and the passphrase as two plain-text (not JSON) secrets, or as `key_wo` and `passphrase_wo`.",
     )
 }
 
