@@ -51,6 +51,19 @@ resource "cxflow_release_pipeline" "agent" {{
     )
 }
 
+/// A moto with the release bucket, a proxy counting calls in front of it, what
+/// moto held before Terraform ran, and a Terraform directory talking through the proxy.
+fn setup() -> (Moto, Proxy, Aws, Snapshot, Workdir) {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let aws = Aws::new(&moto);
+    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let s0 = Snapshot::take(&moto);
+    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    (moto, proxy, aws, s0, wd)
+}
+
 fn step(name: &str) {
     println!("[release_pipeline] {name}");
 }
@@ -120,18 +133,12 @@ fn check_roles(aws: &Aws, wd: &Workdir, keys: &[&str], secrets: &[&str]) {
 
 #[test]
 fn seed_001_release_pipeline_two_then_three_builders() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto, &[]);
-    let aws = Aws::new(&moto);
-    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let (moto, proxy, aws, s0, wd) = setup();
     // The user's secrets: the resource only names them (their values never pass through it).
     let key = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-key-AbCdEf");
     let pass = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-passphrase-GhIjKl");
     let mut secrets = [key.as_str(), pass.as_str()];
     secrets.sort();
-    let s0 = Snapshot::take(&moto);
-    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
     let two = [("amd64", "buildspecs/merge-build.yml"), ("arm64", "buildspecs/merge-build-ubuntu.yml")];
     wd.write("main.tf", &config(&key, &pass, &two));
 
@@ -261,13 +268,7 @@ fn assert_absent(what: &str, text: &str, values: &[&str]) {
 
 #[test]
 fn write_only_signing_secrets_live_only_in_secrets_manager() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto, &[]);
-    let aws = Aws::new(&moto);
-    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
-    let s0 = Snapshot::take(&moto);
-    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let (moto, proxy, aws, s0, wd) = setup();
     let key_name = format!("cxflow/release/{NAME}/gpg-key");
     let pass_name = format!("cxflow/release/{NAME}/gpg-passphrase");
 
@@ -393,13 +394,7 @@ fn project(aws: &Aws, name: &str) -> aws_sdk_codebuild::types::Project {
 
 #[test]
 fn managed_signing_image_built_on_a_schedule_and_pulled_by_the_signer() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto, &[]);
-    let aws = Aws::new(&moto);
-    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
-    let s0 = Snapshot::take(&moto);
-    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let (moto, proxy, aws, s0, wd) = setup();
     let repo = format!("{NAME}-signer");
     let uri = format!("{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{repo}");
 
@@ -512,15 +507,9 @@ fn managed_signing_image_built_on_a_schedule_and_pulled_by_the_signer() {
 /// CloudTrail requires), the log group it delivers to and its delivery role.
 #[test]
 fn seed_001_release_pipeline_audit_trail() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto, &[]);
-    let aws = Aws::new(&moto);
-    block_on(aws.s3.create_bucket().bucket("example-releases").send()).unwrap();
+    let (moto, proxy, aws, s0, wd) = setup();
     let key = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-key-AbCdEf");
     let pass = format!("arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:release/gpg-passphrase-GhIjKl");
-    let s0 = Snapshot::take(&moto);
-    let mut wd = Workdir::new(&bundled_terraform(), Some(&moto));
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
     let builders = [("amd64", "buildspecs/merge-build.yml")];
     let with_audit = |audit: &str| config(&key, &pass, &builders).replace("  log_retention_days = 14\n", &format!("  log_retention_days = 14\n  {audit}\n"));
 
