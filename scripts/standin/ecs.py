@@ -460,3 +460,221 @@ def list_services(original, self):
     active = {s.arn for s in backend.services.values() if s.status == "ACTIVE"}
     result.result["serviceArns"] = [arn for arn in result.result["serviceArns"] if arn in active]
     return result
+
+
+# --- One-off tasks (RunTask, DescribeTasks, StopTask) ------------------------
+#
+# moto's tasks advance one lifecycle status per DescribeTasks (its state
+# manager's "ecs::task" model, configurable through /moto-api/state-manager)
+# and stop without saying why. The stand-in "runs" each container when its task
+# reaches STOPPED: an `sh -c` / `bash -c` script (entryPoint + command, after
+# the task's containerOverrides) is read for `echo ...` lines, its output, and
+# `exit N`, its exit code (0 without one); anything else in the script is
+# skipped. The output goes to the container's awslogs stream.
+
+_SHELLS = ("sh", "bash", "/bin/sh", "/bin/bash")
+
+
+def _override(task, name):
+    overrides = (task.overrides or {}).get("containerOverrides") or []
+    return next((o for o in overrides if o.get("name") == name), {})
+
+
+def _script(definition, override):
+    """The script of a `<shell> -c <script>` container, else None."""
+    argv = list(definition.get("entryPoint") or []) + list(
+        override.get("command") or definition.get("command") or []
+    )
+    if len(argv) >= 3 and argv[0] in _SHELLS and argv[1] == "-c":
+        return argv[2]
+    return None
+
+
+def _run_script(script):
+    """(output lines, exit code) of the `echo` and `exit` statements."""
+    import shlex
+
+    lines = []
+    for statement in re.split(r"\n|;|&&", script or ""):
+        try:
+            words = shlex.split(statement)
+        except ValueError:
+            words = statement.split()
+        if not words:
+            continue
+        if words[0] == "echo":
+            lines.append(" ".join(words[1:]))
+        elif words[0] == "exit":
+            try:
+                return lines, int(words[1]) % 256 if len(words) > 1 else 0
+            except ValueError:
+                return lines, 2  # sh: "exit: Illegal number"
+    return lines, 0
+
+
+def _write_awslogs(task, definition, lines):
+    """Output to `<awslogs-stream-prefix>/<container>/<task-id>` in the
+    container's awslogs group (LogConfiguration); a group that does not exist
+    is created with `awslogs-create-group` "true", else nothing is written."""
+    log = definition.get("logConfiguration") or {}
+    options = log.get("options") or {}
+    group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+    if log.get("logDriver") != "awslogs" or not group or not lines:
+        return
+    from moto.logs.models import logs_backends
+
+    logs = logs_backends[task._account_id][options.get("awslogs-region") or task.region_name]
+    if group not in logs.groups:
+        if options.get("awslogs-create-group") != "true":
+            return
+        logs.create_log_group(group, tags={})
+    stream = f"{prefix}/{definition['name']}/{task.id}" if prefix else task.id
+    logs.ensure_log_stream(group, stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in lines])
+
+
+def _containers(task, definition):
+    """One Container per container definition (moto reported the first only),
+    with no exitCode until it has exited."""
+    from moto.ecs.models import Container
+
+    containers = []
+    for container_definition in definition.container_definitions:
+        container = Container(definition)
+        del container.exitCode  # moto reported exit code 0 for running containers
+        # Container.taskArn is the task's; moto gave the task definition's.
+        container.task_arn = task.task_arn
+        container.container_arn = task.task_arn.replace(":task/", ":container/", 1) + f"/{uuid.uuid4()}"
+        container.name = container_definition.get("name")
+        container.image = container_definition.get("image")
+        container.cpu = container_definition.get("cpu", 0)
+        container.memory = container_definition.get("memory")
+        container.last_status = "RUNNING"
+        container.standin_definition = container_definition
+        containers.append(container)
+    return containers
+
+
+def _release_network_interfaces(task):
+    """A stopped task's elastic network interface is detached and deleted
+    (task lifecycle, DEPROVISIONING); moto kept it, so the subnet and
+    security groups could never be deleted afterwards."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[task._account_id][task.region_name]
+    for attachment in task.attachments:
+        if attachment.get("type") != "ElasticNetworkInterface" or attachment.get("status") == "DELETED":
+            continue
+        for detail in attachment["details"]:
+            if detail["name"] == "networkInterfaceId" and detail["value"] in ec2.enis:
+                ec2.delete_network_interface(detail["value"])
+        attachment["status"] = "DELETED"
+
+
+def _stopped(task, stop_code, reason):
+    _release_network_interfaces(task)
+    now = utcnow()
+    task.desired_status = "STOPPED"
+    task.stop_code = stop_code
+    task.stopped_reason = reason
+    task.stopping_at = task.execution_stopped_at = task.stopped_at = now
+    task.standin_finished = True
+
+
+def _exit(task):
+    """A task that reached STOPPED by itself: its containers ran and exited."""
+    for container in task.containers:
+        container_definition = getattr(container, "standin_definition", None)
+        if container_definition is None:
+            continue
+        lines, code = _run_script(_script(container_definition, _override(task, container.name)))
+        _write_awslogs(task, container_definition, lines)
+        container.last_status = "STOPPED"
+        container.exit_code = code
+    _stopped(task, "EssentialContainerExited", "Essential container in task exited")
+
+
+def _private_dns_default():
+    # moto's NetworkInterface sets private_dns_name only in VPCs with DNS
+    # hostnames enabled, yet its ECS Task reads it for every awsvpc task.
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+    if not hasattr(NetworkInterface, "private_dns_name"):
+        NetworkInterface.private_dns_name = None
+
+
+_private_dns_default()
+
+
+def _task_requirements():
+    # Fargate container definitions may leave memory to the task; moto's
+    # placement sum failed on them (None). Only EC2 placement uses the sum.
+    from types import SimpleNamespace
+
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def requirements(task_definition):
+        definitions = [
+            {**d, "memory": d.get("memory", d.get("memoryReservation")) or 0}
+            if not ("Memory" in d or "MemoryReservation" in d)
+            else d
+            for d in task_definition.container_definitions
+        ]
+        return original(SimpleNamespace(container_definitions=definitions))
+
+    EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(requirements)
+
+
+_task_requirements()
+
+
+def _default_security_group(response):
+    """AwsVpcConfiguration.securityGroups: "If you don't specify a security
+    group, the default security group for the VPC is used" (moto failed)."""
+    configuration = (response.params.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+    if not configuration or configuration.get("securityGroups") or not configuration.get("subnets"):
+        return
+    from moto.ec2.models import ec2_backends
+
+    ec2 = ec2_backends[response.current_account][response.region]
+    vpc_id = ec2.get_subnet(configuration["subnets"][0]).vpc_id
+    default = ec2.get_security_group_from_name("default", vpc_id=vpc_id)
+    configuration["securityGroups"] = [default.id] if default else []
+
+
+@extend(Response, "run_task")
+def run_task(original, self):
+    _default_security_group(self)
+    result = original(self)
+    definition = self.ecs_backend.describe_task_definition(self._get_param("taskDefinition"))
+    for task in result.result["tasks"]:
+        task.containers = _containers(task, definition)
+        task.stop_code = task.stopped_at = None
+        for attachment in task.attachments:
+            attachment["details"] = [d for d in attachment["details"] if d.get("value") is not None]
+    return result
+
+
+@extend(Response, "describe_tasks")
+def describe_tasks(original, self):
+    result = original(self)
+    for task in result.result["tasks"]:
+        # Reading lastStatus applies the transition the describe just advanced.
+        if task.last_status == "STOPPED" and not getattr(task, "standin_finished", False):
+            _exit(task)
+    return result
+
+
+@extend(Response, "stop_task")
+def stop_task(original, self):
+    result = original(self)
+    task = result.result["task"]
+    if not getattr(task, "standin_finished", False):
+        # StopTask: stopCode "UserInitiated"; the containers were stopped, not exited.
+        _stopped(task, "UserInitiated", task.stopped_reason or "Task stopped by user")
+        for container in task.containers:
+            container.last_status = "STOPPED"
+    return result

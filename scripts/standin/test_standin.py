@@ -670,6 +670,113 @@ class FailingTasksTest(EcsCase):
         self.assertEqual(self.describe(cluster, service)["runningCount"], 1)
 
 
+class RunTaskTest(EcsCase):
+    """One-off tasks: they advance one status per DescribeTasks (moto's
+    default), then stop with their containers' exit codes and awslogs output."""
+
+    def setUp(self):
+        self.logs = SERVERS["default"].client("logs")
+        self.group = self.name("/tasks")
+        self.logs.create_log_group(logGroupName=self.group)
+        self.clustername = self.cluster()
+        self.family = self.name("job")
+        log = {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": self.group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "job"},
+        }
+        self.ecs.register_task_definition(
+            family=self.family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                # No container memory: Fargate takes the task's.
+                {"name": "app", "image": "app:1", "command": ["sh", "-c", "echo serving; exit 0"], "logConfiguration": log},
+                {"name": "sidecar", "image": "proxy:1", "essential": False},
+            ],
+        )
+
+    def run_task(self, **kwargs):
+        network = {"awsvpcConfiguration": without(self.network["awsvpcConfiguration"], "securityGroups")}
+        answer = self.ecs.run_task(
+            cluster=self.clustername, taskDefinition=self.family, launchType="FARGATE",
+            networkConfiguration=network, **kwargs,
+        )
+        self.assertEqual(answer["failures"], [])
+        return answer["tasks"][0]
+
+    def until_stopped(self, task):
+        statuses = []
+        for _ in range(10):
+            described = self.ecs.describe_tasks(cluster=self.clustername, tasks=[task["taskArn"]])["tasks"][0]
+            statuses.append(described["lastStatus"])
+            if described["lastStatus"] == "STOPPED":
+                return described, statuses
+        self.fail(f"never stopped: {statuses}")
+
+    def log_lines(self, task):
+        stream = f"job/app/{task['taskArn'].split('/')[-1]}"
+        events = self.logs.get_log_events(logGroupName=self.group, logStreamName=stream, startFromHead=False)["events"]
+        return [e["message"] for e in events]
+
+    def test_a_task_runs_then_stops_with_the_exit_code_of_its_overridden_command(self):
+        overrides = {"containerOverrides": [{"name": "app", "command": ["sh", "-c", "echo 'migrating 3 tables'; echo done && exit 3"], "environment": [{"name": "MODE", "value": "migrate"}]}]}
+        task = self.run_task(startedBy="migrations", overrides=overrides)
+        self.assertEqual((task["lastStatus"], task["startedBy"], task["overrides"]), ("RUNNING", "migrations", overrides))
+        self.assertEqual([(c["name"], c["lastStatus"]) for c in task["containers"]], [("app", "RUNNING"), ("sidecar", "RUNNING")])
+        self.assertNotIn("exitCode", task["containers"][0])
+        self.assertNotIn("stopCode", task)
+        self.assertTrue(all(c["taskArn"] == task["taskArn"] for c in task["containers"]))
+        stopped, statuses = self.until_stopped(task)
+        self.assertEqual(statuses, ["DEACTIVATING", "STOPPING", "DEPROVISIONING", "STOPPED"])
+        self.assertEqual((stopped["desiredStatus"], stopped["stopCode"], stopped["stoppedReason"]), ("STOPPED", "EssentialContainerExited", "Essential container in task exited"))
+        self.assertIn("stoppedAt", stopped)
+        self.assertEqual([(c["name"], c["lastStatus"], c["exitCode"]) for c in stopped["containers"]], [("app", "STOPPED", 3), ("sidecar", "STOPPED", 0)])
+        self.assertEqual(self.log_lines(task), ["migrating 3 tables", "done"])
+        # The task's network interface went with it.
+        self.assertEqual(stopped["attachments"][0]["status"], "DELETED")
+        eni = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}["networkInterfaceId"]
+        ec2 = SERVERS["default"].client("ec2")
+        self.assertEqual(ec2.describe_network_interfaces(Filters=[{"Name": "network-interface-id", "Values": [eni]}])["NetworkInterfaces"], [])
+        listed = self.ecs.list_tasks(cluster=self.clustername, startedBy="migrations")["taskArns"]
+        self.assertEqual(listed, [task["taskArn"]])
+
+    def test_the_definition_command_runs_without_an_override(self):
+        stopped, _ = self.until_stopped(self.run_task())
+        self.assertEqual(stopped["containers"][0]["exitCode"], 0)
+        self.assertEqual(self.log_lines(stopped), ["serving"])
+
+    def assert_no_stream(self, task):
+        stream = f"job/app/{task['taskArn'].split('/')[-1]}"
+        streams = self.logs.describe_log_streams(logGroupName=self.group)["logStreams"]
+        self.assertNotIn(stream, [s["logStreamName"] for s in streams])
+
+    def test_a_command_that_is_not_a_shell_script_exits_0_without_output(self):
+        overrides = {"containerOverrides": [{"name": "app", "command": ["bin/migrate", "--all"]}]}
+        stopped, _ = self.until_stopped(self.run_task(overrides=overrides))
+        self.assertEqual(stopped["containers"][0]["exitCode"], 0)
+        self.assert_no_stream(stopped)
+
+    def test_stop_task_is_user_initiated_and_keeps_no_exit_code(self):
+        task = self.run_task()
+        stopped = self.ecs.stop_task(cluster=self.clustername, task=task["taskArn"], reason="deadline")["task"]
+        self.assertEqual((stopped["lastStatus"], stopped["stopCode"], stopped["stoppedReason"]), ("STOPPED", "UserInitiated", "deadline"))
+        described = self.ecs.describe_tasks(cluster=self.clustername, tasks=[task["taskArn"]])["tasks"][0]
+        self.assertEqual((described["lastStatus"], described["stopCode"]), ("STOPPED", "UserInitiated"))
+        self.assertTrue(all("exitCode" not in c for c in described["containers"]))
+        self.assertEqual(described["attachments"][0]["status"], "DELETED")
+        self.assert_no_stream(task)
+
+    def test_the_vpc_default_security_group_is_used_when_none_is_given(self):
+        task = self.run_task()
+        details = {d["name"]: d["value"] for d in task["attachments"][0]["details"]}
+        ec2 = SERVERS["default"].client("ec2")
+        eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[details["networkInterfaceId"]])["NetworkInterfaces"][0]
+        self.assertEqual([g["GroupName"] for g in eni["Groups"]], ["default"])
+        self.assertNotIn("privateDnsName", details)
+
+
 # --- CodeBuild --------------------------------------------------------------
 
 PROJECT = {

@@ -152,6 +152,19 @@ impl Aws {
     client!(secretsmanager, secretsmanager, aws_sdk_secretsmanager, "secretsmanager");
     client!(events, events, aws_sdk_eventbridge, "events");
 
+    /// CloudWatch Logs in `region`: the provider's own client there, else one
+    /// for that region (a task definition may log to another region).
+    pub fn logs_in(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
+        if region == self.region {
+            return self.logs().clone();
+        }
+        let mut b = aws_sdk_cloudwatchlogs::config::Builder::from(&self.sdk).region(aws_types::region::Region::new(region.to_string()));
+        if let Some(url) = self.endpoints.get("cloudwatchlogs") {
+            b = b.endpoint_url(url);
+        }
+        aws_sdk_cloudwatchlogs::Client::from_conf(b.interceptor(CountCalls).build())
+    }
+
     /// S3 with path-style addressing whenever an endpoint is overridden: a
     /// stand-in on loopback has no `<bucket>.<host>` names to resolve.
     pub fn s3(&self) -> &aws_sdk_s3::Client {

@@ -1087,7 +1087,7 @@ pub fn primary_deployment(svc: Option<&ecs::Service>) -> Option<String> {
 }
 
 /// `family:revision` of a task definition ARN.
-fn revision_of(arn: &str) -> &str {
+pub fn revision_of(arn: &str) -> &str {
     arn.rsplit_once(":task-definition/").map(|(_, r)| r).unwrap_or(arn)
 }
 
