@@ -9,13 +9,14 @@
 //! docs/ephemeral-resources/<name>.md     one per ephemeral resource
 //! docs/data-sources/<name>.md            one per data source (only when there are any)
 //! docs/actions/<name>.md                 one per action
+//! docs/list-resources/<name>.md          one per list resource (`terraform query`)
 //! docs/functions/<name>.md               one per provider function
 //! ```
 //!
 //! `<name>` is the type name without the `cxflow_` prefix. Examples come from
 //! `examples/provider/provider.tf`, `examples/resources/<type>/resource.tf`
 //! (plus `import.sh` / `import.tf`), `examples/ephemeral-resources/<type>/ephemeral-resource.tf`,
-//! `examples/data-sources/<type>/data-source.tf` and `examples/functions/<name>/function.tf`, when present.
+//! `examples/data-sources/<type>/data-source.tf`, `examples/list-resources/<type>/list-resource.tfquery.hcl` and `examples/functions/<name>/function.tf`, when present.
 //!
 //! Output is a pure function of the schemas and the example files, with
 //! attributes sorted by name, so the committed pages can be checked against
@@ -42,10 +43,11 @@ pub enum Kind {
     EphemeralResource,
     DataSource,
     Action,
+    ListResource,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource, Kind::Action];
+    pub const ALL: [Kind; 5] = [Kind::Resource, Kind::EphemeralResource, Kind::DataSource, Kind::Action, Kind::ListResource];
 
     /// Directory under `docs/` and under `examples/`.
     pub fn dir(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::EphemeralResource => "ephemeral-resources",
             Kind::DataSource => "data-sources",
             Kind::Action => "actions",
+            Kind::ListResource => "list-resources",
         }
     }
 
@@ -63,6 +66,7 @@ impl Kind {
             Kind::EphemeralResource => "Ephemeral Resource",
             Kind::DataSource => "Data Source",
             Kind::Action => "Action",
+            Kind::ListResource => "List Resource",
         }
     }
 
@@ -72,6 +76,8 @@ impl Kind {
             Kind::EphemeralResource => "ephemeral-resource.tf",
             Kind::DataSource => "data-source.tf",
             Kind::Action => "action.tf",
+            // Terraform reads `list` blocks only from query files.
+            Kind::ListResource => "list-resource.tfquery.hcl",
         }
     }
 }
@@ -108,6 +114,7 @@ impl DocSet {
         items.extend(p.ephemeral_resources().iter().map(|r| Item { kind: Kind::EphemeralResource, type_name: r.type_name().to_string(), schema: r.schema(), identity: None }));
         items.extend(p.data_sources().iter().map(|d| Item { kind: Kind::DataSource, type_name: d.type_name().to_string(), schema: d.schema(), identity: None }));
         items.extend(p.actions().iter().map(|a| Item { kind: Kind::Action, type_name: a.type_name().to_string(), schema: a.schema(), identity: None }));
+        items.extend(p.list_resources().iter().map(|l| Item { kind: Kind::ListResource, type_name: l.type_name().to_string(), schema: l.schema(), identity: None }));
         let functions = p.functions().iter().map(|f| f.signature()).collect();
         DocSet { provider: p.type_name().to_string(), schema: p.schema(), items, functions }
     }
@@ -232,6 +239,9 @@ pub fn render_item(provider: &str, item: &Item, ex: &PageExamples) -> String {
     if let Some(usage) = &ex.usage {
         out.push_str("## Example Usage\n\n");
         code_block(&mut out, "terraform", usage);
+    }
+    if item.kind == Kind::ListResource {
+        paragraph(&mut out, "A `list` block in a `.tfquery.hcl` file, run by `terraform query` (Terraform 1.14 or later). The arguments below go in its `config` block.");
     }
     render_schema(&mut out, block, item.kind == Kind::Resource);
     if ex.import_sh.is_some() || ex.import_tf.is_some() {

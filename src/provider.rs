@@ -145,6 +145,10 @@ impl Provider for CxflowProvider {
         crate::actions::all()
     }
 
+    fn list_resources(&self) -> Vec<Arc<dyn crate::framework::ListResource<Aws>>> {
+        resources::all_list()
+    }
+
     fn functions(&self) -> Vec<Arc<dyn crate::framework::Function>> {
         crate::functions::all()
     }

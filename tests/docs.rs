@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::{Run, copy_dir, provider_binary, repo_root};
 
-const PAGE_DIRS: [&str; 5] = ["resources", "ephemeral-resources", "data-sources", "actions", "functions"];
+const PAGE_DIRS: [&str; 6] = ["resources", "ephemeral-resources", "data-sources", "actions", "list-resources", "functions"];
 
 /// The generated part of a docs/ directory: relative path -> content.
 fn generated_pages(docs: &Path) -> BTreeMap<String, String> {

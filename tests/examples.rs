@@ -25,10 +25,15 @@ fn tf_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Directories (relative to `root`) that directly contain .tf files, sorted.
+/// Whether `dir` holds query files (`*.tfquery.hcl`, Terraform 1.14+), which `validate -query` checks.
+fn has_query_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tfquery.hcl"))
+}
+
+/// Directories (relative to `root`) that directly contain .tf or query files, sorted.
 fn example_dirs(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
     let dir = root.join(rel);
-    if !tf_files(&dir).is_empty() {
+    if !tf_files(&dir).is_empty() || has_query_files(&dir) {
         out.push(rel.to_path_buf());
     }
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -58,9 +63,9 @@ fn every_example_validates() {
     for tf in terraform_clients() {
         let wd = Workdir::new(&tf, None);
         copy_dir(&repo_root().join("examples"), &wd.path().join("examples"));
-        // `action` blocks are Terraform 1.14's; older clients check everything else.
-        let actions = terraform_version(&tf) >= (1, 14);
-        for rel in dirs.iter().filter(|r| actions || !r.starts_with("actions")) {
+        // `action` and `list` blocks are Terraform 1.14's; older clients check everything else.
+        let newer = terraform_version(&tf) >= (1, 14);
+        for rel in dirs.iter().filter(|r| newer || !(r.starts_with("actions") || r.starts_with("list-resources"))) {
             let dir = wd.path().join("examples").join(rel);
             let names_provider = tf_files(&dir).iter().any(|f| std::fs::read_to_string(f).unwrap().contains("required_providers"));
             if !names_provider {
@@ -73,7 +78,11 @@ fn every_example_validates() {
                 failures.push(format!("{label}: terraform get (module installation) failed:\n{}", get.all()));
                 continue;
             }
-            let validate = wd.tf(&[&chdir, "validate"]);
+            let mut args = vec![chdir.as_str(), "validate"];
+            if has_query_files(&dir) {
+                args.push("-query");
+            }
+            let validate = wd.tf(&args);
             if !validate.ok() || !validate.stdout.contains("The configuration is valid") {
                 failures.push(format!("{label}: terraform validate failed:\n{}", validate.all()));
                 continue;

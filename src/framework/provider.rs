@@ -176,6 +176,10 @@ pub trait Provider: Send + Sync + 'static {
     fn actions(&self) -> Vec<Arc<dyn super::action::Action<Self::Client>>> {
         Vec::new()
     }
+    /// List resources for `terraform query` (Terraform 1.14+), each named after the managed resource it lists.
+    fn list_resources(&self) -> Vec<Arc<dyn super::list::ListResource<Self::Client>>> {
+        Vec::new()
+    }
     /// Provider functions; they need no configured client.
     fn functions(&self) -> Vec<Arc<dyn super::function::Function>> {
         Vec::new()

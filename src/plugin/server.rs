@@ -2,7 +2,7 @@
 //! Every RPC decodes its values with the cached schema, calls the provider
 //! code, and encodes the answer. Identity, functions and actions have their
 //! wire helpers in their own files; RPCs for features the provider has none
-//! of (list resources, state stores) answer cleanly.
+//! of (state stores) answer cleanly.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -21,7 +21,7 @@ use crate::framework::diag::{Diagnostic, Diags};
 use crate::framework::provider::{ApplyRequest, ClientCaps, Ctx, EphemeralResource, PlanRequest, Provider, Resource};
 use crate::framework::schema::{self, Schema};
 use crate::framework::value::{Type, Value};
-use crate::framework::{Action, DataSource, IdentitySchema, Progress};
+use crate::framework::{Action, DataSource, IdentitySchema, ListResource, ListedItem, Progress};
 
 struct Entry<T: ?Sized> {
     imp: Arc<T>,
@@ -39,6 +39,7 @@ pub struct ProviderService<P: Provider> {
     functions: function::Functions,
     actions: HashMap<String, Entry<dyn Action<P::Client>>>,
     data_sources: HashMap<String, Entry<dyn DataSource<P::Client>>>,
+    lists: HashMap<String, Entry<dyn ListResource<P::Client>>>,
     client: RwLock<Option<Arc<P::Client>>>,
     stop: Mutex<CancellationToken>,
 }
@@ -98,6 +99,15 @@ impl<P: Provider> ProviderService<P> {
                 (d.type_name().to_string(), Entry { imp: d, schema, ty, identity: None })
             })
             .collect();
+        let lists = provider
+            .list_resources()
+            .into_iter()
+            .map(|l| {
+                let schema = l.schema();
+                let ty = schema.value_type();
+                (l.type_name().to_string(), Entry { imp: l, schema, ty, identity: None })
+            })
+            .collect();
         ProviderService {
             provider: Arc::new(provider),
             provider_schema,
@@ -106,6 +116,7 @@ impl<P: Provider> ProviderService<P> {
             functions,
             actions,
             data_sources,
+            lists,
             client: RwLock::new(None),
             stop: Mutex::new(CancellationToken::new()),
         }
@@ -172,6 +183,23 @@ impl<P: Provider> ProviderService<P> {
         imp.import_id(client, &v).await
     }
 
+    /// One ListResource event: the identity, and the object (write-only values nulled) when asked for.
+    fn list_event(res: &Entry<dyn Resource<P::Client>>, id: &IdentitySchema, item: ListedItem, include: bool) -> Result<pb::list_resource::Event, Diags> {
+        let resource_object = match item.object.filter(|_| include) {
+            Some(mut o) => {
+                schema::null_write_only(&res.schema.block, &mut o);
+                Some(encode(&o, &res.ty)?)
+            }
+            None => None,
+        };
+        Ok(pb::list_resource::Event {
+            identity: Some(identity::data(&item.identity, &id.value_type())?),
+            display_name: item.display_name,
+            resource_object,
+            diagnostic: diags(&item.diags),
+        })
+    }
+
     /// Runs `fut`, or gives up with a diagnostic when Terraform asks the provider to stop.
     async fn cancellable<T>(&self, fut: impl Future<Output = Result<T, Diags>>) -> Result<T, Diags> {
         let token = self.ctx().cancel;
@@ -211,6 +239,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             functions: self.functions.names().map(|n| pb::get_metadata::FunctionMetadata { name: n.clone() }).collect(),
             actions: self.actions.keys().map(|k| pb::get_metadata::ActionMetadata { type_name: k.clone() }).collect(),
             data_sources: self.data_sources.keys().map(|k| pb::get_metadata::DataSourceMetadata { type_name: k.clone() }).collect(),
+            list_resources: self.lists.keys().map(|k| pb::get_metadata::ListResourceMetadata { type_name: k.clone() }).collect(),
             ..Default::default()
         }))
     }
@@ -224,6 +253,7 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             functions: self.functions.definitions(),
             action_schemas: self.actions.iter().map(|(k, e)| (k.clone(), pb::ActionSchema { schema: Some(convert::schema(&e.schema)) })).collect(),
             data_source_schemas: self.data_sources.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
+            list_resource_schemas: self.lists.iter().map(|(k, e)| (k.clone(), convert::schema(&e.schema))).collect(),
             server_capabilities: Some(server_caps()),
             ..Default::default()
         }))
@@ -554,14 +584,45 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
 
     type ListResourceStream = EventStream<pb::list_resource::Event>;
     async fn list_resource(&self, r: Request<pb::list_resource::Request>) -> Result<Response<Self::ListResourceStream>, Status> {
-        let name = r.into_inner().type_name;
-        let ev = pb::list_resource::Event { diagnostic: unknown_type("list resource", &name), ..Default::default() };
-        Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(ev)]))))
+        let r = r.into_inner();
+        let failed = |d: Vec<pb::Diagnostic>| -> Result<Response<Self::ListResourceStream>, Status> {
+            Ok(Response::new(Box::pin(futures::stream::iter(vec![Ok(pb::list_resource::Event { diagnostic: d, ..Default::default() })]))))
+        };
+        // A list yields objects of the managed resource of the same name, encoded with its schemas.
+        let (Some(l), Some(res)) = (self.lists.get(&r.type_name), self.resources.get(&r.type_name)) else {
+            return failed(unknown_type("list resource", &r.type_name));
+        };
+        let Some(id_schema) = &res.identity else {
+            return failed(err_diags(Diagnostic::error("Internal error in the provider", format!("{} has a list resource but no resource identity.", r.type_name)).into()));
+        };
+        let res = async {
+            let cfg = decode(r.config.as_ref(), &l.ty)?;
+            // Values known only now are checked before any AWS call.
+            let d = Self::value_diags(l, &cfg, |x, c| x.validate(c));
+            if d.has_errors() {
+                return Err(d);
+            }
+            let client = self.client().await?;
+            let items = self.cancellable(l.imp.list(&client, cfg, r.include_resource_object, r.limit, self.ctx())).await?;
+            let limit = usize::try_from(r.limit).ok().filter(|n| *n > 0).unwrap_or(usize::MAX);
+            items.into_iter().take(limit).map(|i| Self::list_event(res, id_schema, i, r.include_resource_object)).collect::<Result<Vec<_>, Diags>>()
+        }
+        .await;
+        info!(target: "cxflow::plugin", list = r.type_name.as_str(), found = res.as_ref().map(Vec::len).unwrap_or(0), "ListResource");
+        match res {
+            Ok(events) => Ok(Response::new(Box::pin(futures::stream::iter(events.into_iter().map(Ok))))),
+            Err(d) => failed(err_diags(d)),
+        }
     }
 
     async fn validate_list_resource_config(&self, r: Request<pb::validate_list_resource_config::Request>) -> Result<Response<pb::validate_list_resource_config::Response>, Status> {
-        let name = r.into_inner().type_name;
-        Ok(Response::new(pb::validate_list_resource_config::Response { diagnostics: unknown_type("list resource", &name) }))
+        let r = r.into_inner();
+        let Some(e) = self.lists.get(&r.type_name) else {
+            return Ok(Response::new(pb::validate_list_resource_config::Response { diagnostics: unknown_type("list resource", &r.type_name) }));
+        };
+        let d = Self::config_diags(e, r.config.as_ref(), |x, c| x.validate(c));
+        debug!(target: "cxflow::plugin", list = r.type_name.as_str(), diagnostics = d.0.len(), "ValidateListResourceConfig");
+        Ok(Response::new(pb::validate_list_resource_config::Response { diagnostics: diags(&d) }))
     }
 
     async fn get_functions(&self, _r: Request<pb::get_functions::Request>) -> Result<Response<pb::get_functions::Response>, Status> {

@@ -26,6 +26,10 @@ pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
     ]
 }
 
+pub fn all_list() -> Vec<Arc<dyn crate::framework::ListResource<Aws>>> {
+    vec![secret_sync::list_resource()]
+}
+
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {
     vec![ssm_secret::resource()]
 }

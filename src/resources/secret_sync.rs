@@ -24,7 +24,7 @@ use crate::engine::{Claim, LEASE_TAG, Lease, OWNER_TAG};
 use crate::framework::check::Check;
 use crate::framework::provider::{ApplyRequest, ApplyResponse, Ctx, PlanRequest, PlanResponse, ReadResponse, Resource};
 use crate::framework::validate::{list_strings, map_entries};
-use crate::framework::{Attribute, Block, Diagnostic, Diags, IdentitySchema, Path, ResourceIdentity, Schema, Type, Value, schema as sch, typed};
+use crate::framework::{Attribute, Block, Diagnostic, Diags, IdentitySchema, ListResource, ListedItem, Path, ResourceIdentity, Schema, Type, Value, schema as sch, typed};
 
 pub const TYPE_NAME: &str = "cxflow_secret_sync";
 /// SSM reads and deletes take at most ten names per call.
@@ -501,31 +501,99 @@ impl Resource<Aws> for SecretSync {
     async fn import(&self, aws: &Aws, id: &str, _ctx: Ctx) -> Result<Value, Diags> {
         let prefix = id.trim_end_matches('/').to_string();
         check_prefix(&prefix).map_err(|m| Diags::from(Diagnostic::error("Invalid import ID", format!("The import ID is the path prefix, e.g. /cxflow/production; it {m}."))))?;
-        let mut st = State { id: Some(prefix.clone()), path_prefix: prefix.clone(), ..Default::default() };
-        let mut params = BTreeMap::new();
-        let mut pages = aws.ssm().get_parameters_by_path().path(&prefix).recursive(true).with_decryption(false).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| Diags::from(Diagnostic::error("Could not list SSM parameters", aws_err("ssm:GetParametersByPath", e).to_string())))?;
-            for p in page.parameters() {
-                let name = p.name().unwrap_or_default();
-                let Some(key) = name.strip_prefix(&format!("{prefix}/")) else { continue };
-                st.arns.insert(key.to_string(), p.arn().unwrap_or_default().to_string());
-                if p.r#type().map(|t| t.as_str() == "SecureString").unwrap_or(false) {
-                    st.secret_versions.insert(key.to_string(), p.version());
-                } else {
-                    st.parameter_versions.insert(key.to_string(), p.version());
-                    params.insert(key.to_string(), p.value().unwrap_or_default().to_string());
-                }
+        match imported(aws, &prefix).await? {
+            Some(st) => state_value(&st),
+            None => Err(Diagnostic::error("Nothing to import", format!("No SSM parameters exist under {prefix}.")).into()),
+        }
+    }
+}
+
+/// The state `import` of a (valid) prefix produces, None when SSM holds
+/// nothing under it. `terraform query` lists through it too, so a listed
+/// object is exactly what its import gives.
+async fn imported(aws: &Aws, prefix: &str) -> Result<Option<State>, Diags> {
+    let mut st = State { id: Some(prefix.to_string()), path_prefix: prefix.to_string(), ..Default::default() };
+    let mut params = BTreeMap::new();
+    let mut pages = aws.ssm().get_parameters_by_path().path(prefix).recursive(true).with_decryption(false).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Diags::from(Diagnostic::error("Could not list SSM parameters", aws_err("ssm:GetParametersByPath", e).to_string())))?;
+        for p in page.parameters() {
+            let name = p.name().unwrap_or_default();
+            let Some(key) = name.strip_prefix(&format!("{prefix}/")) else { continue };
+            st.arns.insert(key.to_string(), p.arn().unwrap_or_default().to_string());
+            if p.r#type().map(|t| t.as_str() == "SecureString").unwrap_or(false) {
+                st.secret_versions.insert(key.to_string(), p.version());
+            } else {
+                st.parameter_versions.insert(key.to_string(), p.version());
+                params.insert(key.to_string(), p.value().unwrap_or_default().to_string());
             }
         }
-        if st.arns.is_empty() {
-            return Err(Diagnostic::error("Nothing to import", format!("No SSM parameters exist under {prefix}.")).into());
-        }
-        if !params.is_empty() {
-            st.parameters = Some(params);
-        }
-        state_value(&st)
     }
+    if st.arns.is_empty() {
+        return Ok(None);
+    }
+    if !params.is_empty() {
+        st.parameters = Some(params);
+    }
+    Ok(Some(st))
+}
+
+/// `list "cxflow_secret_sync"`: the one secret sync an SSM path holds, if any.
+pub struct SecretSyncList;
+
+#[async_trait]
+impl ListResource<Aws> for SecretSyncList {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+
+    fn schema(&self) -> Schema {
+        Schema::new(
+            0,
+            Block::new(vec![
+                Attribute::new("path_prefix", Type::String)
+                    .required()
+                    .describe("SSM path to look under, e.g. `/cxflow/production`. Every parameter below it (recursively) belongs to the one `cxflow_secret_sync` listed for it."),
+            ])
+            .describe(
+                "Finds the SSM parameters under a path and lists them as one `cxflow_secret_sync`, exactly as `import` of that path would \
+                 produce it: plain String values in `parameters`, SecureStrings by key and version only (their values are never read).",
+            ),
+        )
+    }
+
+    fn validate(&self, config: &Value) -> Diags {
+        let mut d = Diags::new();
+        if let Some(Err(m)) = config.get("path_prefix").as_str().map(check_prefix) {
+            d.attr_error(Path::attr("path_prefix"), "Invalid path_prefix", format!("path_prefix {m}."));
+        }
+        d
+    }
+
+    async fn list(&self, aws: &Aws, config: Value, include_resource: bool, _limit: i64, _ctx: Ctx) -> Result<Vec<ListedItem>, Diags> {
+        let prefix = config.get("path_prefix").as_str().unwrap_or_default().to_string();
+        let Some(st) = imported(aws, &prefix).await? else { return Ok(Vec::new()) };
+        let object = state_value(&st)?;
+        let identity = SecretSync.identity_of(aws, &object).await?;
+        // Generated configuration cannot hold secret values, and a sync without a key deletes it on apply.
+        let mut diags = Diags::new();
+        if !st.secret_versions.is_empty() {
+            let keys: Vec<&str> = st.secret_versions.keys().map(String::as_str).collect();
+            diags.push(Diagnostic::warning(
+                "SecureStrings need secrets_wo before apply",
+                format!(
+                    "{prefix} holds SecureString parameters ({}). Their values are never listed, so generated configuration leaves secrets_wo null, \
+                     and applying it as it is would delete them. Give each key in secrets_wo first, e.g. from an ephemeral cxflow_ssm_secret of the same name.",
+                    keys.join(", ")
+                ),
+            ));
+        }
+        Ok(vec![ListedItem { display_name: prefix, identity, object: include_resource.then_some(object), diags }])
+    }
+}
+
+pub fn list_resource() -> Arc<dyn ListResource<Aws>> {
+    Arc::new(SecretSyncList)
 }
 
 const IDENTITY: &[(&str, &str)] = &[("path_prefix", "The SSM path the parameters are under, such as `/cxflow/production`.")];
