@@ -67,6 +67,7 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         (":oidc-provider/", "iam oidc-provider"),
         (":namespace/", "servicediscovery namespace"),
         (":trail/", "cloudtrail trail"),
+        (":secret:", "secretsmanager secret"),
     ];
     let kind = if let Some((_, k)) = by_prefix.iter().find(|(p, _)| id.starts_with(p)) {
         k.to_string()
@@ -79,10 +80,19 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
     } else if id.ends_with('.') {
         "route53 record".to_string()
     } else {
-        ["ecr repository", "logs log-group", "ssm parameter", "codebuild project", "s3 bucket", "application-autoscaling policy", "application-autoscaling scheduled-action"]
-            .iter()
-            .find(|k| snap.0.contains(&format!("{k} {id}")))?
-            .to_string()
+        [
+            "ecr repository",
+            "logs log-group",
+            "ssm parameter",
+            "codebuild project",
+            "s3 bucket",
+            "application-autoscaling policy",
+            "application-autoscaling scheduled-action",
+            "events rule",
+        ]
+        .iter()
+        .find(|k| snap.0.contains(&format!("{k} {id}")))?
+        .to_string()
     };
     // The object must exist: look it up the way the snapshot lists it.
     let listed = match kind.as_str() {
@@ -92,6 +102,7 @@ fn kind_of(id: &str, snap: &Snapshot) -> Option<String> {
         "route53 record" => snap.0.iter().any(|l| l.starts_with("route53 record ") && l.ends_with(&format!(" {id}"))),
         "ecs task-definition" => snap.0.contains(&format!("ecs task-definition {id} ACTIVE")),
         "codepipeline pipeline" => snap.0.contains(&format!("codepipeline pipeline {}", pipeline_name(id))),
+        "secretsmanager secret" => snap.0.contains(&format!("secretsmanager secret {}", secret_name(id))),
         k => snap.0.contains(&format!("{k} {id}")),
     };
     listed.then_some(kind)
@@ -129,6 +140,16 @@ macro_rules! tried {
 /// A pipeline's name: the last segment of its ARN.
 pub fn pipeline_name(arn: &str) -> String {
     arn.rsplit(':').next().unwrap_or_default().to_string()
+}
+
+/// A secret's name from its ARN (without the six characters AWS appends).
+fn secret_name(arn: &str) -> String {
+    let name = arn.split_once(":secret:").map(|(_, n)| n).unwrap_or(arn);
+    name.rsplit_once('-').map(|(n, _)| n).unwrap_or(name).to_string()
+}
+
+fn rule_arn(name: &str) -> String {
+    format!("arn:aws:events:us-east-1:123456789012:rule/{name}")
 }
 
 fn last(id: &str) -> String {
@@ -235,6 +256,11 @@ pub async fn delete(aws: &Aws, c: &Child) -> Deleted {
             tried!("DeleteBucket", aws.s3.delete_bucket().bucket(id).send())
         }
         "cloudtrail trail" => tried!("DeleteTrail", aws.cloudtrail.delete_trail().name(id).send()),
+        "secretsmanager secret" => tried!("DeleteSecret", aws.secrets.delete_secret().secret_id(id).force_delete_without_recovery(true).send()),
+        "events rule" => {
+            aws.events.remove_targets().rule(id).ids("target").send().await.unwrap();
+            tried!("DeleteRule", aws.events.delete_rule().name(id).send())
+        }
         k => panic!("no out-of-band delete for {k}"),
     }
 }
@@ -327,6 +353,14 @@ pub async fn tags(aws: &Aws, c: &Child) -> Option<BTreeMap<String, String>> {
         "cloudtrail" => {
             let d = aws.cloudtrail.list_tags().resource_id_list(id).send().await.unwrap();
             d.resource_tag_list().iter().flat_map(|r| r.tags_list()).filter_map(|t| kv(Some(t.key()), t.value())).collect()
+        }
+        "secretsmanager" => {
+            let d = aws.secrets.describe_secret().secret_id(id).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(t.key(), t.value())).collect()
+        }
+        "events" => {
+            let d = aws.events.list_tags_for_resource().resource_arn(rule_arn(id)).send().await.unwrap();
+            d.tags().iter().filter_map(|t| kv(Some(t.key()), Some(t.value()))).collect()
         }
         k => panic!("no tag reader for {k}"),
     };
@@ -463,6 +497,11 @@ pub async fn mutate(aws: &Aws, c: &Child) -> Mutation {
             aws.s3.delete_public_access_block().bucket(id).send().await.unwrap();
             Mutation { field: "block_public_access", value: "false".into() }
         }
+        "secretsmanager secret" => {
+            // Someone pastes another value in the console.
+            aws.secrets.put_secret_value().secret_id(id).secret_string("oob-drift").send().await.unwrap();
+            Mutation { field: "value", value: "oob-drift".into() }
+        }
         "cloudtrail trail" => {
             // Someone stops the audit trail.
             aws.cloudtrail.stop_logging().name(id).send().await.unwrap();
@@ -589,6 +628,7 @@ pub async fn still_mutated(aws: &Aws, c: &Child, m: &Mutation) -> bool {
             d.client_id_list().contains(&m.value)
         }
         ("s3 bucket", _) => aws.s3.get_public_access_block().bucket(id).send().await.is_err(),
+        ("secretsmanager secret", _) => aws.secrets.get_secret_value().secret_id(id).send().await.unwrap().secret_string() == Some(m.value.as_str()),
         ("cloudtrail trail", _) => aws.cloudtrail.get_trail_status().name(id).send().await.unwrap().is_logging().map(|l| l.to_string()) == Some(m.value.clone()),
         ("codebuild project", _) => {
             let d = aws.codebuild.batch_get_projects().names(id).send().await.unwrap();
@@ -637,6 +677,10 @@ async fn add_drift_tag(aws: &Aws, c: &Child) {
                 .send()
                 .await
                 .unwrap();
+        }
+        "events" => {
+            let tag = aws_sdk_eventbridge::types::Tag::builder().key(DRIFT_TAG).value("1").build().unwrap();
+            aws.events.tag_resource().resource_arn(rule_arn(id)).tags(tag).send().await.unwrap();
         }
         k => panic!("no tag writer for {k}"),
     }
