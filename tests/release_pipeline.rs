@@ -64,6 +64,15 @@ fn setup() -> (Moto, Proxy, Aws, Snapshot, Workdir) {
     (moto, proxy, aws, s0, wd)
 }
 
+/// Forget the pipeline, import it by name: the plan is empty and the same children are recorded.
+fn reimport(wd: &Workdir, children_before: &BTreeMap<String, String>) {
+    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
+    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
+    let plan = wd.plan_code();
+    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
+    assert_eq!(&children(wd, "cxflow_release_pipeline", "agent"), children_before, "import records the same children");
+}
+
 fn step(name: &str) {
     println!("[release_pipeline] {name}");
 }
@@ -225,11 +234,7 @@ fn seed_001_release_pipeline_two_then_three_builders() {
     step("third builder: one UpdatePipeline, one new project and role");
 
     // 4. import by name, then an empty plan
-    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
-    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
-    let plan = wd.plan_code();
-    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
-    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec3, "import records the same children");
+    reimport(&wd, &rec3);
     step("import");
 
     // 5. destroy with artifacts in the bucket leaves nothing
@@ -347,11 +352,7 @@ fn write_only_signing_secrets_live_only_in_secrets_manager() {
     step("secrets_wo_version 2 writes both values");
 
     // 6. import by name recovers the write-only mode and its version: an empty plan
-    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
-    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
-    let plan = wd.plan_code();
-    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
-    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "import records the same children");
+    reimport(&wd, &rec);
     step("import");
 
     // 7. the passphrase moves to the user's secret: the provider's is deleted
@@ -476,11 +477,7 @@ fn managed_signing_image_built_on_a_schedule_and_pulled_by_the_signer() {
     step("no schedule without a cron expression");
 
     // 5. import by name: the block comes back from the image project
-    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
-    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
-    let plan = wd.plan_code();
-    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
-    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec2);
+    reimport(&wd, &rec2);
     step("import");
 
     // 6. without the block the image's children go and the signer is back on CodeBuild's image
@@ -637,11 +634,7 @@ fn seed_001_release_pipeline_audit_trail() {
     step("multi_region: one UpdateTrail");
 
     // 4. import by name recovers the audit block: an empty plan
-    wd.tf(&["state", "rm", "cxflow_release_pipeline.agent"]).expect_ok("state rm");
-    wd.tf(&["import", "cxflow_release_pipeline.agent", NAME]).expect_ok("import");
-    let plan = wd.plan_code();
-    assert_eq!(plan.code, 0, "plan after import is empty:\n{}", plan.all());
-    assert_eq!(children(&wd, "cxflow_release_pipeline", "agent"), rec, "import records the same children");
+    reimport(&wd, &rec);
     step("import");
 
     // 5. destroy with log files in the trail's bucket leaves nothing
