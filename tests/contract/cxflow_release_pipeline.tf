@@ -12,16 +12,9 @@ resource "cxflow_release_pipeline" "this" {
     arm64 = { buildspec = "buildspecs/merge-build-ubuntu.yml", environment_type = "ARM_CONTAINER", image = "aws/codebuild/amazonlinux2-aarch64-standard:3.0" }
   }
 
-  # One secret the user's, one kept by the provider from a write-only value:
-  # the suite's crash, lost-answer and drift steps reach the provider's secret too.
   signing {
-    key_secret_arn     = "arn:aws:secretsmanager:us-east-1:123456789012:secret:release/gpg-key-AbCdEf"
-    passphrase_wo      = "contract-passphrase"
-    secrets_wo_version = 1
-  }
-
-  signing_image {
-    schedule = "rate(1 day)"
+    key_secret_arn        = "arn:aws:secretsmanager:us-east-1:123456789012:secret:release/gpg-key-AbCdEf"
+    passphrase_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:release/gpg-passphrase-GhIjKl"
   }
 
   publish {
