@@ -408,7 +408,7 @@ pub const IMAGE_TAG_LABEL: &str = "cxflow.image-tag";
 
 /// Container blocks as a canonical container spec describes them (for import).
 /// `log_group` is how the spec names the default log group (`<log_group>`).
-pub fn containers_from_spec(defs: &[Json], log_group: &str) -> Vec<Container> {
+pub fn containers_from_spec(defs: &[Json], log_group: &str, service_connect: bool) -> Vec<Container> {
     defs.iter()
         .map(|d| {
             let strs = |v: &Json| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect::<Vec<_>>());
@@ -427,8 +427,9 @@ pub fn containers_from_spec(defs: &[Json], log_group: &str) -> Vec<Container> {
                 })
                 .collect();
             // One TCP mapping named after the container (HTTP at most, as Service Connect gives it) is the simple `port`.
+            let app_ok = |a: Option<&str>| a.is_none() || (service_connect && a == Some("http"));
             let simple = match mappings.as_slice() {
-                [m] if m.protocol.is_none() && m.name.as_deref() == Some(name.as_str()) && m.app_protocol.as_deref().is_none_or(|a| a == "http") => Some(m.container_port),
+                [m] if m.protocol.is_none() && m.name.as_deref() == Some(name.as_str()) && app_ok(m.app_protocol.as_deref()) => Some(m.container_port),
                 _ => None,
             };
             let mut labels = map(&d["dockerLabels"]).unwrap_or_default();

@@ -196,6 +196,13 @@ pub trait Composite<E: Env>: Send + Sync + 'static {
     fn import_identities(_cfg: &Self::State, _kids: &Kids<'_>) -> BTreeMap<String, Identity> {
         BTreeMap::new()
     }
+    /// Import: children that may be taken without the ownership tag, because
+    /// the import ID names them (an ECS service made by hand) or the object
+    /// named so refers to them as its own (the task definition revision that
+    /// service runs). An object tagged for another owner is never taken.
+    fn adopts_untagged(_key: &str) -> bool {
+        false
+    }
     /// Refresh: children whose identity moved to another object AWS shows
     /// this composite using (a task definition revision CI deployed, when the
     /// configuration leaves the image to CI), with the computed attributes
@@ -870,6 +877,27 @@ impl<E: Env, T: Composite<E>> ResourceIdentity<E> for CompositeResource<T> {
     }
 }
 
+/// One object a composite's list resource found under `id` (its import ID):
+/// the identity, and the state `import` of that ID gives when asked for. An
+/// object the import refuses (another state owns it, it is incomplete) is
+/// listed without a state, with the reason as a warning beside it.
+pub async fn list_item<E: Env, T: Composite<E>>(env: &E, id: &str, display_name: String, include: bool, ctx: &Ctx) -> Result<crate::framework::ListedItem, Diags> {
+    let r = CompositeResource::<T>::new();
+    let identity = r.identity_of(env, &Value::Object(BTreeMap::from([("id".to_string(), Value::string(id))]))).await?;
+    let mut item = crate::framework::ListedItem { display_name, identity, object: None, diags: Diags::new() };
+    if include {
+        match r.import(env, id, ctx.clone()).await {
+            Ok(st) => item.object = Some(st),
+            Err(d) => {
+                for e in d.0 {
+                    item.diags.push(Diagnostic::warning(format!("{id} cannot be imported: {}", e.summary), e.detail));
+                }
+            }
+        }
+    }
+    Ok(item)
+}
+
 /// A block a state's version did not have (at any depth) is stored by
 /// Terraform as an empty collection, never null.
 fn empty_blocks(block: &Block, v: &mut Value) {
@@ -923,6 +951,7 @@ async fn import_children<E: Env, T: Composite<E>>(env: &E, id: &str, ctx: &Ctx) 
                 Some(i) => Some(i.clone()),
                 None => match node.find(env, &cx).await {
                     Ok(super::Found::Tagged(i, tags)) if tags.get(super::OWNER_TAG).map(String::as_str) == Some(owner.tag_value()) => Some(i),
+                    Ok(super::Found::Tagged(i, tags)) if !tags.contains_key(super::OWNER_TAG) && T::adopts_untagged(key) => Some(i),
                     Ok(super::Found::Derived(i)) => Some(i),
                     Ok(_) => None,
                     // The configuration may not say enough yet (a later round may); a failure
@@ -937,7 +966,7 @@ async fn import_children<E: Env, T: Composite<E>>(env: &E, id: &str, ctx: &Ctx) 
             match node.observe(env, &found, &cx).await {
                 // A child another observation named is taken only when its tags say it is ours.
                 Ok(Some(spec)) if hint.is_some() && spec.get("tags").and_then(|t| t.get(super::OWNER_TAG)).is_some_and(|o| o != owner.tag_value()) => {}
-                Ok(Some(spec)) if hint.is_some() && spec.get("tags").is_some_and(|t| t.get(super::OWNER_TAG).is_none()) => {}
+                Ok(Some(spec)) if hint.is_some() && spec.get("tags").is_some_and(|t| t.get(super::OWNER_TAG).is_none()) && !T::adopts_untagged(key) => {}
                 Ok(Some(spec)) => {
                     record.set(key, &found);
                     p.observed.insert(key.to_string(), spec);

@@ -308,7 +308,20 @@ fn live_lease(s: &Spec) -> bool {
 
 /// Fields of `desired` that differ from `base`, for fields `base` has.
 fn differing(desired: &Spec, base: &Spec) -> Vec<String> {
-    desired.iter().filter(|(k, v)| base.get(*k).is_some_and(|b| b != *v)).map(|(k, _)| k.clone()).collect()
+    desired.iter().filter(|(k, v)| base.get(*k).is_some_and(|b| b != comparable(k, v, b))).map(|(k, _)| k.clone()).collect()
+}
+
+/// The desired value of `field` as it is compared with an observed one. An
+/// object with no ownership tag at all is one import adopted (a service made
+/// by hand, and the task definition it runs): its tags are whatever it was
+/// made with, so they are not drift; the first apply that changes the object
+/// writes the configuration's tags, ownership tags included (the tag update is
+/// computed from the observed tags), and from then on they are compared.
+fn comparable<'a>(field: &str, want: &'a serde_json::Value, have: &'a serde_json::Value) -> &'a serde_json::Value {
+    match (want, have) {
+        (serde_json::Value::Object(w), serde_json::Value::Object(h)) if field == "tags" && !h.contains_key(OWNER_TAG) && w.contains_key(OWNER_TAG) => have,
+        _ => want,
+    }
 }
 
 /// Whether going from `base` to the node's spec needs a new object.
@@ -324,6 +337,7 @@ pub fn field_drift(key: &str, desired: &Spec, observed: &Spec) -> Vec<String> {
     let mut out = Vec::new();
     for (field, want) in desired {
         let Some(have) = observed.get(field) else { continue };
+        let want = comparable(field, want, have);
         if have == want {
             continue;
         }

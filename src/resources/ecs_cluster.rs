@@ -108,12 +108,10 @@ fn schema_block() -> Block {
             .default(Value::string("enabled"))
             .check(Check::OneOf(&["enabled", "enhanced", "disabled"]))
             .describe("CloudWatch Container Insights."),
-        Attribute::new("capacity_providers", Type::set(Type::String))
-            .optional()
-            .computed()
-            .check(Check::Items(1, 2))
-            .check(Check::each(Check::OneOf(PROVIDERS)))
-            .describe("Capacity providers the cluster offers. Default: both `FARGATE` and `FARGATE_SPOT`."),
+        Attribute::new("capacity_providers", Type::set(Type::String)).optional().computed().check(Check::Items(0, 2)).check(Check::each(Check::OneOf(PROVIDERS))).describe(
+            "Capacity providers the cluster offers. Default: both `FARGATE` and `FARGATE_SPOT`. Empty: none (services then run with the `FARGATE` \
+                 launch type, as on a cluster made without capacity providers).",
+        ),
         Attribute::new("arn", Type::String).computed().describe("ARN of the cluster (services name it as `cluster`)."),
         Attribute::new("namespace_arn", Type::String).computed().describe("ARN of the Service Connect default namespace, when there is one."),
         Attribute::new("exec_log_group_name", Type::String).computed().describe("The ECS Exec session log group, when `execute_command` is set."),
@@ -171,8 +169,9 @@ fn build_graph(cfg: &EcsCluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
         _ => None,
     };
     let exec = cfg.execute_command.as_ref();
+    // Without a strategy: all on FARGATE, when the cluster offers it.
     let strategy = if cfg.default_capacity_provider_strategy.is_empty() {
-        vec![Strategy { capacity_provider: "FARGATE".into(), weight: 1, base: 0 }]
+        cfg.providers().iter().filter(|p| *p == "FARGATE").map(|p| Strategy { capacity_provider: p.clone(), weight: 1, base: 0 }).collect()
     } else {
         cfg.default_capacity_provider_strategy.clone()
     };
@@ -273,6 +272,10 @@ impl Composite<Aws> for EcsClusterResource {
         }
         Ok(EcsCluster { name, ..Default::default() })
     }
+    fn adopts_untagged(key: &str) -> bool {
+        // The cluster the import ID names, made by hand.
+        key == "ecs_cluster"
+    }
     fn import_identities(_cfg: &EcsCluster, kids: &Kids<'_>) -> BTreeMap<String, Identity> {
         kids.str_field("ecs_cluster", "service_connect_namespace")
             .filter(|n| n.starts_with("arn:"))
@@ -306,6 +309,65 @@ impl Composite<Aws> for EcsClusterResource {
 
 pub fn resource() -> Arc<dyn Resource<Aws>> {
     Arc::new(CompositeResource::<EcsClusterResource>::new())
+}
+
+/// `list "cxflow_ecs_cluster"`: the account's ECS clusters in the region,
+/// optionally by name prefix and tags, as `import` of each name gives it.
+/// A cluster made by hand is imported as it is (its Service Connect
+/// namespace becomes `service_connect.namespace_arn`); clusters another
+/// resource of this provider owns are left out.
+pub struct ClusterList;
+
+#[async_trait]
+impl crate::framework::ListResource<Aws> for ClusterList {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+    fn schema(&self) -> crate::framework::Schema {
+        crate::framework::Schema::new(
+            0,
+            Block::new(crate::resources::ecs_fargate_service::list_schema_attrs("clusters")).describe(
+                "Finds the ECS clusters of the account in the provider's region and lists each as one `cxflow_ecs_cluster`, exactly as `import` \
+                 of its name produces it. Clusters another resource of this provider owns (a `cxflow_cluster`'s) are left out.",
+            ),
+        )
+    }
+    async fn list(&self, aws: &Aws, config: Value, include_resource: bool, limit: i64, ctx: crate::framework::provider::Ctx) -> Result<Vec<crate::framework::ListedItem>, Diags> {
+        let err = |e: crate::aws::AwsError| Diags::from(Diagnostic::error("Could not list ECS clusters", e.to_string()));
+        let mut arns = Vec::new();
+        let mut pages = aws.ecs().list_clusters().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            arns.extend(page.map_err(|e| err(crate::aws::aws_err("ecs:ListClusters", e)))?.cluster_arns().iter().cloned());
+        }
+        let mut out = Vec::new();
+        for batch in arns.chunks(100) {
+            let seen = aws
+                .ecs()
+                .describe_clusters()
+                .set_clusters(Some(batch.to_vec()))
+                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .send()
+                .await
+                .map_err(|e| err(crate::aws::aws_err("ecs:DescribeClusters", e)))?;
+            for c in seen.clusters() {
+                let name = c.cluster_name().unwrap_or_default();
+                let tags: BTreeMap<String, String> = c.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                let theirs = tags.get(crate::engine::OWNER_TAG).is_some_and(|o| *o != crate::engine::Owner::new(TYPE_NAME, name).tag_value());
+                if c.status() != Some("ACTIVE") || theirs || !crate::resources::ecs_fargate_service::list_filters_pass(&config, name, &tags) {
+                    continue;
+                }
+                if limit > 0 && out.len() as i64 >= limit {
+                    return Ok(out);
+                }
+                out.push(crate::engine::composite::list_item::<Aws, EcsClusterResource>(aws, name, name.to_string(), include_resource, &ctx).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn list_resource() -> Arc<dyn crate::framework::ListResource<Aws>> {
+    Arc::new(ClusterList)
 }
 
 #[cfg(test)]

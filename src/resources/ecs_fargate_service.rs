@@ -22,7 +22,7 @@ use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode,
 use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::network::{Rule, SecurityGroupNode, VpcOf};
 use crate::children::{Common, Ref};
-use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Relinks};
+use crate::engine::composite::{Composite, CompositeResource, GraphCx, Kids, PlannedChildren, Relinks, Unwanted};
 use crate::engine::{Graph, Identity, Node, Tags, names};
 use crate::framework::check::Check;
 use crate::framework::provider::Resource;
@@ -406,6 +406,14 @@ pub struct CircuitBreaker {
 impl FargateService {
     fn network(&self) -> Network {
         self.network.clone().unwrap_or_default()
+    }
+    /// The log group the containers log to, and whether the service creates it.
+    fn log_group(&self) -> (String, bool) {
+        let own = Names::new(&self.cluster, &self.name).log_group();
+        match &self.log_group_name {
+            Some(g) if *g != own => (g.clone(), false),
+            _ => (own, true),
+        }
     }
     fn exec_enabled(&self) -> bool {
         self.enable_execute_command.unwrap_or(false)
@@ -987,7 +995,16 @@ fn schema_block() -> Block {
         attr("task_definition_arn", Type::String, "ARN of the current task definition revision.").computed(),
         attr("task_definition_revision", Type::Number, "Revision number of the current task definition.").computed(),
         attr("security_group_id", Type::String, "ID of the created security group (null when `network.security_group_ids` is set).").computed(),
-        attr("log_group_name", Type::String, "Name of the CloudWatch log group, `/cxflow/<cluster>/<service>`.").computed(),
+        attr(
+            "log_group_name",
+            Type::String,
+            "CloudWatch log group the containers log to. When unset, the service creates `/cxflow/<cluster>/<service>` (its name appears here); \
+             when set to another name, that existing group is used and none is created (`log_retention_days` and `retain_logs` then do not apply). \
+             Import sets it for a service whose containers log to a group it did not create.",
+        )
+        .optional()
+        .computed()
+        .check(Check::Matches(r"[\.\-_/#A-Za-z0-9]{1,512}", "a log group name: letters, digits and . - _ / #, at most 512 characters")),
         attr("target_group_arn", Type::String, "ARN of the created target group (null without `load_balancer`).").computed(),
     ])
     .with_blocks(vec![
@@ -1599,6 +1616,8 @@ struct ExecNeeds {
     repositories: Vec<(String, String, String)>,
     /// Customer managed keys the secrets are encrypted with.
     kms_keys: Vec<String>,
+    /// The log group the containers write to.
+    log_group: String,
 }
 
 fn ecr_repository(image: &str) -> Option<(String, String, String)> {
@@ -1616,7 +1635,7 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
 
 impl ExecNeeds {
     fn of(cfg: &FargateService) -> ExecNeeds {
-        let mut n = ExecNeeds::default();
+        let mut n = ExecNeeds { log_group: cfg.log_group().0, ..Default::default() };
         for c in &cfg.container {
             let log_secrets = c.log_configuration.iter().flat_map(|l| l.secret_options.iter().flat_map(|s| s.values()));
             for arn in c.secrets.iter().flat_map(|s| s.values()).chain(log_secrets) {
@@ -1642,11 +1661,11 @@ impl ExecNeeds {
     }
 }
 
-fn execution_policy(c: &Common, names: &Names, n: &ExecNeeds) -> serde_json::Value {
+fn execution_policy(c: &Common, n: &ExecNeeds) -> serde_json::Value {
     let (p, region, account) = (c.partition(), &c.region, &c.account);
     let mut st = vec![json!({
         "Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": format!("arn:{p}:logs:{region}:{account}:log-group:{}:*", names.log_group())
+        "Resource": format!("arn:{p}:logs:{region}:{account}:log-group:{}:*", n.log_group)
     })];
     if !n.repositories.is_empty() {
         st.push(json!({"Sid": "EcrAuth", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}));
@@ -1727,6 +1746,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
     let supplied_exec = cfg.execution_role_arn.clone().filter(|a| !role_is(a, &names.execution_role()));
     let supplied_task = cfg.task_role_arn.clone().filter(|a| !role_is(a, &names.task_role()));
     let lb_target = cfg.lb_target();
+    let (log_group, own_log_group) = cfg.log_group();
     let lb_port = lb_target.as_ref().map(|t| t.1).unwrap_or(0);
     let lb = cfg.load_balancer.as_ref();
     let reg = cfg.service_registry.as_ref();
@@ -1758,7 +1778,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
         Box::new(LogGroupNode {
             c: c.clone(),
             key: "log_group".into(),
-            name: names.log_group(),
+            name: log_group.clone(),
             retention_days: cfg.log_retention_days.unwrap_or(30),
             retain: cfg.retain_logs.unwrap_or(false),
         }),
@@ -1770,7 +1790,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             description: description.clone(),
             trust: trust.clone(),
             managed: Vec::new(),
-            inline: BTreeMap::from([(EXEC_POLICY_NAME.to_string(), execution_policy(&c, &names, &ExecNeeds::of(cfg)))]),
+            inline: BTreeMap::from([(EXEC_POLICY_NAME.to_string(), execution_policy(&c, &ExecNeeds::of(cfg)))]),
             wanted: supplied_exec.is_none(),
         }),
         Box::new(RoleNode {
@@ -1821,7 +1841,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             containers: cfg.effective_containers(),
             execution_role: role_ref(&supplied_exec, "execution_role"),
             task_role: role_ref(&supplied_task, "task_role"),
-            log_group: Ref::dep("log_group"),
+            log_group: if own_log_group { Ref::dep("log_group") } else { Ref::Lit(log_group.clone()) },
             service_connect: cfg.service_connect.is_some(),
             runtime_platform: cfg.runtime_platform.clone(),
             ephemeral_storage_gib: cfg.ephemeral_storage_gib,
@@ -1849,7 +1869,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             public_ip: net.assign_public_ip.unwrap_or(false),
             exec: cfg.exec_enabled(),
             circuit_breaker: cfg.circuit_breaker(),
-            service_connect: cfg.service_connect_spec(&names.log_group(), &c.region),
+            service_connect: cfg.service_connect_spec(&log_group, &c.region),
             load_balancer: lb_target.map(|(container, port)| LbTarget { target_group: Ref::dep("target_group"), container, port }),
             registry: reg.map(|r| Registry {
                 arn: r.registry_arn.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep("registry")),
@@ -1863,7 +1883,8 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             extras: service_extras(cfg),
         }),
     ];
-    let mut nodes = nodes;
+    let mut nodes: Vec<Box<dyn Node<Aws>>> =
+        nodes.into_iter().map(|n| if n.key() == "log_group" && !own_log_group { Box::new(Unwanted(n)) as Box<dyn Node<Aws>> } else { n }).collect();
     nodes.extend(autoscaling_nodes(cfg, &c, &names));
     Graph::new(nodes).map_err(|e| Diagnostic::error("Internal error in the provider", e.to_string()).into())
 }
@@ -2085,7 +2106,7 @@ impl Composite<Aws> for EcsFargateService {
     type State = FargateService;
     const TYPE_NAME: &'static str = TYPE_NAME;
     const DEFAULT_TIMEOUT: Duration = DEFAULT_TIMEOUT;
-    const CONFIG_OR_CHILD: &'static [(&'static str, &'static str)] = &[("execution_role_arn", "execution_role"), ("task_role_arn", "task_role")];
+    const CONFIG_OR_CHILD: &'static [(&'static str, &'static str)] = &[("execution_role_arn", "execution_role"), ("task_role_arn", "task_role"), ("log_group_name", "log_group")];
 
     fn block() -> Block {
         schema_block()
@@ -2111,7 +2132,9 @@ impl Composite<Aws> for EcsFargateService {
             (Some(c), Some(n)) => Some(Names::new(c, n)),
             _ => None,
         };
-        p.set_attr("log_group_name", names.as_ref().map(|n| Value::string(n.log_group())).unwrap_or(Value::Unknown));
+        if p.get("log_group_name").is_null() {
+            p.set_attr("log_group_name", names.as_ref().map(|n| Value::string(n.log_group())).unwrap_or(Value::Unknown));
+        }
         let by = match p.get("autoscaling") {
             Value::Unknown => Value::Unknown,
             Value::Null => Value::string("terraform"),
@@ -2144,7 +2167,9 @@ impl Composite<Aws> for EcsFargateService {
     }
     fn outputs(st: &mut Value, cfg: &FargateService, kids: &Kids<'_>) {
         let names = Names::new(&cfg.cluster, &cfg.name);
-        st.set_attr("log_group_name", opt(kids.id("log_group")));
+        let own_group = names.log_group();
+        let existing = st.get("log_group_name").as_str().filter(|g| *g != own_group).map(str::to_string);
+        st.set_attr("log_group_name", opt(existing.or_else(|| kids.id("log_group"))));
         st.set_attr("service_arn", opt(kids.id("service")));
         let td = kids.id("task_definition");
         st.set_attr("task_definition_revision", td.as_deref().and_then(revision_of).map(Value::int).unwrap_or(Value::Null));
@@ -2181,11 +2206,16 @@ impl Composite<Aws> for EcsFargateService {
             attributes: vec![("images".to_string(), Value::Map(images.into_iter().map(|(k, v)| (k, Value::string(v))).collect()))],
         })
     }
+    fn adopts_untagged(key: &str) -> bool {
+        // The service the import ID names, made by hand, and the revision of its own family it runs.
+        matches!(key, "service" | "task_definition")
+    }
     fn import_identities(cfg: &FargateService, kids: &Kids<'_>) -> BTreeMap<String, Identity> {
-        // The revision the service runs, not the family's latest.
+        // The revision the service runs, not the family's latest; another family's is not this service's.
+        let family = format!(":task-definition/{}:", Names::new(&cfg.cluster, &cfg.name).family());
         let mut hints: BTreeMap<String, Identity> = kids
             .str_field("service", "task_definition")
-            .filter(|t| t.starts_with("arn:"))
+            .filter(|t| t.starts_with("arn:") && t.contains(&family))
             .map(|t| BTreeMap::from([("task_definition".to_string(), Identity::new(t))]))
             .unwrap_or_default();
         // Autoscaling children have names that follow from the service's.
@@ -2287,7 +2317,19 @@ impl Composite<Aws> for EcsFargateService {
             cfg.cpu = td.get("cpu").and_then(|v| v.as_str()).and_then(|c| c.parse().ok()).unwrap_or(cfg.cpu);
             cfg.memory = td.get("memory").and_then(|v| v.as_str()).and_then(|c| c.parse().ok()).unwrap_or(cfg.memory);
             let defs = td.get("containers").and_then(|c| c.as_array()).map(Vec::as_slice).unwrap_or_default();
-            let mut containers = containers_from_spec(defs, "<log_group>");
+            // Containers that all log to one group this service did not create: that group is the service's.
+            if kids.id("log_group").is_none() {
+                let groups: std::collections::BTreeSet<&str> = defs
+                    .iter()
+                    .filter(|d| d["logConfiguration"]["logDriver"] == "awslogs" && d["logConfiguration"]["options"]["awslogs-stream-prefix"] == d["name"])
+                    .filter_map(|d| d["logConfiguration"]["options"]["awslogs-group"].as_str())
+                    .collect();
+                if let [g] = groups.into_iter().collect::<Vec<_>>()[..] {
+                    cfg.log_group_name = Some(g.to_string()).filter(|g| g != "<log_group>");
+                }
+            }
+            let log_group = cfg.log_group_name.clone().filter(|g| *g != names.log_group()).unwrap_or_else(|| "<log_group>".to_string());
+            let mut containers = containers_from_spec(defs, &log_group, cfg.service_connect.is_some());
             // The images the definition runs, before the digest is turned back into the configured tag.
             let images: BTreeMap<String, String> = defs.iter().filter_map(|d| Some((d["name"].as_str()?.to_string(), d["image"].as_str()?.to_string()))).collect();
             cfg.log_router = None;
@@ -2396,6 +2438,105 @@ impl Composite<Aws> for EcsFargateService {
 
 pub fn resource() -> Arc<dyn Resource<Aws>> {
     Arc::new(CompositeResource::<EcsFargateService>::new())
+}
+
+/// `list "cxflow_ecs_fargate_service"`: every Fargate service of a cluster,
+/// optionally by name prefix and tags, as `import` of `<cluster>/<name>`
+/// gives it: services this provider made with their children (found by
+/// their ownership tags), services made by hand with the task definition
+/// revision of their own family they run, and the log group, roles and
+/// security groups they reference as configuration. Services another
+/// resource owns (their `cxflow:owner` tag names it) are left out.
+pub struct ServiceList;
+
+pub fn list_schema_attrs(what: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::new("name_prefix", Type::String).optional().describe(&format!("Only {what} whose name starts with this.")),
+        Attribute::new("tags", Type::map(Type::String)).optional().describe(&format!("Only {what} carrying all of these tags (key and value).")),
+    ]
+}
+
+/// Whether a found object passes a list's `name_prefix` and `tags` filters.
+pub fn list_filters_pass(config: &Value, name: &str, tags: &BTreeMap<String, String>) -> bool {
+    let prefix_ok = config.get("name_prefix").as_str().is_none_or(|p| name.starts_with(p));
+    let tags_ok = match config.get("tags") {
+        Value::Map(want) => want.iter().all(|(k, v)| tags.get(k).map(String::as_str) == v.as_str()),
+        _ => true,
+    };
+    prefix_ok && tags_ok
+}
+
+#[async_trait]
+impl crate::framework::ListResource<Aws> for ServiceList {
+    fn type_name(&self) -> &'static str {
+        TYPE_NAME
+    }
+    fn schema(&self) -> crate::framework::Schema {
+        let mut attrs = vec![Attribute::new("cluster", Type::String).required().describe("Name or ARN of the ECS cluster whose services are listed.")];
+        attrs.extend(list_schema_attrs("services"));
+        crate::framework::Schema::new(
+            0,
+            Block::new(attrs).describe(
+                "Finds the Fargate services of an ECS cluster and lists each as one `cxflow_ecs_fargate_service`, exactly as `import` of \
+                 `<cluster>/<name>` produces it. A service made by hand (the AWS CLI or console) comes with the task definition revision it runs; \
+                 the log group, roles and security groups it references become `log_group_name`, `execution_role_arn`, `task_role_arn` and \
+                 `network.security_group_ids`, which the imported resource uses and never changes. Services another resource of this provider owns are left out.",
+            ),
+        )
+    }
+    fn validate(&self, config: &Value) -> Diags {
+        let mut d = Diags::new();
+        if let Some(c) = config.get("cluster").as_str() {
+            if cluster_name(c).is_empty() || !cluster_name(c).chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
+                d.attr_error(Path::attr("cluster"), "Invalid cluster", format!("cluster must be an ECS cluster name or ARN (letters, digits, - and _), not {c:?}."));
+            }
+        }
+        d
+    }
+    async fn list(&self, aws: &Aws, config: Value, include_resource: bool, limit: i64, ctx: crate::framework::provider::Ctx) -> Result<Vec<crate::framework::ListedItem>, Diags> {
+        let cluster = config.get("cluster").as_str().unwrap_or_default().to_string();
+        let mut arns = Vec::new();
+        let mut pages = aws.ecs().list_services().cluster(&cluster).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| list_error(&cluster, crate::aws::aws_err("ecs:ListServices", e)))?;
+            arns.extend(page.service_arns().iter().cloned());
+        }
+        let mut out = Vec::new();
+        for batch in arns.chunks(10) {
+            let seen = aws
+                .ecs()
+                .describe_services()
+                .cluster(&cluster)
+                .set_services(Some(batch.to_vec()))
+                .include(aws_sdk_ecs::types::ServiceField::Tags)
+                .send()
+                .await
+                .map_err(|e| list_error(&cluster, crate::aws::aws_err("ecs:DescribeServices", e)))?;
+            for svc in seen.services() {
+                let name = svc.service_name().unwrap_or_default();
+                let tags: BTreeMap<String, String> = svc.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect();
+                let fargate = svc.launch_type().map(|l| l.as_str() == "FARGATE").unwrap_or(true);
+                let own = Names::new(cluster_name(&cluster), name);
+                let theirs = tags.get(crate::engine::OWNER_TAG).is_some_and(|o| *o != crate::engine::Owner::new(TYPE_NAME, &own.id()).tag_value());
+                if svc.status() != Some("ACTIVE") || !fargate || theirs || !list_filters_pass(&config, name, &tags) {
+                    continue;
+                }
+                if limit > 0 && out.len() as i64 >= limit {
+                    return Ok(out);
+                }
+                out.push(crate::engine::composite::list_item::<Aws, EcsFargateService>(aws, &own.id(), own.id(), include_resource, &ctx).await?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn list_error(cluster: &str, e: crate::aws::AwsError) -> Diags {
+    Diags::from(Diagnostic::error(format!("Could not list the services of ECS cluster {cluster}"), e.to_string()))
+}
+
+pub fn list_resource() -> Arc<dyn crate::framework::ListResource<Aws>> {
+    Arc::new(ServiceList)
 }
 
 /// Service Connect: each `service` names a named port mapping, once; aliases
@@ -2583,14 +2724,14 @@ mod tests {
     #[test]
     fn execution_policy_is_scoped_to_what_the_containers_reference() {
         let c = Common { owner: crate::engine::Owner::new(TYPE_NAME, "x"), tags: Tags::new(), region: "eu-west-2".into(), account: "123456789012".into() };
-        let doc = execution_policy(&c, &Names::new("cruddur", "backend-flask"), &ExecNeeds::of(&cfg())).to_string();
+        let doc = execution_policy(&c, &ExecNeeds::of(&cfg())).to_string();
         assert!(doc.contains("arn:aws:ssm:eu-west-2:123456789012:parameter/x/A"), "{doc}");
         assert!(doc.contains("\"arn:aws:secretsmanager:eu-west-2:123456789012:secret:db-AbCdEf\""), "the JSON key suffix is cut: {doc}");
         assert!(doc.contains("arn:aws:ecr:eu-west-2:123456789012:repository/backend-flask"), "{doc}");
         assert!(!doc.contains("kms:") && !doc.contains("\"ssm:*\""), "no KMS grant without a customer key: {doc}");
         let key = "arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
         let with_key = FargateService { secrets_kms_key_arns: Some(vec![key.into()]), ..cfg() };
-        let doc: serde_json::Value = execution_policy(&c, &Names::new("cruddur", "backend-flask"), &ExecNeeds::of(&with_key));
+        let doc: serde_json::Value = execution_policy(&c, &ExecNeeds::of(&with_key));
         let kms = doc["Statement"].as_array().unwrap().iter().find(|s| s["Sid"] == "DecryptViaService").unwrap();
         assert_eq!(kms["Resource"], json!([key]));
         assert_eq!(kms["Condition"]["StringEquals"]["kms:ViaService"], json!(["ssm.eu-west-2.amazonaws.com", "secretsmanager.eu-west-2.amazonaws.com"]));

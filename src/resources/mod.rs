@@ -27,7 +27,7 @@ pub fn all() -> Vec<Arc<dyn Resource<Aws>>> {
 }
 
 pub fn all_list() -> Vec<Arc<dyn crate::framework::ListResource<Aws>>> {
-    vec![secret_sync::list_resource()]
+    vec![secret_sync::list_resource(), ecs_fargate_service::list_resource(), ecs_cluster::list_resource()]
 }
 
 pub fn all_ephemeral() -> Vec<Arc<dyn EphemeralResource<Aws>>> {
