@@ -212,6 +212,8 @@ fn alarms_that_go_off_fail_the_apply_with_the_events() {
     let d = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
     assert_eq!(d.rollout_state().map(|s| s.as_str()), Some("FAILED"));
     assert!(revision(d.task_definition().unwrap()) != "api:1", "the failed revision is primary");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 2, "the failed deployment is still to do:\n{}", p.all());
 
     // 4. The alarm back to OK: the next deployment bakes and completes; the apply converges.
     set_alarm(&aws, aws_sdk_cloudwatch::types::StateValue::Ok);
