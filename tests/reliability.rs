@@ -655,6 +655,8 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  deployment {\n    minimum_healthy_percent = 150\n  }"), "minimum_healthy_percent"),
         ("svc", ok_svc("  deployment {\n    maximum_percent = 50\n  }"), "maximum_percent"),
         ("svc", ok_svc("  deployment {\n    alarms {\n      names = []\n    }\n  }"), "names"),
+        ("svc", ok_svc("  deployment {\n    alarms {\n      rollback = true\n    }\n  }"), "names"),
+        ("svc", ok_svc("  deployment {\n    alarms {\n      names = [\"\"]\n    }\n  }"), "names"),
         ("svc", ok_svc("  platform_version = \"newest\""), "platform_version"),
         ("svc", ok_svc("  health_check_grace_period = 30"), "health_check_grace_period"),
         ("svc", ok_svc("  propagate_tags = \"CLUSTER\""), "propagate_tags"),

@@ -6,7 +6,9 @@
 //! what still exists. The stand-in's opt-in task model
 //! (`STANDIN_ECS_IMAGE_PULL`, `STANDIN_ECS_DRAIN_SECONDS`, scripts/standin/ecs.py)
 //! makes tasks whose ECR image is missing fail to start and deleted
-//! services drain for a while.
+//! services drain for a while; with `STANDIN_ECS_ALARM_BAKE_SECONDS` a
+//! deployment with alarms bakes before it completes, and fails when one of
+//! its CloudWatch alarms goes into ALARM meanwhile.
 
 mod common;
 
@@ -119,6 +121,109 @@ fn failed_deployments_fail_the_apply_with_the_events() {
     // 4. Back to an image that exists: the apply converges, then plans empty.
     wd.write("main.tf", &config(&subnets, "v1", true, "10m"));
     wd.apply().expect_ok("apply v1 again");
+    assert_eq!(wd.plan_code().code, 0, "converged");
+    wd.destroy().expect_ok("destroy");
+    assert_eq!(aws::owned_leftovers(&moto), Vec::<String>::new());
+}
+
+/// `config` with `deployment { alarms { names = ["api-5xx"], rollback } }`.
+fn alarm_config(subnets: &[String], tag: &str, rollback: bool) -> String {
+    let alarms = format!("  deployment {{\n    alarms {{\n      names    = [\"{ALARM}\"]\n      rollback = {rollback}\n    }}\n  }}\n  timeouts {{");
+    config(subnets, tag, true, "10m").replacen("  timeouts {", &alarms, 1)
+}
+
+const ALARM: &str = "api-5xx";
+
+fn set_alarm(aws: &Aws, state: aws_sdk_cloudwatch::types::StateValue) {
+    block_on(async { aws.cloudwatch.set_alarm_state().alarm_name(ALARM).state_value(state).state_reason("set by the test").send().await.unwrap() });
+}
+
+/// Apply while watching the service: once the apply's deployment of a
+/// revision other than `running` is under way, the alarm goes into ALARM
+/// (ECS ignores alarms already in ALARM when a deployment starts).
+fn apply_while_the_alarm_goes_off(wd: &Workdir, aws: &Aws, running: &str) -> Run {
+    std::thread::scope(|s| {
+        let apply = s.spawn(|| wd.apply());
+        let started = std::time::Instant::now();
+        loop {
+            let svc = service(aws);
+            let primary = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+            if primary.is_some_and(|d| d.task_definition() != Some(running) && d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::InProgress)) {
+                break;
+            }
+            assert!(!apply.is_finished(), "the apply ended before its deployment was seen");
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no new deployment in 60 s");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        set_alarm(aws, aws_sdk_cloudwatch::types::StateValue::Alarm);
+        apply.join().unwrap()
+    })
+}
+
+#[test]
+fn alarms_that_go_off_fail_the_apply_with_the_events() {
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "2"), ("STANDIN_ECS_ALARM_BAKE_SECONDS", "8")]);
+    let aws = Aws::new(&moto);
+    let subnets = fixture(&aws);
+    block_on(async {
+        let m = aws.cloudwatch.put_metric_alarm().alarm_name(ALARM).namespace("AWS/ApplicationELB").metric_name("HTTPCode_Target_5XX_Count");
+        let m = m.statistic(aws_sdk_cloudwatch::types::Statistic::Sum).period(60).evaluation_periods(1).threshold(5.0);
+        m.comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold).send().await.unwrap();
+    });
+    set_alarm(&aws, aws_sdk_cloudwatch::types::StateValue::Ok);
+    let wd = Workdir::new(&bundled_terraform(), Some(&moto));
+
+    // 1. With the alarm OK the first deployment bakes, then completes.
+    wd.write("main.tf", &alarm_config(&subnets, "v1", true));
+    wd.apply().expect_ok("apply v1");
+    let svc = service(&aws);
+    let first = svc.task_definition().unwrap().to_string();
+    assert_eq!(revision(&first), "api:1");
+    let alarms = svc.deployment_configuration().and_then(|d| d.alarms()).expect("the service has deployment alarms");
+    assert_eq!((alarms.alarm_names(), alarms.enable(), alarms.rollback()), (&[ALARM.to_string()][..], true, true));
+
+    // 2. The alarm goes off during the next deployment: ECS fails it and rolls
+    //    back; the apply fails, quoting the events, naming the alarm and the revision that runs.
+    wd.write("main.tf", &alarm_config(&subnets, "v2", true));
+    let r = apply_while_the_alarm_goes_off(&wd, &aws, &first);
+    r.expect_fail("apply during which the alarm goes off");
+    let text = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains(&format!("failed: ECS deployment alarm(s) in ALARM state: {ALARM}.")), "names the alarm:\n{text}");
+    assert!(text.contains("the service rolled back and now runs api:1"), "names the running revision:\n{text}");
+    assert!(text.contains(&format!("deployment failed: alarm(s) {ALARM} in ALARM state.")), "quotes the failure event:\n{text}");
+    assert!(text.contains("rolling back to deployment ecs-svc/"), "quotes the rollback event:\n{text}");
+    let svc = service(&aws);
+    assert_eq!(svc.task_definition(), Some(first.as_str()), "AWS runs the old revision");
+    let failed = svc.deployments().iter().find(|d| d.rollout_state() == Some(&aws_sdk_ecs::types::DeploymentRolloutState::Failed)).expect("the failed deployment");
+    assert_eq!(revision(failed.task_definition().unwrap()), "api:2");
+    let st = wd.state_attrs("cxflow_ecs_fargate_service", "api");
+    assert_eq!(st["service_arn"].as_str(), svc.service_arn());
+    let p = wd.plan_code();
+    assert_eq!(p.code, 2, "the failed change is still to do:\n{}", p.all());
+
+    // 3. Without rollback the failed deployment stays primary: the apply says so.
+    set_alarm(&aws, aws_sdk_cloudwatch::types::StateValue::Ok);
+    wd.write("main.tf", &alarm_config(&subnets, "v2", false));
+    let r = apply_while_the_alarm_goes_off(&wd, &aws, &first);
+    r.expect_fail("apply without rollback during which the alarm goes off");
+    let text = r.all().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains(&format!("ECS deployment alarm(s) in ALARM state: {ALARM}. (no deployment replaced it)")), "{text}");
+    let svc = service(&aws);
+    let d = svc.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+    assert_eq!(d.rollout_state().map(|s| s.as_str()), Some("FAILED"));
+    assert!(revision(d.task_definition().unwrap()) != "api:1", "the failed revision is primary");
+    let p = wd.plan_code();
+    assert_eq!(p.code, 2, "the failed deployment is still to do:\n{}", p.all());
+
+    // 4. The alarm back to OK: the next deployment bakes and completes; the apply converges.
+    set_alarm(&aws, aws_sdk_cloudwatch::types::StateValue::Ok);
+    wd.write("main.tf", &alarm_config(&subnets, "v3", true));
+    wd.apply().expect_ok("apply v3 with the alarm OK");
+    let svc = service(&aws);
+    let [d] = svc.deployments() else { panic!("one deployment once completed: {:?}", svc.deployments()) };
+    assert_eq!(d.rollout_state().map(|s| s.as_str()), Some("COMPLETED"));
+    assert_eq!(d.task_definition(), svc.task_definition());
+    assert!(!matches!(svc.task_definition().map(revision), Some("api:1") | None), "a new revision runs");
     assert_eq!(wd.plan_code().code, 0, "converged");
     wd.destroy().expect_ok("destroy");
     assert_eq!(aws::owned_leftovers(&moto), Vec::<String>::new());

@@ -225,6 +225,7 @@ def create_service(original, self):
     if service.deployments:
         deployment = service.deployments[0]
         _describe_rollout(deployment, service)
+        _watch_alarms(service, deployment)
         if _pull_error(service):
             deployment.update(runningCount=0, pendingCount=service.desired_count, failedTasks=0)
             deployment.update(rolloutState="IN_PROGRESS", rolloutStateReason=f"ECS deployment {deployment['id']} in progress.")
@@ -245,7 +246,7 @@ def _start_deployment(service):
         return  # CODE_DEPLOY and EXTERNAL controllers roll out through task sets
     deployment_id = f"ecs-svc/{mock_random.randint(0, 32**12)}"
     pull_error = _pull_error(service)
-    completed = service.running_count >= service.desired_count and not pull_error
+    completed = service.running_count >= service.desired_count and not pull_error and not _bakes(service)
     now = utcnow()
     deployment = dict(
         service.deployments[0],
@@ -270,6 +271,7 @@ def _start_deployment(service):
         for replaced in service.deployments:
             replaced["status"] = "ACTIVE"
         service.deployments = [deployment] + service.deployments
+    _watch_alarms(service, deployment)
 
 
 def _apply_update(response, service, previous_configuration):
@@ -386,14 +388,96 @@ def _count_failed_tasks(service):
         _event(service, f"(service {service.name}) (task {uuid.uuid4().hex}) failed to start: {error}")
         if not breaker.get("enable") or deployment["failedTasks"] < _failure_threshold(deployment["desiredCount"]):
             continue
-        deployment["rolloutState"] = "FAILED"
-        deployment["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
-        _event(service, f"(service {service.name}) (deployment {deployment['id']}) deployment failed: tasks failed to start.")
-        target = getattr(service, "standin_completed_task_definition", None)
-        if breaker.get("rollback") and target and target != service.task_definition:
-            service.task_definition = target
-            _start_deployment(service)
-            _event(service, f"(service {service.name}) rolling back to deployment {service.deployments[0]['id']}.")
+        _fail(service, deployment, "ECS deployment circuit breaker: tasks failed to start.", "tasks failed to start", breaker.get("rollback"))
+
+
+def _fail(service, deployment, reason, cause, rollback):
+    """The deployment is FAILED (it launches no new tasks); with rollback the
+    service goes back to the task definition of the last COMPLETED deployment
+    in a new PRIMARY deployment."""
+    deployment["rolloutState"] = "FAILED"
+    deployment["rolloutStateReason"] = reason
+    deployment["updatedAt"] = utcnow()
+    _event(service, f"(service {service.name}) (deployment {deployment['id']}) deployment failed: {cause}.")
+    target = getattr(service, "standin_completed_task_definition", None)
+    if rollback and target and target != service.task_definition:
+        service.task_definition = target
+        _start_deployment(service)
+        _event(service, f"(service {service.name}) rolling back to deployment {service.deployments[0]['id']}.")
+
+
+# --- Deployment alarms -------------------------------------------------------
+#
+# With deploymentConfiguration.alarms.enable, ECS polls the named CloudWatch
+# alarms (DescribeAlarms; here moto's CloudWatch in the same server) while a
+# deployment is IN_PROGRESS: one in ALARM fails it, and with alarms.rollback
+# the service rolls back as with the circuit breaker. An alarm already in ALARM
+# when a deployment starts turns monitoring off for that deployment. A
+# deployment that reached its steady state stays IN_PROGRESS for the bake time
+# before it is COMPLETED, opt-in: STANDIN_ECS_ALARM_BAKE_SECONDS=N (default 0:
+# it completes at once, as without alarms).
+
+
+def _alarm_configuration(service):
+    alarms = (service.deployment_configuration or {}).get("alarms") or {}
+    return alarms if alarms.get("enable") and alarms.get("alarmNames") else None
+
+
+def _bake_seconds():
+    try:
+        return max(float(os.environ.get("STANDIN_ECS_ALARM_BAKE_SECONDS", "0")), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def _bakes(service):
+    return bool(_alarm_configuration(service) and _bake_seconds())
+
+
+def _alarms_in_alarm(service, names):
+    """The named alarms in state ALARM, in the configured order."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch = cloudwatch_backends[service._account_id][service.region_name]
+    firing = {a.name for a in cloudwatch.get_alarms_by_alarm_names(list(names)) if a.state_value == "ALARM"}
+    return [name for name in names if name in firing]
+
+
+def _watch_alarms(service, deployment):
+    """Start watching a new deployment's alarms: monitored unless one is in
+    ALARM already; baking until the bake time is over."""
+    alarms = _alarm_configuration(service)
+    if not alarms:
+        return
+    watches = getattr(service, "standin_alarm_watches", None) or {}
+    watches[deployment["id"]] = {
+        "monitored": not _alarms_in_alarm(service, alarms["alarmNames"]),
+        "baked_at": time.monotonic() + _bake_seconds() if _bake_seconds() else None,
+    }
+    service.standin_alarm_watches = watches
+    if _bakes(service) and deployment.get("rolloutState") == "COMPLETED":
+        deployment["rolloutState"] = "IN_PROGRESS"
+        deployment["rolloutStateReason"] = f"ECS deployment {deployment['id']} in progress."
+
+
+def _poll_alarms(service):
+    """Fail the PRIMARY deployment, while IN_PROGRESS, when an alarm it
+    monitors is in ALARM; complete it once steady and its bake time is over."""
+    alarms = _alarm_configuration(service)
+    watches = getattr(service, "standin_alarm_watches", None) or {}
+    service.standin_alarm_watches = watches = {d["id"]: watches[d["id"]] for d in service.deployments if d["id"] in watches}
+    primary = next((d for d in service.deployments if d["status"] == "PRIMARY"), None)
+    watch = watches.get(primary["id"]) if primary else None
+    if not alarms or watch is None or primary.get("rolloutState") != "IN_PROGRESS":
+        return
+    firing = _alarms_in_alarm(service, alarms["alarmNames"]) if watch["monitored"] else []
+    if firing:
+        names = ", ".join(firing)
+        _fail(service, primary, f"ECS deployment alarm(s) in ALARM state: {names}.", f"alarm(s) {names} in ALARM state", alarms.get("rollback"))
+    elif watch["baked_at"] is not None and time.monotonic() >= watch["baked_at"] and service.running_count >= service.desired_count and not _pull_error(service):
+        primary.update(rolloutState="COMPLETED", rolloutStateReason=f"ECS deployment {primary['id']} completed.", updatedAt=utcnow())
+        _completed(service, primary)
+        service.deployments = [primary]
 
 
 def _drain_seconds():
@@ -448,6 +532,7 @@ def describe_services(original, self):
         _settle(service)
         if service.status == "ACTIVE":
             _count_failed_tasks(service)
+            _poll_alarms(service)
     return original(self)
 
 

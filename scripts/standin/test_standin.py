@@ -84,6 +84,7 @@ def setUpModule():
     SERVERS["faults"] = Server(
         MOTO_ECS_SERVICE_RUNNING="2", STANDIN_ECS_IMAGE_PULL="check", STANDIN_ECS_DRAIN_SECONDS="2"
     )
+    SERVERS["alarms"] = Server(MOTO_ECS_SERVICE_RUNNING="2", STANDIN_ECS_ALARM_BAKE_SECONDS="1")
     for server in SERVERS.values():
         server.wait_until_listening()
 
@@ -668,6 +669,109 @@ class FailingTasksTest(EcsCase):
         self.assertEqual(self.describe(cluster, service)["runningCount"], 2)
         time.sleep(2.2)
         self.assertEqual(self.describe(cluster, service)["runningCount"], 1)
+
+
+class DeploymentAlarmTest(EcsCase):
+    """deploymentConfiguration.alarms with STANDIN_ECS_ALARM_BAKE_SECONDS=1, two running tasks."""
+
+    server = "alarms"
+    BAKE = 1.1
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cloudwatch = SERVERS[cls.server].client("cloudwatch")
+
+    def alarm(self, state="OK"):
+        name = self.name("alarm")
+        self.cloudwatch.put_metric_alarm(
+            AlarmName=name, MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
+            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold",
+        )
+        self.set_state(name, state)
+        return name
+
+    def set_state(self, name, state):
+        self.cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test")
+
+    def baked_service(self, alarms):
+        """A service whose first deployment has baked and completed."""
+        cluster = self.cluster()
+        first = self.task_definition()
+        service = self.service(cluster, taskDefinition=first, launchType="FARGATE", deploymentConfiguration={"alarms": alarms})
+        [started] = service["deployments"]
+        self.assertEqual(started["rolloutState"], "IN_PROGRESS", "baking")
+        time.sleep(self.BAKE)
+        [done] = self.describe(cluster, service)["deployments"]
+        self.assertEqual((done["id"], done["rolloutState"]), (started["id"], "COMPLETED"))
+        return cluster, service, done["taskDefinition"]
+
+    def update(self, cluster, service):
+        second = self.task_definition()
+        updated = self.ecs.update_service(cluster=cluster, service=service["serviceName"], taskDefinition=second)["service"]
+        started = updated["deployments"][0]
+        self.assertEqual((started["status"], started["rolloutState"], len(updated["deployments"])), ("PRIMARY", "IN_PROGRESS", 2))
+        return started
+
+    def test_an_alarm_in_alarm_fails_the_deployment_and_rolls_back(self):
+        alarm = self.alarm()
+        cluster, service, first = self.baked_service({"alarmNames": [alarm], "enable": True, "rollback": True})
+        started = self.update(cluster, service)
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "IN_PROGRESS", "no alarm yet")
+        self.set_state(alarm, "ALARM")
+        described = self.describe(cluster, service)
+        rollback = described["deployments"][0]
+        [failed] = [d for d in described["deployments"] if d["id"] == started["id"]]
+        self.assertEqual((failed["id"], failed["status"], failed["rolloutState"]), (started["id"], "ACTIVE", "FAILED"))
+        self.assertEqual(failed["rolloutStateReason"], f"ECS deployment alarm(s) in ALARM state: {alarm}.")
+        self.assertEqual((rollback["status"], rollback["taskDefinition"], rollback["rolloutState"]), ("PRIMARY", first, "IN_PROGRESS"))
+        self.assertEqual(described["taskDefinition"], first)
+        name = service["serviceName"]
+        messages = [e["message"] for e in described["events"]]
+        self.assertEqual(messages[0], f"(service {name}) rolling back to deployment {rollback['id']}.")
+        self.assertEqual(messages[1], f"(service {name}) (deployment {started['id']}) deployment failed: alarm(s) {alarm} in ALARM state.")
+        # The alarm was in ALARM when the rollback started: not monitored, it completes after its bake time.
+        time.sleep(self.BAKE)
+        [done] = self.describe(cluster, service)["deployments"]
+        self.assertEqual((done["id"], done["rolloutState"], done["taskDefinition"]), (rollback["id"], "COMPLETED", first))
+
+    def test_without_rollback_the_failed_deployment_stays_primary(self):
+        alarm = self.alarm()
+        cluster, service, first = self.baked_service({"alarmNames": [self.alarm(), alarm], "enable": True, "rollback": False})
+        started = self.update(cluster, service)
+        self.set_state(alarm, "ALARM")
+        for _ in range(2):
+            described = self.describe(cluster, service)
+        primary = described["deployments"][0]
+        self.assertEqual((primary["id"], primary["status"], primary["rolloutState"]), (started["id"], "PRIMARY", "FAILED"))
+        self.assertEqual(primary["rolloutStateReason"], f"ECS deployment alarm(s) in ALARM state: {alarm}.")
+        self.assertNotEqual(described["taskDefinition"], first)
+        time.sleep(self.BAKE)
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "FAILED", "a failed deployment never completes")
+
+    def test_an_alarm_already_in_alarm_when_the_deployment_starts_is_not_monitored(self):
+        alarm = self.alarm()
+        cluster, service, _ = self.baked_service({"alarmNames": [alarm], "enable": True, "rollback": True})
+        self.set_state(alarm, "ALARM")
+        started = self.update(cluster, service)
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "IN_PROGRESS")
+        time.sleep(self.BAKE)
+        [done] = self.describe(cluster, service)["deployments"]
+        self.assertEqual((done["id"], done["rolloutState"]), (started["id"], "COMPLETED"))
+
+    def test_services_without_enabled_alarms_complete_at_once(self):
+        alarm = self.alarm("ALARM")
+        cluster = self.cluster()
+        for configuration in ({}, {"alarms": {"alarmNames": [alarm], "enable": False, "rollback": True}}):
+            service = self.service(cluster, launchType="FARGATE", deploymentConfiguration=configuration)
+            self.assertEqual(service["deployments"][0]["rolloutState"], "COMPLETED")
+            self.update_without_bake(cluster, service)
+
+    def update_without_bake(self, cluster, service):
+        updated = self.ecs.update_service(cluster=cluster, service=service["serviceName"], taskDefinition=self.task_definition())["service"]
+        [deployment] = updated["deployments"]
+        self.assertEqual(deployment["rolloutState"], "COMPLETED")
+        self.assertEqual(self.describe(cluster, service)["deployments"][0]["rolloutState"], "COMPLETED")
 
 
 class RunTaskTest(EcsCase):

@@ -915,7 +915,10 @@ fn schema_block() -> Block {
     ])
     .describe("Run on Fargate and/or Fargate Spot (instead of the launch type FARGATE); changed in place with a new deployment.");
     let alarms = Block::new(vec![
-        attr("names", Type::list(Type::String), "CloudWatch alarms that fail the deployment when they go off.").required().check(Check::Items(1, 10)),
+        attr("names", Type::list(Type::String), "CloudWatch alarms that fail the deployment when they go off.")
+            .required()
+            .check(Check::Items(1, 10))
+            .check(Check::each(Check::Len(1, 255))),
         attr("rollback", Type::Bool, "Roll back a deployment an alarm failed.").default(Value::Bool(true)),
     ])
     .describe("Deployment alarms.");
