@@ -203,8 +203,13 @@ impl TargetGroupNode {
         let Some(tg) = Self::get(aws, arn).await? else { return Ok(()) };
         for lb in tg.load_balancer_arns() {
             let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e))?;
-            let forwarding: Vec<String> =
-                listeners.listeners().iter().filter(|l| listener_forward_target(l).as_deref() == Some(arn)).filter_map(|l| l.listener_arn().map(str::to_string)).collect();
+            // NLB listeners only (TCP): an application load balancer's listener is never swept.
+            let forwarding: Vec<String> = listeners
+                .listeners()
+                .iter()
+                .filter(|l| l.protocol() == Some(&elb::ProtocolEnum::Tcp) && listener_forward_target(l).as_deref() == Some(arn))
+                .filter_map(|l| l.listener_arn().map(str::to_string))
+                .collect();
             for (la, tags) in elb_tags_of_many(aws, &forwarding).await? {
                 if tags.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) {
                     tracing::warn!(target: "cxflow::children::lb", listener = la.as_str(), "deleting an owned listener no record knew, so the target group can go");
