@@ -1,7 +1,8 @@
 //! A cxflow_ecs_fargate_service behind a network load balancer, end to end
 //! through the loopback proxy: the TCP target group and the TCP listener the
 //! resource creates on a given NLB, read back with the SDK, planned empty,
-//! changed in place with exactly one call, imported, destroyed (the NLB
+//! changed in place with exactly one call (deregistration delay, listener
+//! port), imported, destroyed (the NLB
 //! stays); and a listener port another listener already has, refused before
 //! anything is created.
 
@@ -146,6 +147,17 @@ fn service_behind_a_network_load_balancer() {
         assert_eq!(delay.as_deref(), Some("15"));
     });
     assert_eq!(wd.plan_code().code, 0, "converged");
+
+    // 3b. Another listener port is one ModifyListener on the same listener.
+    let before = proxy.stats();
+    wd.write("main.tf", &config(&f, "tcp", 9001, 15));
+    wd.apply().expect_ok("apply port = 9001");
+    let delta = |op: &str| proxy.count(op) - before["by_operation"][op].as_u64().unwrap_or(0);
+    assert_eq!((delta("elasticloadbalancing:ModifyListener"), delta("elasticloadbalancing:CreateListener")), (1, 0));
+    assert_eq!((delta("elasticloadbalancing:CreateTargetGroup"), delta("ecs:UpdateService")), (0, 0));
+    let ls = listeners(&aws, &f.nlb);
+    assert_eq!(ls.iter().map(|l| (l.listener_arn().unwrap_or_default(), l.port())).collect::<Vec<_>>(), [(listener_arn.as_str(), Some(9001))]);
+    assert_eq!(wd.plan_code().code, 0, "converged on 9001");
 
     // 4. Import (state rm, import by name) recovers the block: an empty plan, the same children.
     let children = aws::children(&wd, "cxflow_ecs_fargate_service", "tcp");
