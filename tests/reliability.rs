@@ -376,6 +376,9 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
     // A load_balancer block on a valid listener, with these settings.
     let lb =
         |body: &str| format!("  load_balancer {{\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n{body}\n  }}");
+    // A network_load_balancer block on a valid NLB, with these settings.
+    let nlb =
+        |body: &str| format!("  network_load_balancer {{\n    load_balancer_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/n/1\"\n{body}\n  }}");
     let sync = |body: &str| format!("resource \"cxflow_secret_sync\" \"x\" {{\n{body}\n}}\n");
     // A build pipeline with one setting replaced (`from` → `to`) or added at the top level.
     let pipeline = |from: &str, to: &str| {
@@ -569,6 +572,9 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    deregistration_delay = 3601")), "deregistration_delay"),
         ("svc", ok_svc(&lb("    host_header = \"a.example.com\"\n    stickiness {\n      duration = 0\n    }")), "duration"),
         ("svc", ok_svc(&lb("    http_header {\n      name = \"Bad Header\"\n      values = [\"1\"]\n    }")), "name"),
+        ("svc", ok_svc(&format!("{}\n{}", lb("    host_header = \"a.example.com\""), nlb("    port = 9000"))), "network_load_balancer"),
+        ("svc", ok_svc(&nlb("    port = 70000")), "network_load_balancer.port"),
+        ("svc", ok_svc(&nlb("    port = 9000\n    container_port = 81")), "container_port 81"),
         ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    service {\n      port_name = \"nope\"\n    }\n  }"), "port_name"),
         ("svc", ok_svc("  service_connect {\n    namespace = \"mesh\"\n    client_only = true\n    service {\n      port_name = \"app\"\n    }\n  }"), "client_only"),
         (

@@ -15,6 +15,7 @@ import codepipeline  # noqa: F401
 import dependencies  # noqa: F401
 import ecr  # noqa: F401
 import ecs  # noqa: F401
+import elbv2  # noqa: F401
 import iam  # noqa: F401
 import idempotency  # noqa: F401
 import s3  # noqa: F401

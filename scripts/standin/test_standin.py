@@ -1380,6 +1380,30 @@ class IdempotencyTest(unittest.TestCase):
             elbv2.create_listener(**{**args, "Protocol": "TCP"})
         self.assertEqual(error_code(context), "DuplicateListener")
 
+    def test_network_load_balancer_arns_name_their_type(self):
+        vpc, subnets = self._network("10.33.0.0/16")
+        elbv2 = self.server.client("elbv2")
+        [nlb] = elbv2.create_load_balancer(Name="typed-net", Type="network", Subnets=subnets, Tags=[{"Key": "k", "Value": "v"}])["LoadBalancers"]
+        [alb] = elbv2.create_load_balancer(Name="typed-app", Subnets=subnets)["LoadBalancers"]
+        arn = nlb["LoadBalancerArn"]
+        self.assertIn(":loadbalancer/net/typed-net/", arn)
+        self.assertIn(":loadbalancer/app/typed-app/", alb["LoadBalancerArn"])
+        [seen] = elbv2.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
+        self.assertEqual((seen["Type"], seen["LoadBalancerName"]), ("network", "typed-net"))
+        [tags] = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        self.assertEqual(tags["Tags"], [{"Key": "k", "Value": "v"}], "the tags moved with the ARN")
+        [again] = elbv2.create_load_balancer(Name="typed-net", Type="network", Subnets=subnets)["LoadBalancers"]
+        self.assertEqual(again["LoadBalancerArn"], arn, "the same settings answer with the same NLB")
+        [tg] = elbv2.create_target_group(Name="typed-tcp", Protocol="TCP", Port=8080, VpcId=vpc, TargetType="ip")["TargetGroups"]
+        forward = [{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}]
+        [listener] = elbv2.create_listener(LoadBalancerArn=arn, Protocol="TCP", Port=9000, DefaultActions=forward)["Listeners"]
+        self.assertIn(":listener/net/typed-net/", listener["ListenerArn"])
+        [seen] = elbv2.describe_listeners(ListenerArns=[listener["ListenerArn"]])["Listeners"]
+        self.assertEqual((seen["LoadBalancerArn"], seen["Protocol"], seen["Port"]), (arn, "TCP", 9000))
+        elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+        elbv2.delete_load_balancer(LoadBalancerArn=arn)
+        self.assertEqual([lb["LoadBalancerName"] for lb in elbv2.describe_load_balancers()["LoadBalancers"] if lb["LoadBalancerName"] == "typed-net"], [])
+
     def test_cloud_map_creator_request_id_creates_once(self):
         sd = self.server.client("servicediscovery")
         first = sd.create_http_namespace(Name="idem-ns", CreatorRequestId="req-1")["OperationId"]

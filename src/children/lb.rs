@@ -1,5 +1,6 @@
-//! Load balancer children of a service: an IP target group and the listener
-//! rule that forwards to it. Also the ELBv2 tag helpers the edge kinds share.
+//! Load balancer children of a service: an IP target group, and the listener
+//! rule (ALB) or the TCP listener (NLB) that forwards to it. Also the ELBv2
+//! tag helpers the edge kinds share.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,7 +49,16 @@ pub async fn elb_created_by_this_apply(aws: &Aws, arn: &str, operation: &str, cx
     }
     Err(NodeError::from(AwsError {
         operation: operation.to_string(),
-        code: Some(if operation.ends_with("TargetGroup") { "DuplicateTargetGroupName" } else { "DuplicateLoadBalancerName" }.to_string()),
+        code: Some(
+            if operation.ends_with("TargetGroup") {
+                "DuplicateTargetGroupName"
+            } else if operation.ends_with("Listener") {
+                "DuplicateListener"
+            } else {
+                "DuplicateLoadBalancerName"
+            }
+            .to_string(),
+        ),
         message: format!("{arn} existed before this create (the same name and settings)"),
         unreachable: false,
     }))
@@ -90,7 +100,7 @@ pub struct HealthCheck {
     pub unhealthy_threshold: i64,
     /// `traffic-port` or a port number.
     pub port: String,
-    /// `HTTP` or `HTTPS`.
+    /// `HTTP`, `HTTPS` or `TCP` (TCP checks have no path and no matcher).
     pub protocol: String,
 }
 
@@ -107,7 +117,27 @@ impl HealthCheck {
             protocol: "HTTP".into(),
         }
     }
+    /// A TCP connect check (network load balancers' default).
+    pub fn tcp() -> HealthCheck {
+        HealthCheck {
+            path: String::new(),
+            matcher: String::new(),
+            interval: 30,
+            timeout: 10,
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            port: "traffic-port".into(),
+            protocol: "TCP".into(),
+        }
+    }
+    fn is_tcp(&self) -> bool {
+        self.protocol == "TCP"
+    }
 }
+
+/// The protocol target groups have unless a node says otherwise; it is left
+/// out of specs, so target groups made before the protocol was a field read the same.
+pub const DEFAULT_TG_PROTOCOL: &str = "HTTP";
 
 pub struct TargetGroupNode {
     pub c: Arc<Common>,
@@ -115,6 +145,8 @@ pub struct TargetGroupNode {
     /// At most 32 characters.
     pub name: String,
     pub port: i64,
+    /// `HTTP` (behind an ALB listener rule) or `TCP` (behind an NLB listener).
+    pub protocol: String,
     pub vpc: VpcOf,
     pub health: HealthCheck,
     /// Target group attributes (`deregistration_delay.timeout_seconds`, `stickiness.*`).
@@ -165,14 +197,35 @@ impl TargetGroupNode {
             .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
         Ok(())
     }
-    /// Delete the rules this composite owns that still forward to the group
-    /// (a rule created by an apply whose answer was lost is in no record).
+    /// Delete the rules and NLB listeners this composite owns that still
+    /// forward to the group (one created by an apply whose answer was lost is in no record).
     async fn delete_owned_rules(&self, aws: &Aws, arn: &str) -> Result<(), NodeError> {
         let Some(tg) = Self::get(aws, arn).await? else { return Ok(()) };
         for lb in tg.load_balancer_arns() {
             let listeners = aws.elbv2().describe_listeners().load_balancer_arn(lb).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e))?;
+            // NLB listeners only (TCP): an application load balancer's listener is never swept.
+            let forwarding: Vec<String> = listeners
+                .listeners()
+                .iter()
+                .filter(|l| l.protocol() == Some(&elb::ProtocolEnum::Tcp) && listener_forward_target(l).as_deref() == Some(arn))
+                .filter_map(|l| l.listener_arn().map(str::to_string))
+                .collect();
+            for (la, tags) in elb_tags_of_many(aws, &forwarding).await? {
+                if tags.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) {
+                    tracing::warn!(target: "cxflow::children::lb", listener = la.as_str(), "deleting an owned listener no record knew, so the target group can go");
+                    match aws.elbv2().delete_listener().listener_arn(&la).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             for l in listeners.listeners() {
                 let Some(la) = l.listener_arn() else { continue };
+                // Only application load balancer listeners have rules.
+                if forwarding.iter().any(|f| f == la) || !matches!(l.protocol(), Some(elb::ProtocolEnum::Http | elb::ProtocolEnum::Https)) {
+                    continue;
+                }
                 let rules = aws.elbv2().describe_rules().listener_arn(la).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
                 let pointing: Vec<String> = rules.rules().iter().filter(|r| forward_target(r).as_deref() == Some(arn)).filter_map(|r| r.rule_arn().map(str::to_string)).collect();
                 for (rule, tags) in elb_tags_of_many(aws, &pointing).await? {
@@ -211,11 +264,14 @@ impl Node<Aws> for TargetGroupNode {
         if let VpcOf::Vpc(r) = &self.vpc {
             s.insert("vpc".into(), json!(r.spec()));
         }
+        if self.protocol != DEFAULT_TG_PROTOCOL {
+            s.insert("protocol".into(), json!(self.protocol));
+        }
         s
     }
-    /// A new name, port or VPC needs a new target group.
+    /// A new name, port, protocol or VPC needs a new target group.
     fn replaced_by(&self) -> &'static [&'static str] {
-        &["name", "port", "vpc"]
+        &["name", "port", "protocol", "vpc"]
     }
     async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
         let out = match aws.elbv2().describe_target_groups().names(&self.name).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e)) {
@@ -233,18 +289,18 @@ impl Node<Aws> for TargetGroupNode {
             .elbv2()
             .create_target_group()
             .name(&self.name)
-            .protocol(elb::ProtocolEnum::Http)
+            .protocol(elb::ProtocolEnum::from(self.protocol.as_str()))
             .port(self.port as i32)
             .vpc_id(vpc)
             .target_type(elb::TargetTypeEnum::Ip)
             .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
-            .health_check_path(&h.path)
+            .set_health_check_path((!h.is_tcp()).then(|| h.path.clone()))
             .health_check_port(&h.port)
             .health_check_interval_seconds(h.interval as i32)
             .health_check_timeout_seconds(h.timeout as i32)
             .healthy_threshold_count(h.healthy_threshold as i32)
             .unhealthy_threshold_count(h.unhealthy_threshold as i32)
-            .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
+            .set_matcher((!h.is_tcp() && !h.matcher.is_empty()).then(|| elb::Matcher::builder().http_code(&h.matcher).build()))
             .set_tags(Some(elb_tags(&self.c.create_tags(&self.key, None, cx))))
             .send()
             .await
@@ -259,6 +315,9 @@ impl Node<Aws> for TargetGroupNode {
         let mut s = spec(json!({"name": tg.target_group_name(), "port": tg.port(), "health_check": Self::observed_health(&tg)}));
         if let (VpcOf::Vpc(r), Some(v)) = (&self.vpc, tg.vpc_id()) {
             s.insert("vpc".into(), json!(r.observed(v, cx)));
+        }
+        if let Some(p) = tg.protocol().map(|p| p.as_str()).filter(|p| *p != DEFAULT_TG_PROTOCOL) {
+            s.insert("protocol".into(), json!(p));
         }
         if !self.attributes.is_empty() {
             let a = aws
@@ -282,13 +341,13 @@ impl Node<Aws> for TargetGroupNode {
                 .modify_target_group()
                 .target_group_arn(arn)
                 .health_check_protocol(elb::ProtocolEnum::from(h.protocol.as_str()))
-                .health_check_path(&h.path)
+                .set_health_check_path((!h.is_tcp()).then(|| h.path.clone()))
                 .health_check_port(&h.port)
                 .health_check_interval_seconds(h.interval as i32)
                 .health_check_timeout_seconds(h.timeout as i32)
                 .healthy_threshold_count(h.healthy_threshold as i32)
                 .unhealthy_threshold_count(h.unhealthy_threshold as i32)
-                .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
+                .set_matcher((!h.is_tcp() && !h.matcher.is_empty()).then(|| elb::Matcher::builder().http_code(&h.matcher).build()))
                 .send()
                 .await
                 .map_err(|e| aws_err("elasticloadbalancing:ModifyTargetGroup", e))?;
@@ -310,7 +369,7 @@ impl Node<Aws> for TargetGroupNode {
                     if !swept.swap(true, std::sync::atomic::Ordering::SeqCst) {
                         self.delete_owned_rules(aws, arn).await?;
                     }
-                    Ok(Poll::Pending("still in use by a listener rule".to_string()))
+                    Ok(Poll::Pending("still in use by a listener rule or listener".to_string()))
                 }
                 Err(e) => Err(NodeError::from(e)),
             }
@@ -321,6 +380,11 @@ impl Node<Aws> for TargetGroupNode {
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         elb_release(aws, &id.id, cx).await
     }
+}
+
+/// A target group's protocol and the load balancers it is attached to (None when it is gone): for import.
+pub async fn target_group_summary(aws: &Aws, arn: &str) -> Result<Option<(String, Vec<String>)>, NodeError> {
+    Ok(TargetGroupNode::get(aws, arn).await?.map(|tg| (tg.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(), tg.load_balancer_arns().to_vec())))
 }
 
 // ------------------------------------------------------------------ listener rule
@@ -577,6 +641,154 @@ impl Node<Aws> for ListenerRuleNode {
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
         match aws.elbv2().delete_rule().rule_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteRule", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
+        elb_release(aws, &id.id, cx).await
+    }
+}
+
+// ------------------------------------------------------------------ NLB listener
+
+/// The target group a listener's default action forwards to.
+pub fn listener_forward_target(l: &elb::Listener) -> Option<String> {
+    l.default_actions().iter().find_map(|a| {
+        a.target_group_arn().map(str::to_string).or_else(|| a.forward_config().and_then(|f| f.target_groups().first()).and_then(|t| t.target_group_arn()).map(str::to_string))
+    })
+}
+
+/// `...:loadbalancer/net/name/id` → `name`, for messages.
+fn lb_name(arn: &str) -> &str {
+    arn.split_once(":loadbalancer/").map(|(_, r)| r.split('/').nth(1).unwrap_or(r)).unwrap_or(arn)
+}
+
+/// A TCP listener this composite creates on a network load balancer it does
+/// not own; its default action forwards everything to the composite's target
+/// group. (An NLB listener has no rules, so sharing one is not possible: the
+/// composite takes a port of its own.)
+pub struct NlbListenerNode {
+    pub c: Arc<Common>,
+    pub key: String,
+    /// The network load balancer's ARN (empty while import has not learnt it).
+    pub load_balancer: String,
+    pub port: i64,
+    pub target_group: Ref,
+    /// False when the composite does not want the listener: a recorded one is deleted.
+    pub wanted: bool,
+}
+
+impl NlbListenerNode {
+    async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::Listener>, NodeError> {
+        match aws.elbv2().describe_listeners().listener_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e)) {
+            Ok(o) => Ok(o.listeners().first().cloned()),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    fn wanted_tags(&self) -> Tags {
+        self.c.tags_for(&self.key, None)
+    }
+    fn port_taken(&self, arn: &str) -> String {
+        format!(
+            "port {} of load balancer {} already has a listener ({arn}) that this resource did not create (DuplicateListener): choose a free port for network_load_balancer.port",
+            self.port,
+            lb_name(&self.load_balancer)
+        )
+    }
+}
+
+#[async_trait]
+impl Node<Aws> for NlbListenerNode {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn deps(&self) -> Vec<&str> {
+        self.target_group.key().into_iter().collect()
+    }
+    fn wanted(&self) -> bool {
+        self.wanted
+    }
+    fn describe(&self) -> String {
+        if self.wanted { format!("TCP listener on port {} of load balancer {}", self.port, lb_name(&self.load_balancer)) } else { "TCP listener".to_string() }
+    }
+    fn spec(&self) -> Spec {
+        spec(json!({
+            "load_balancer": self.load_balancer, "port": self.port, "protocol": "TCP",
+            "target_group": self.target_group.spec(), "tags": tags_json(&self.wanted_tags()),
+        }))
+    }
+    /// Another load balancer needs a new listener; the port changes in place.
+    fn replaced_by(&self) -> &'static [&'static str] {
+        &["load_balancer"]
+    }
+    /// Ours by its tags; any other listener on the port is someone else's.
+    async fn find(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Found, NodeError> {
+        if self.load_balancer.is_empty() {
+            return Ok(Found::None);
+        }
+        let out = match aws.elbv2().describe_listeners().load_balancer_arn(&self.load_balancer).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeListeners", e)) {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => return Ok(Found::None),
+            Err(e) => return Err(e.into()),
+        };
+        let arns: Vec<String> = out.listeners().iter().filter_map(|l| l.listener_arn().map(str::to_string)).collect();
+        let tags = elb_tags_of_many(aws, &arns).await?;
+        for (arn, t) in &tags {
+            if t.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) && t.get(CHILD_TAG).map(String::as_str) == Some(self.key.as_str()) {
+                return Ok(Found::Tagged(Identity::new(arn), t.clone()));
+            }
+        }
+        Ok(match out.listeners().iter().find(|l| l.port() == Some(self.port as i32)) {
+            Some(l) => Found::Foreign(self.port_taken(l.listener_arn().unwrap_or_default())),
+            None => Found::None,
+        })
+    }
+    async fn create(&self, aws: &Aws, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let out = aws
+            .elbv2()
+            .create_listener()
+            .load_balancer_arn(&self.load_balancer)
+            .protocol(elb::ProtocolEnum::Tcp)
+            .port(self.port as i32)
+            .default_actions(forward(&self.target_group.resolve(cx)?))
+            .set_tags(Some(elb_tags(&self.c.create_tags(&self.key, None, cx))))
+            .send()
+            .await
+            .map_err(|e| aws_err("elasticloadbalancing:CreateListener", e))?;
+        let arn = out.listeners().first().and_then(|l| l.listener_arn()).ok_or_else(|| NodeError::no_identity("elasticloadbalancing:CreateListener"))?.to_string();
+        // CreateListener answers a listener on the same port with the same settings with that listener.
+        elb_created_by_this_apply(aws, &arn, "elasticloadbalancing:CreateListener", cx).await?;
+        Ok(Made::id(arn))
+    }
+    async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
+        let Some(l) = Self::get(aws, &id.id).await? else { return Ok(None) };
+        let tg = listener_forward_target(&l).map(|t| self.target_group.observed(&t, cx));
+        Ok(Some(spec(json!({
+            "load_balancer": l.load_balancer_arn(), "port": l.port(), "protocol": l.protocol().map(|p| p.as_str()), "target_group": tg,
+        }))))
+    }
+    async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
+        let arn = id.id.as_str();
+        let s = self.spec();
+        if ["port", "protocol", "target_group"].iter().any(|k| base.get(*k) != s.get(*k)) {
+            aws.elbv2()
+                .modify_listener()
+                .listener_arn(arn)
+                .port(self.port as i32)
+                .protocol(elb::ProtocolEnum::Tcp)
+                .default_actions(forward(&self.target_group.resolve(cx)?))
+                .send()
+                .await
+                .map_err(|e| aws_err("elasticloadbalancing:ModifyListener", e))?;
+        }
+        elb_retag(aws, arn, spec_tags(base), &self.wanted_tags()).await?;
+        Ok(Made::identity(id.clone()))
+    }
+    async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
+        match aws.elbv2().delete_listener().listener_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e.into()),

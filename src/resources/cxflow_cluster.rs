@@ -837,6 +837,7 @@ fn build_graph(cfg: &Cluster, c: Arc<Common>) -> Result<Graph<Aws>, Diags> {
             key: format!("target_group_{k}"),
             name: svc.clone(),
             port: CONTAINER_PORT,
+            protocol: crate::children::lb::DEFAULT_TG_PROTOCOL.into(),
             vpc: VpcOf::Vpc(vpc.clone()),
             health: HealthCheck::http(HEALTH_PATH, HEALTH_MATCHER),
             attributes: BTreeMap::new(),

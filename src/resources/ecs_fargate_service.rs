@@ -1,6 +1,7 @@
 //! `cxflow_ecs_fargate_service`: one ECS service on Fargate with everything it
 //! needs — log group, execution and task roles, security group, optional
-//! target group and listener rule, task definition and the service itself —
+//! target group with a listener rule (ALB) or a TCP listener (NLB), task
+//! definition and the service itself —
 //! as one composite on the [`crate::engine::composite`] driver.
 //!
 //! Reading order: typed configuration → schema → validation (no AWS calls) →
@@ -18,7 +19,7 @@ use crate::aws::Aws;
 use crate::children::discovery::CloudMapServiceNode;
 use crate::children::ecs::{IMAGE_TAG_LABEL, LbTarget, Registry, ScService, ScTls, ServiceConnectSpec, ServiceNode, TaskDefinitionNode, containers_from_spec, task_settings_from};
 use crate::children::iam::{RoleNode, service_trust};
-use crate::children::lb::{Conditions, HealthCheck as TgHealth, ListenerRuleNode, TargetGroupNode};
+use crate::children::lb::{Conditions, DEFAULT_TG_PROTOCOL, HealthCheck as TgHealth, ListenerRuleNode, NlbListenerNode, TargetGroupNode};
 use crate::children::logs::{LogGroupNode, RETENTION_DAYS};
 use crate::children::network::{Rule, SecurityGroupNode, VpcOf};
 use crate::children::{Common, Ref};
@@ -33,6 +34,8 @@ pub const TYPE_NAME: &str = "cxflow_ecs_fargate_service";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 const DEFAULT_LB_HEALTH_PATH: &str = "/";
 const DEFAULT_LB_MATCHER: &str = "200-299";
+/// HTTP health checks of a network load balancer's target group accept 200-399 (AWS's default there).
+const DEFAULT_NLB_MATCHER: &str = "200-399";
 const DEFAULT_DEREGISTRATION_DELAY: i64 = 300;
 const DEFAULT_STICKINESS_SECONDS: i64 = 86400;
 /// "You can specify up to five match evaluations per rule" (ALB listener rules).
@@ -58,6 +61,7 @@ pub struct FargateService {
     pub container: Vec<Container>,
     pub network: Option<Network>,
     pub load_balancer: Option<LoadBalancer>,
+    pub network_load_balancer: Option<NetworkLoadBalancer>,
     pub service_connect: Option<ServiceConnect>,
     pub service_registry: Option<ServiceRegistry>,
     pub enable_execute_command: Option<bool>,
@@ -94,6 +98,7 @@ pub struct FargateService {
     pub security_group_id: Option<String>,
     pub log_group_name: Option<String>,
     pub target_group_arn: Option<String>,
+    pub listener_arn: Option<String>,
 }
 
 /// Container blocks and their parts: the shared ECS child kind's types.
@@ -184,6 +189,70 @@ pub struct LoadBalancer {
     pub health_check: Option<LbHealthCheck>,
     pub deregistration_delay: Option<i64>,
     pub stickiness: Option<Stickiness>,
+}
+
+/// A TCP listener of its own on an existing network load balancer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NetworkLoadBalancer {
+    pub load_balancer_arn: String,
+    pub port: i64,
+    pub container_name: Option<String>,
+    pub container_port: Option<i64>,
+    pub health_check: Option<NlbHealthCheck>,
+    pub deregistration_delay: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct NlbHealthCheck {
+    pub path: Option<String>,
+    pub interval: Option<i64>,
+    pub timeout: Option<i64>,
+    pub healthy_threshold: Option<i64>,
+    pub unhealthy_threshold: Option<i64>,
+    pub port: Option<String>,
+}
+
+impl NlbHealthCheck {
+    /// TCP connects unless a path asks for HTTP requests (AWS's defaults where unset).
+    fn effective(&self) -> TgHealth {
+        let d = TgHealth::tcp();
+        let (protocol, path, matcher) = match &self.path {
+            Some(p) => ("HTTP".to_string(), p.clone(), DEFAULT_NLB_MATCHER.to_string()),
+            None => (d.protocol.clone(), d.path.clone(), d.matcher.clone()),
+        };
+        TgHealth {
+            path,
+            matcher,
+            protocol,
+            interval: self.interval.unwrap_or(d.interval),
+            timeout: self.timeout.unwrap_or(d.timeout),
+            healthy_threshold: self.healthy_threshold.unwrap_or(d.healthy_threshold),
+            unhealthy_threshold: self.unhealthy_threshold.unwrap_or(d.unhealthy_threshold),
+            port: self.port.clone().unwrap_or(d.port),
+        }
+    }
+    /// The block import writes: none when AWS holds the defaults.
+    fn from_observed(h: &serde_json::Value) -> Option<NlbHealthCheck> {
+        let d = TgHealth::tcp();
+        let n = |k: &str, dflt: i64| h[k].as_i64().unwrap_or(dflt);
+        let path = (h["protocol"].as_str() == Some("HTTP")).then(|| h["path"].as_str().unwrap_or("/").to_string());
+        let seen = NlbHealthCheck {
+            path,
+            interval: Some(n("interval", d.interval)),
+            timeout: Some(n("timeout", d.timeout)),
+            healthy_threshold: Some(n("healthy_threshold", d.healthy_threshold)),
+            unhealthy_threshold: Some(n("unhealthy_threshold", d.unhealthy_threshold)),
+            port: Some(h["port"].as_str().unwrap_or(&d.port).to_string()),
+        };
+        (seen.effective() != d).then_some(seen)
+    }
+}
+
+impl NetworkLoadBalancer {
+    /// Only the deregistration delay: TCP target groups have no cookie stickiness.
+    fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([("deregistration_delay.timeout_seconds".to_string(), self.deregistration_delay.unwrap_or(DEFAULT_DEREGISTRATION_DELAY).to_string())])
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -424,6 +493,17 @@ impl FargateService {
     }
     /// The container the load balancer sends traffic to, and its port.
     fn lb_target(&self) -> Option<(String, i64)> {
+        if let Some(nlb) = &self.network_load_balancer {
+            let tcp_ports =
+                |c: &Container| -> Vec<i64> { c.port_mappings().into_iter().filter(|p| p.protocol.as_deref().unwrap_or("tcp") == "tcp").map(|p| p.container_port).collect() };
+            let c = match (&nlb.container_name, nlb.container_port) {
+                (Some(n), _) => self.container.iter().find(|c| &c.name == n)?,
+                (None, Some(p)) => self.container.iter().find(|c| tcp_ports(c).contains(&p))?,
+                (None, None) => self.container.iter().find(|c| c.first_tcp_port().is_some())?,
+            };
+            let port = nlb.container_port.or_else(|| c.first_tcp_port().map(|p| p.1))?;
+            return Some((c.name.clone(), port));
+        }
         let lb = self.load_balancer.as_ref()?;
         let c = match &lb.container_name {
             Some(n) => self.container.iter().find(|c| &c.name == n)?,
@@ -756,6 +836,41 @@ fn schema_block() -> Block {
          (host names, path patterns, HTTP headers, source IPs; every condition given must match, any value of one does); at most five values in all.",
     );
 
+    let nlb_health = Block::new(vec![
+        attr("path", Type::String, "Check with HTTP GET requests to this path (healthy: 200-399). Unset: a TCP connect check.")
+            .optional()
+            .check(Check::Matches("/.{0,1023}", "a path starting with / (at most 1024 characters)")),
+        attr("interval", Type::Number, "Seconds between checks.").default(Value::int(30)).check(Check::Int(5, 300)),
+        attr("timeout", Type::Number, "Seconds without an answer that count as a failed check.").default(Value::int(10)).check(Check::Int(2, 120)),
+        attr("healthy_threshold", Type::Number, "Consecutive successes before a target is healthy.").default(Value::int(5)).check(Check::Int(2, 10)),
+        attr("unhealthy_threshold", Type::Number, "Consecutive failures before a target is unhealthy.").default(Value::int(2)).check(Check::Int(2, 10)),
+        attr("port", Type::String, "`traffic-port` (the port traffic arrives on) or a port number.")
+            .default(Value::string("traffic-port"))
+            .check(Check::Matches(r"traffic-port|[1-9][0-9]{0,4}", "traffic-port or a port number")),
+    ])
+    .describe("Target group health check: TCP connects by default, HTTP with `path`.");
+    let network_load_balancer = Block::new(vec![
+        attr("load_balancer_arn", Type::String, "ARN of an existing Network Load Balancer (`...:loadbalancer/net/...`).")
+            .required()
+            .check(Check::Arn { service: "elasticloadbalancing", resource: "loadbalancer/net/" }),
+        attr("port", Type::Number, "Port of the TCP listener this resource creates on the load balancer; no other listener may have it.").required().check(Check::Int(1, 65535)),
+        attr("container_name", Type::String, "Container that receives the traffic. Default: the container with `container_port`, else the first with a port.")
+            .optional()
+            .computed(),
+        attr("container_port", Type::Number, "TCP port of that container the traffic goes to. Default: the container's first port.")
+            .optional()
+            .computed()
+            .check(Check::Int(1, 65535)),
+        attr("deregistration_delay", Type::Number, "Seconds a stopping task keeps its connections (target group `deregistration_delay`).")
+            .default(Value::int(DEFAULT_DEREGISTRATION_DELAY))
+            .check(Check::Int(0, 3600)),
+    ])
+    .with_blocks(vec![NestedBlock::new("health_check", Nesting::Single, nlb_health)])
+    .describe(
+        "Put the service behind an existing Network Load Balancer: creates a TCP target group (type `ip`) and a TCP listener of its own on `port` \
+         forwarding to it (an NLB listener has no rules to share, and the listeners you manage are left alone). Excludes `load_balancer`.",
+    );
+
     let sc_alias = Block::new(vec![
         attr("port", Type::Number, "Port clients connect to.").required().check(Check::Int(1, 65535)),
         attr("dns_name", Type::String, "Name clients use. Default: `<discovery_name>.<namespace>`.")
@@ -1008,12 +1123,14 @@ fn schema_block() -> Block {
         .optional()
         .computed()
         .check(Check::Matches(r"[\.\-_/#A-Za-z0-9]{1,512}", "a log group name: letters, digits and . - _ / #, at most 512 characters")),
-        attr("target_group_arn", Type::String, "ARN of the created target group (null without `load_balancer`).").computed(),
+        attr("target_group_arn", Type::String, "ARN of the created target group (null without `load_balancer` or `network_load_balancer`).").computed(),
+        attr("listener_arn", Type::String, "ARN of the TCP listener created on the network load balancer (null without `network_load_balancer`).").computed(),
     ])
     .with_blocks(vec![
         NestedBlock::new("container", Nesting::List, container).min(1),
         NestedBlock::new("network", Nesting::Single, network).min(1).max(1),
         NestedBlock::new("load_balancer", Nesting::Single, load_balancer),
+        NestedBlock::new("network_load_balancer", Nesting::Single, network_load_balancer),
         NestedBlock::new("service_connect", Nesting::Single, service_connect),
         NestedBlock::new("service_registry", Nesting::Single, service_registry),
         NestedBlock::new("deployment_circuit_breaker", Nesting::Single, circuit_breaker),
@@ -1026,7 +1143,8 @@ fn schema_block() -> Block {
     ])
     .describe(
         "An ECS service on Fargate with everything it needs: a CloudWatch log group, a least-privilege execution role, a task role, \
-         a security group, optionally a target group and listener rule on an existing load balancer, the task definition and the service. \
+         a security group, optionally a target group and a listener rule on an existing application load balancer (or a TCP listener on an \
+         existing network load balancer), the task definition and the service. \
          Every object carries the tag `cxflow:owner`. Apply waits for the deployment to reach a steady state.",
     )
 }
@@ -1172,11 +1290,11 @@ fn validate_service_settings(d: &mut Diags, c: &Value) {
             d.attr_error(p.index(0).then_attr("weight"), "No weight", "At least one capacity provider needs a weight above 0.");
         }
     }
-    if c.get("health_check_grace_period").as_i64().is_some_and(|g| g > 0) && c.get("load_balancer").is_null() {
+    if c.get("health_check_grace_period").as_i64().is_some_and(|g| g > 0) && c.get("load_balancer").is_null() && c.get("network_load_balancer").is_null() {
         d.attr_error(
             Path::attr("health_check_grace_period"),
             "Grace period without a load balancer",
-            "health_check_grace_period applies to load balancer health checks: add a load_balancer block or remove it.",
+            "health_check_grace_period applies to load balancer health checks: add a load_balancer or network_load_balancer block, or remove it.",
         );
     }
 }
@@ -1508,6 +1626,8 @@ fn validate_config(c: &Value) -> Diags {
         }
     }
 
+    validate_network_load_balancer(&mut d, c);
+
     // load balancer
     let lb = c.get("load_balancer");
     if !lb.is_null() {
@@ -1563,6 +1683,68 @@ fn validate_config(c: &Value) -> Diags {
     d
 }
 
+/// `network_load_balancer`: not with `load_balancer`; its container and port exist (no AWS calls).
+fn validate_network_load_balancer(d: &mut Diags, c: &Value) {
+    let nlb = c.get("network_load_balancer");
+    if nlb.is_null() {
+        return;
+    }
+    let np = Path::attr("network_load_balancer");
+    if !c.get("load_balancer").is_null() {
+        d.attr_error(
+            np.clone(),
+            "Conflicting load balancer blocks",
+            "Give either load_balancer (a listener rule on an ALB listener) or network_load_balancer (a TCP listener on an NLB), not both.",
+        );
+    }
+    let hc = nlb.get("health_check");
+    if let (Some(t), Some(i)) = (hc.get("timeout").as_i64(), hc.get("interval").as_i64()) {
+        if t > i {
+            d.attr_error(np.then_attr("health_check").then_attr("timeout"), "Health check timeout too long", format!("timeout ({t} s) must be at most interval ({i} s)."));
+        }
+    }
+    let containers = c.get("container");
+    if !containers.is_wholly_known() {
+        return;
+    }
+    // Container name → its TCP ports (the simple `port`, or TCP port_mapping blocks).
+    let ports: Vec<(String, Vec<i64>)> = containers
+        .elements()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|ct| {
+            let mappings = ct.get("port_mapping").elements().unwrap_or_default();
+            let tcp: Vec<i64> = if mappings.is_empty() {
+                ct.get("port").as_i64().into_iter().collect()
+            } else {
+                mappings.iter().filter(|m| m.get("protocol").as_str().unwrap_or("tcp") == "tcp").filter_map(|m| m.get("container_port").as_i64()).collect()
+            };
+            Some((ct.get("name").as_str()?.to_string(), tcp))
+        })
+        .collect();
+    let (name, port) = (nlb.get("container_name"), nlb.get("container_port"));
+    match (name.as_str(), port.as_i64()) {
+        (Some(n), p) => match ports.iter().find(|(cn, _)| cn == n) {
+            Some((_, tcp)) if tcp.is_empty() => {
+                d.attr_error(np.then_attr("container_name"), "Unknown load balancer container", format!("container_name must name a container with a port; {n:?} has none."))
+            }
+            None => d.attr_error(np.then_attr("container_name"), "Unknown load balancer container", format!("container_name must name a container with a port; {n:?} is not one.")),
+            Some((_, tcp)) => {
+                if let Some(p) = p.filter(|p| !tcp.contains(p)) {
+                    d.attr_error(np.then_attr("container_port"), "Not a port of the container", format!("container_port {p} is not a TCP port of container {n:?}."));
+                }
+            }
+        },
+        (None, Some(p)) if name.is_null() && !ports.iter().any(|(_, tcp)| tcp.contains(&p)) => {
+            d.attr_error(np.then_attr("container_port"), "Not a port of any container", format!("container_port {p} is not a TCP port of any container of this service."))
+        }
+        (None, None) if name.is_null() && port.is_null() && ports.iter().all(|(_, tcp)| tcp.is_empty()) => {
+            d.attr_error(np.clone(), "No container to send traffic to", "A network load balancer needs a container with a TCP port.")
+        }
+        _ => {}
+    }
+}
+
 // ------------------------------------------------------------------ derived names
 
 /// Names of the children, derived deterministically from cluster and service
@@ -1601,6 +1783,11 @@ impl Names {
     /// because a target group's port cannot change (a new port means a new group).
     pub fn target_group(&self, port: i64) -> String {
         names::bounded(&self.service, &format!("{}:{port}", self.seed), "", 32, |c| c.is_ascii_alphanumeric())
+    }
+    /// A TCP target group's name: the protocol is part of the seed too, so
+    /// moving a service between an ALB and an NLB makes a group under a new name.
+    pub fn tcp_target_group(&self, port: i64) -> String {
+        names::bounded(&self.service, &format!("{}:{port}:tcp", self.seed), "", 32, |c| c.is_ascii_alphanumeric())
     }
     pub fn family(&self) -> String {
         self.service.clone()
@@ -1752,8 +1939,12 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
     let (log_group, own_log_group) = cfg.log_group();
     let lb_port = lb_target.as_ref().map(|t| t.1).unwrap_or(0);
     let lb = cfg.load_balancer.as_ref();
+    let nlb = cfg.network_load_balancer.as_ref();
     let reg = cfg.service_registry.as_ref();
-    let hc = lb.and_then(|l| l.health_check.clone()).unwrap_or_default();
+    let health = match nlb {
+        Some(n) => n.health_check.clone().unwrap_or_default().effective(),
+        None => lb.and_then(|l| l.health_check.clone()).unwrap_or_default().effective(),
+    };
     let role_ref = |supplied: &Option<String>, key: &str| Some(supplied.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep(key)));
     let security_groups = match &net.security_group_ids {
         Some(s) => sorted(s).into_iter().map(Ref::Lit).collect(),
@@ -1819,12 +2010,21 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
         Box::new(TargetGroupNode {
             c: c.clone(),
             key: "target_group".into(),
-            name: names.target_group(lb_port),
+            name: if nlb.is_some() { names.tcp_target_group(lb_port) } else { names.target_group(lb_port) },
             port: lb_port,
+            protocol: if nlb.is_some() { "TCP".into() } else { DEFAULT_TG_PROTOCOL.into() },
             vpc: VpcOf::Subnet(subnet),
-            health: hc.effective(),
-            attributes: lb.map(LoadBalancer::attributes).unwrap_or_default(),
-            wanted: lb.is_some(),
+            health,
+            attributes: nlb.map(NetworkLoadBalancer::attributes).or_else(|| lb.map(LoadBalancer::attributes)).unwrap_or_default(),
+            wanted: lb.is_some() || nlb.is_some(),
+        }),
+        Box::new(NlbListenerNode {
+            c: c.clone(),
+            key: "nlb_listener".into(),
+            load_balancer: nlb.map(|n| n.load_balancer_arn.clone()).unwrap_or_default(),
+            port: nlb.map(|n| n.port).unwrap_or(0),
+            target_group: Ref::dep("target_group"),
+            wanted: nlb.is_some(),
         }),
         Box::new(ListenerRuleNode {
             c: c.clone(),
@@ -1881,8 +2081,14 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
                     .flatten(),
             }),
             wait: cfg.wait_for_steady_state.unwrap_or(true),
-            // A target group must be attached to a load balancer (by the rule) before a service can use it.
-            after: if lb.is_some() { vec!["listener_rule".to_string()] } else { Vec::new() },
+            // A target group must be attached to a load balancer (by the rule or the listener) before a service can use it.
+            after: if lb.is_some() {
+                vec!["listener_rule".to_string()]
+            } else if nlb.is_some() {
+                vec!["nlb_listener".to_string()]
+            } else {
+                Vec::new()
+            },
             extras: service_extras(cfg),
         }),
     ];
@@ -2096,6 +2302,69 @@ async fn running_images(aws: &Aws, td: &str) -> Result<BTreeMap<String, String>,
     Ok(o.task_definition().map(|t| t.container_definitions().iter().filter_map(|c| Some((c.name()?.to_string(), c.image()?.to_string()))).collect()).unwrap_or_default())
 }
 
+/// The network load balancer's default container and port: the container
+/// with `container_port`, else the first with a TCP port; that container's
+/// first TCP port. Unknown while the containers are.
+fn nlb_plan_defaults(p: &mut Value) {
+    if !matches!(p.get("network_load_balancer"), Value::Object(_)) {
+        return;
+    }
+    let containers = p.get("container").clone();
+    let nlb = p.get("network_load_balancer").clone();
+    // Per container: its name and TCP ports (None while unknown).
+    let ports: Option<Vec<(Value, Option<Vec<i64>>)>> = containers.elements().map(|cs| {
+        cs.iter()
+            .map(|ct| {
+                let mappings = ct.get("port_mapping");
+                let tcp = if !mappings.is_wholly_known() || !ct.get("port").is_wholly_known() {
+                    None
+                } else if mappings.elements().is_some_and(|m| !m.is_empty()) {
+                    Some(
+                        mappings
+                            .elements()
+                            .unwrap_or_default()
+                            .iter()
+                            .filter(|m| m.get("protocol").as_str().unwrap_or("tcp") == "tcp")
+                            .filter_map(|m| m.get("container_port").as_i64())
+                            .collect(),
+                    )
+                } else {
+                    Some(ct.get("port").as_i64().into_iter().collect())
+                };
+                (ct.get("name").clone(), tcp)
+            })
+            .collect()
+    });
+    let (name, port) = (nlb.get("container_name").clone(), nlb.get("container_port").clone());
+    let chosen = match (&ports, &name, port.as_i64()) {
+        (None, _, _) => None,
+        (Some(ps), Value::String(n), _) => ps.iter().find(|(cn, _)| cn.as_str() == Some(n.as_str())),
+        (Some(ps), Value::Null, want) if !port.is_unknown() => {
+            let mut found = None;
+            for entry in ps {
+                match &entry.1 {
+                    None => break,
+                    Some(tcp) if want.map_or(!tcp.is_empty(), |w| tcp.contains(&w)) => {
+                        found = Some(entry);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            found
+        }
+        _ => None,
+    };
+    let Some(n) = p.get_mut("network_load_balancer") else { return };
+    if name.is_null() {
+        n.set_attr("container_name", chosen.map(|c| c.0.clone()).unwrap_or(Value::Unknown));
+    }
+    if port.is_null() {
+        let first = chosen.and_then(|c| c.1.as_ref()).map(|tcp| tcp.first().map(|p| Value::int(*p)).unwrap_or(Value::Null));
+        n.set_attr("container_port", first.unwrap_or(Value::Unknown));
+    }
+}
+
 // ------------------------------------------------------------------ the composite
 
 pub struct EcsFargateService;
@@ -2129,6 +2398,7 @@ impl Composite<Aws> for EcsFargateService {
                 lb.set_attr("container_name", lb_container.unwrap_or(Value::Unknown));
             }
         }
+        nlb_plan_defaults(p);
     }
     fn derived(p: &mut Value) {
         let names = match (p.get("cluster").as_str(), p.get("name").as_str()) {
@@ -2167,6 +2437,7 @@ impl Composite<Aws> for EcsFargateService {
         p.set_attr("task_definition_arn", td);
         p.set_attr("security_group_id", pc.identity("security_group"));
         p.set_attr("target_group_arn", pc.identity("target_group"));
+        p.set_attr("listener_arn", pc.identity("nlb_listener"));
     }
     fn outputs(st: &mut Value, cfg: &FargateService, kids: &Kids<'_>) {
         let names = Names::new(&cfg.cluster, &cfg.name);
@@ -2179,6 +2450,7 @@ impl Composite<Aws> for EcsFargateService {
         st.set_attr("task_definition_arn", opt(td));
         st.set_attr("security_group_id", opt(kids.id("security_group")));
         st.set_attr("target_group_arn", opt(kids.id("target_group")));
+        st.set_attr("listener_arn", opt(kids.id("nlb_listener")));
         for (a, k, own) in [("execution_role_arn", "execution_role", names.execution_role()), ("task_role_arn", "task_role", names.task_role())] {
             let configured = st.get(a).as_str().filter(|arn| !role_is(arn, &own)).map(str::to_string);
             st.set_attr(a, opt(configured.or_else(|| kids.id(k))));
@@ -2266,10 +2538,30 @@ impl Composite<Aws> for EcsFargateService {
                     _ => ServiceRegistry { registry_arn: Some(arn.to_string()), dns_ttl: Some(10), ..Default::default() },
                 });
             }
-            if let Some(lb) = svc.get("load_balancers").and_then(|l| l.get(0)) {
-                let mut l = cfg.load_balancer.clone().unwrap_or_default();
-                l.container_name = lb["container"].as_str().map(str::to_string);
-                cfg.load_balancer = Some(l);
+            if let Some(lb) = svc.get("load_balancers").and_then(|l| l.get(0)).cloned() {
+                // A TCP target group is behind a network load balancer's listener.
+                let (tcp, lbs) = match (kids.observed("target_group"), lb["target_group"].as_str()) {
+                    (Some(tg), _) => (tg.get("protocol").and_then(|p| p.as_str()) == Some("TCP"), Vec::new()),
+                    (None, Some(arn)) if arn.starts_with("arn:") => {
+                        let seen = crate::children::lb::target_group_summary(aws, arn).await.map_err(|e| Diags::from(Diagnostic::error("Import failed", e.to_string())))?;
+                        seen.map(|(p, lbs)| (p == "TCP", lbs)).unwrap_or_default()
+                    }
+                    _ => (false, Vec::new()),
+                };
+                if tcp {
+                    let mut n = cfg.network_load_balancer.clone().unwrap_or_default();
+                    n.container_name = lb["container"].as_str().map(str::to_string);
+                    n.container_port = lb["port"].as_i64();
+                    if n.load_balancer_arn.is_empty() {
+                        n.load_balancer_arn = lbs.into_iter().find(|a| a.contains(":loadbalancer/net/")).unwrap_or_default();
+                    }
+                    cfg.network_load_balancer = Some(n);
+                    cfg.load_balancer = None;
+                } else {
+                    let mut l = cfg.load_balancer.clone().unwrap_or_default();
+                    l.container_name = lb["container"].as_str().map(str::to_string);
+                    cfg.load_balancer = Some(l);
+                }
             }
             cfg.tags = Some(kids.user_tags("service", default_tags)).filter(|t| !t.is_empty());
             let cap: Vec<CapacityItem> = svc
@@ -2368,6 +2660,16 @@ impl Composite<Aws> for EcsFargateService {
                 if lb.container_name.is_none() {
                     lb.container_name = cfg.container.iter().find(|c| c.port.is_some()).map(|c| c.name.clone());
                 }
+            }
+        }
+        if let (Some(tg), Some(n)) = (kids.observed("target_group"), cfg.network_load_balancer.as_mut()) {
+            n.health_check = NlbHealthCheck::from_observed(&tg["health_check"]);
+            n.deregistration_delay = tg["attributes"]["deregistration_delay.timeout_seconds"].as_str().and_then(|v| v.parse().ok());
+        }
+        if let (Some(l), Some(n)) = (kids.observed("nlb_listener"), cfg.network_load_balancer.as_mut()) {
+            n.port = l.get("port").and_then(|v| v.as_i64()).unwrap_or(n.port);
+            if let Some(lb) = l.get("load_balancer").and_then(|v| v.as_str()) {
+                n.load_balancer_arn = lb.to_string();
             }
         }
         if let Some(tg) = kids.observed("target_group") {
@@ -2765,6 +3067,70 @@ mod tests {
         v.set_attr("name", Value::string("n".repeat(240)));
         let d = validate_config(&v);
         assert_eq!(d.0.iter().map(|x| x.path.as_ref().unwrap().to_string()).collect::<Vec<_>>(), ["name"], "{d}");
+    }
+
+    #[test]
+    fn network_load_balancer_is_validated_before_any_call() {
+        const NLB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/edge/0123456789abcdef";
+        let nlb = |port: i64, container_port: Option<i64>| NetworkLoadBalancer { load_balancer_arn: NLB.into(), port, container_port, ..Default::default() };
+        let alb = LoadBalancer {
+            listener_arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2".into(),
+            priority: 1,
+            host_header: Some("a.example.com".into()),
+            ..Default::default()
+        };
+        let ty = crate::engine::composite::schema_of::<Aws, EcsFargateService>();
+        let paths = |c: FargateService| -> Vec<String> {
+            let v = crate::framework::typed::to_value(&c, &ty.value_type()).unwrap();
+            let mut d = validate_config(&v);
+            d.0.extend(crate::framework::check::validate(&ty.block, &v).0);
+            d.0.iter().filter(|x| x.severity == crate::framework::diag::Severity::Error).map(|x| x.path.as_ref().map(|p| p.to_string()).unwrap_or_default()).collect()
+        };
+        assert_eq!(paths(FargateService { network_load_balancer: Some(nlb(9000, None)), ..cfg() }), Vec::<String>::new(), "a valid block");
+        assert_eq!(paths(FargateService { network_load_balancer: Some(nlb(9000, Some(4567))), ..cfg() }), Vec::<String>::new(), "the container's port");
+        for (c, want) in [
+            (FargateService { network_load_balancer: Some(nlb(9000, None)), load_balancer: Some(alb), ..cfg() }, "network_load_balancer"),
+            (FargateService { network_load_balancer: Some(nlb(70000, None)), ..cfg() }, "network_load_balancer.port"),
+            (FargateService { network_load_balancer: Some(nlb(0, None)), ..cfg() }, "network_load_balancer.port"),
+            (FargateService { network_load_balancer: Some(nlb(9000, Some(81))), ..cfg() }, "network_load_balancer.container_port"),
+            (
+                FargateService { network_load_balancer: Some(NetworkLoadBalancer { container_name: Some("nope".into()), ..nlb(9000, None) }), ..cfg() },
+                "network_load_balancer.container_name",
+            ),
+            (
+                FargateService { network_load_balancer: Some(NetworkLoadBalancer { load_balancer_arn: NLB.replace("/net/", "/app/"), ..nlb(9000, None) }), ..cfg() },
+                "network_load_balancer.load_balancer_arn",
+            ),
+        ] {
+            assert_eq!(paths(c), [want.to_string()], "{want}");
+        }
+    }
+
+    #[test]
+    fn network_load_balancer_graph_keeps_alb_names() {
+        let c = Arc::new(Common { owner: crate::engine::Owner::new(TYPE_NAME, "x"), tags: Tags::new(), region: "us-east-1".into(), account: "123456789012".into() });
+        let n = Names::new("cruddur", "backend-flask");
+        let alb = FargateService { load_balancer: Some(LoadBalancer { listener_arn: "arn:l".into(), priority: 1, ..Default::default() }), ..cfg() };
+        let g = build_graph(&alb, c.clone()).unwrap();
+        let tg = g.node("target_group").unwrap().spec();
+        assert_eq!(tg["name"], json!(n.target_group(4567)), "ALB target groups keep their names");
+        assert!(tg.get("protocol").is_none(), "ALB target group specs are as before: {tg:?}");
+        assert!(!g.node("nlb_listener").unwrap().wanted());
+        let nlb = FargateService {
+            network_load_balancer: Some(NetworkLoadBalancer { load_balancer_arn: "arn:nlb".into(), port: 9000, deregistration_delay: Some(30), ..Default::default() }),
+            ..cfg()
+        };
+        let g = build_graph(&nlb, c).unwrap();
+        let tg = g.node("target_group").unwrap().spec();
+        assert_eq!((tg["protocol"].as_str(), tg["port"].as_i64()), (Some("TCP"), Some(4567)));
+        assert_ne!(tg["name"], json!(n.target_group(4567)), "a TCP group has a name of its own");
+        assert_eq!(tg["health_check"]["protocol"], "TCP");
+        assert_eq!(tg["attributes"], json!({"deregistration_delay.timeout_seconds": "30"}));
+        let l = g.node("nlb_listener").unwrap();
+        assert!(l.wanted() && l.deps() == ["target_group"]);
+        assert_eq!((l.spec()["port"].as_i64(), l.spec()["target_group"].as_str()), (Some(9000), Some("<target_group>")));
+        assert!(g.node("service").unwrap().deps().contains(&"nlb_listener"), "the service waits for the listener");
+        assert!(!g.node("listener_rule").unwrap().wanted());
     }
 
     #[test]

@@ -127,12 +127,13 @@ impl Aws {
         ids.extend(ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups().iter().filter_map(|x| x.group_id().map(str::to_string)));
         ids.extend(ec2.describe_flow_logs().filter(f()).send().await.unwrap().flow_logs().iter().filter_map(|x| x.flow_log_id().map(str::to_string)));
         out.extend(ids.into_iter().map(|id| format!("ec2 {id}")));
-        // ELBv2: load balancers, target groups, listener rules.
+        // ELBv2: load balancers, listeners, target groups, listener rules.
         let mut arns: Vec<String> = Vec::new();
         for lb in self.elb.describe_load_balancers().send().await.unwrap().load_balancers() {
             let arn = lb.load_balancer_arn().unwrap_or_default();
             arns.push(arn.to_string());
             for l in self.elb.describe_listeners().load_balancer_arn(arn).send().await.unwrap().listeners() {
+                arns.push(l.listener_arn().unwrap_or_default().to_string());
                 for r in self.elb.describe_rules().listener_arn(l.listener_arn().unwrap_or_default()).send().await.unwrap().rules() {
                     if r.is_default() != Some(true) {
                         arns.push(r.rule_arn().unwrap_or_default().to_string());
