@@ -129,8 +129,9 @@ const HAND_MADE: [&str; 3] = ["backend-flask", "frontend-react-js", "worker"];
 /// Seed 003's hand-run deployment, with the AWS SDK: a cluster, one shared
 /// log group, execution role and task role, one security group, and per
 /// service a task definition of its own family and a Fargate service.
-/// Returns (subnets, security group, execution role ARN, task role ARN).
-fn hand_made_deployment(aws: &common::aws::Aws) -> (Vec<String>, String, String, String) {
+/// The frontend is behind an ALB through a target group made by hand.
+/// Returns (subnets, security group, execution role ARN, task role ARN, target group ARN).
+fn hand_made_deployment(aws: &common::aws::Aws) -> (Vec<String>, String, String, String, String) {
     use aws_sdk_ecs::types::*;
     block_on(async {
         // `aws ecs create-cluster --service-connect-defaults namespace=cruddur` makes the namespace in Cloud Map.
@@ -150,6 +151,23 @@ fn hand_made_deployment(aws: &common::aws::Aws) -> (Vec<String>, String, String,
         let sg = sg.group_id().unwrap().to_string();
         aws.ec2.authorize_security_group_ingress().group_id(&sg).ip_protocol("tcp").from_port(80).to_port(80).cidr_ip("0.0.0.0/0").send().await.unwrap();
         let subnets: Vec<String> = aws.ec2.describe_subnets().send().await.unwrap().subnets().iter().filter_map(|s| s.subnet_id()).take(2).map(str::to_string).collect();
+        use aws_sdk_elasticloadbalancingv2::types as elb;
+        let alb = aws.elb.create_load_balancer().name("cruddur-alb").set_subnets(Some(subnets.clone())).send().await.unwrap();
+        let alb = alb.load_balancers()[0].load_balancer_arn().unwrap().to_string();
+        let tg = aws
+            .elb
+            .create_target_group()
+            .name("cruddur-frontend-react-js-tg")
+            .protocol(elb::ProtocolEnum::Http)
+            .port(4568)
+            .vpc_id(&vpc)
+            .target_type(elb::TargetTypeEnum::Ip)
+            .send()
+            .await
+            .unwrap();
+        let tg = tg.target_groups()[0].target_group_arn().unwrap().to_string();
+        let forward = elb::Action::builder().r#type(elb::ActionTypeEnum::Forward).target_group_arn(&tg).build();
+        aws.elb.create_listener().load_balancer_arn(&alb).protocol(elb::ProtocolEnum::Http).port(80).default_actions(forward).send().await.unwrap();
         for (i, name) in HAND_MADE.iter().enumerate() {
             let port = 4567 + i as i32;
             let log = LogConfiguration::builder()
@@ -194,6 +212,7 @@ fn hand_made_deployment(aws: &common::aws::Aws) -> (Vec<String>, String, String,
                 .propagate_tags(PropagateTags::Service)
                 .network_configuration(NetworkConfiguration::builder().awsvpc_configuration(net).build())
                 .tags(Tag::builder().key("team").value(if i == 2 { "jobs" } else { "web" }).build())
+                .set_load_balancers((i == 1).then(|| vec![LoadBalancer::builder().target_group_arn(&tg).container_name(*name).container_port(port).build()]))
                 .set_service_connect_configuration((i == 0).then(|| {
                     let alias = ServiceConnectClientAlias::builder().port(port).build().unwrap();
                     let sc = ServiceConnectService::builder().port_name(*name).discovery_name(*name).client_aliases(alias).build().unwrap();
@@ -203,7 +222,7 @@ fn hand_made_deployment(aws: &common::aws::Aws) -> (Vec<String>, String, String,
                 .await
                 .unwrap();
         }
-        (subnets, sg, exec, task)
+        (subnets, sg, exec, task, tg)
     })
 }
 
@@ -216,6 +235,10 @@ fn ecs_query(extra: &str) -> String {
 
 fn log_groups(aws: &common::aws::Aws) -> Vec<String> {
     block_on(async { aws.logs.describe_log_groups().send().await.unwrap().log_groups().iter().filter_map(|g| g.log_group_name().map(str::to_string)).collect() })
+}
+
+fn target_group_arns(aws: &common::aws::Aws) -> Vec<String> {
+    block_on(async { aws.elb.describe_target_groups().send().await.unwrap().target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)).collect() })
 }
 
 fn role_names(aws: &common::aws::Aws) -> Vec<String> {
@@ -243,7 +266,7 @@ fn state_of(wd: &Workdir, type_name: &str, field: &str, value: &str) -> serde_js
 fn query_moves_hand_made_services_and_a_provider_made_one_under_terraform() {
     let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
     let aws = common::aws::Aws::new(&moto);
-    let (subnets, sg, exec, task) = hand_made_deployment(&aws);
+    let (subnets, sg, exec, task, tg) = hand_made_deployment(&aws);
     let wd = Workdir::new(&bundled_terraform(), Some(&moto));
 
     // A service this provider made in the same cluster, whose state is then lost.
@@ -256,7 +279,7 @@ fn query_moves_hand_made_services_and_a_provider_made_one_under_terraform() {
     let api_children = wd.state_attrs("cxflow_ecs_fargate_service", "api")["children"].clone();
     wd.tf(&["state", "rm", "cxflow_ecs_fargate_service.api"]).expect_ok("state rm");
     wd.write("main.tf", &provider_block(""));
-    let (groups, roles) = (log_groups(&aws), role_names(&aws));
+    let (groups, roles, target_groups) = (log_groups(&aws), role_names(&aws), target_group_arns(&aws));
 
     // A name prefix and a tag filter narrow the list; nothing is generated for them here.
     wd.write("main.tfquery.hcl", &ecs_query("    name_prefix = \"front\"\n"));
@@ -300,6 +323,19 @@ fn query_moves_hand_made_services_and_a_provider_made_one_under_terraform() {
         assert_eq!((st["execution_role_arn"].as_str(), st["task_role_arn"].as_str()), (Some(exec.as_str()), Some(task.as_str())));
         assert_eq!(st["network"]["security_group_ids"], serde_json::json!([sg]), "{st:#}");
         assert_eq!((st["enable_execute_command"].as_bool(), st["propagate_tags"].as_str(), st["enable_ecs_managed_tags"].as_bool()), (Some(true), Some("SERVICE"), Some(true)));
+        // The target group made by hand is the frontend's by reference: none created, no rule.
+        let lb = &st["load_balancer"];
+        match name {
+            "frontend-react-js" => {
+                assert_eq!(
+                    (lb["target_group_arn"].as_str(), lb["container_name"].as_str(), st["target_group_arn"].as_str()),
+                    (Some(tg.as_str()), Some(name), Some(tg.as_str())),
+                    "{st:#}"
+                );
+                assert!(lb["listener_arn"].is_null() && lb["priority"].is_null(), "{st:#}");
+            }
+            _ => assert!(lb.is_null(), "{st:#}"),
+        }
         // ECS reports the namespace by ARN; the one published port under the service's name is the block's default.
         let ns = st["service_connect"]["namespace"].as_str();
         assert_eq!(ns.is_some_and(|n| n.contains(":namespace/")), name == "backend-flask", "{st:#}");
@@ -308,7 +344,7 @@ fn query_moves_hand_made_services_and_a_provider_made_one_under_terraform() {
     assert_eq!(cl["children"].as_object().unwrap().keys().collect::<Vec<_>>(), ["ecs_cluster"], "{cl:#}");
     assert!(cl["service_connect"]["namespace_arn"].as_str().is_some_and(|a| a.contains(":namespace/")), "the hand-made namespace is a reference: {cl:#}");
     // Nothing was created, registered or retagged by the imports.
-    assert_eq!((log_groups(&aws), role_names(&aws)), (groups, roles));
+    assert_eq!((log_groups(&aws), role_names(&aws), target_group_arns(&aws)), (groups, roles, target_groups));
     let backend = service_of(&aws, "backend-flask");
     assert!(backend.task_definition().unwrap().ends_with(":task-definition/backend-flask:1"));
     assert!(backend.tags().iter().all(|t| !t.key().unwrap_or_default().starts_with("cxflow:")), "{:?}", backend.tags());

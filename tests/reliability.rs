@@ -481,6 +481,9 @@ fn bad_inputs() -> Vec<(&'static str, String, &'static str)> {
         ("svc", ok_svc("  timeouts {\n    create = \"soon\"\n  }"), "create"),
         ("svc", ok_svc("  execution_role_arn = \"not-an-arn\""), "execution_role_arn"),
         ("svc", ok_svc("  load_balancer {\n    listener_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n    priority = 1\n  }"), "host_header"),
+        ("svc", ok_svc("  load_balancer {\n    host_header = \"a.example.com\"\n    priority = 1\n  }"), "listener_arn"),
+        ("svc", ok_svc("  load_balancer {\n    target_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1\"\n    priority = 1\n  }"), "priority"),
+        ("svc", ok_svc("  load_balancer {\n    target_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2\"\n  }"), "target_group_arn"),
         (
             "svc",
             ok_svc(

@@ -176,7 +176,9 @@ pub struct Ingress {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct LoadBalancer {
-    pub listener_arn: String,
+    pub listener_arn: Option<String>,
+    /// An existing target group: then no target group or listener rule is created.
+    pub target_group_arn: Option<String>,
     pub host_header: Option<String>,
     pub path_pattern: Option<String>,
     pub host_headers: Option<Vec<String>>,
@@ -184,7 +186,7 @@ pub struct LoadBalancer {
     pub source_ips: Option<Vec<String>>,
     #[serde(default)]
     pub http_header: Vec<HttpHeader>,
-    pub priority: i64,
+    pub priority: Option<i64>,
     pub container_name: Option<String>,
     pub health_check: Option<LbHealthCheck>,
     pub deregistration_delay: Option<i64>,
@@ -806,9 +808,23 @@ fn schema_block() -> Block {
     .describe("Sticky sessions with the load balancer's cookie.");
 
     let load_balancer = Block::new(vec![
-        attr("listener_arn", Type::String, "ARN of the HTTP(S) listener of an existing Application Load Balancer.")
-            .required()
-            .check(Check::Arn { service: "elasticloadbalancing", resource: "listener/" }),
+        attr(
+            "listener_arn",
+            Type::String,
+            "ARN of the HTTP(S) listener of an existing Application Load Balancer: the service creates a target group and a listener rule on it. \
+             Required unless `target_group_arn` is set.",
+        )
+        .optional()
+        .check(Check::Arn { service: "elasticloadbalancing", resource: "listener/" }),
+        attr(
+            "target_group_arn",
+            Type::String,
+            "ARN of an existing target group (made elsewhere, already attached to its load balancer) the service registers its tasks with. \
+             The service then creates no target group and no listener rule: leave `listener_arn`, `priority`, the conditions, `health_check` and \
+             `stickiness` unset (`deregistration_delay` does not apply). Import sets it for a service made by hand.",
+        )
+        .optional()
+        .check(Check::Arn { service: "elasticloadbalancing", resource: "targetgroup/" }),
         attr("host_header", Type::String, "Route requests for this host name, e.g. `api.example.com`.").optional().check(Check::Len(1, 128)),
         attr("path_pattern", Type::String, "Route requests whose path matches, e.g. `/api/*`.").optional().check(Check::Len(1, 128)),
         attr("host_headers", Type::list(Type::String), "More host names (any of them matches; with `host_header`).")
@@ -823,7 +839,7 @@ fn schema_block() -> Block {
         attr("deregistration_delay", Type::Number, "Seconds a stopping task keeps its connections (target group `deregistration_delay`).")
             .default(Value::int(DEFAULT_DEREGISTRATION_DELAY))
             .check(Check::Int(0, 3600)),
-        attr("priority", Type::Number, "Listener rule priority, unique on the listener.").required().check(Check::Int(1, 50000)),
+        attr("priority", Type::Number, "Listener rule priority, unique on the listener. Required with `listener_arn`.").optional().check(Check::Int(1, 50000)),
         attr("container_name", Type::String, "Container that receives the traffic. Default: the first container with a `port`.").optional().computed(),
     ])
     .with_blocks(vec![
@@ -1240,11 +1256,11 @@ fn validate_service_settings(d: &mut Diags, c: &Value) {
                 }
             }
         }
-        if !a.get("requests_per_target").is_null() && c.get("load_balancer").is_null() {
+        if !a.get("requests_per_target").is_null() && (c.get("load_balancer").is_null() || !c.get("load_balancer").get("target_group_arn").is_null()) {
             d.attr_error(
                 p.then_attr("requests_per_target"),
                 "No target group to count requests of",
-                "requests_per_target scales on the target group this resource creates: add a load_balancer block.",
+                "requests_per_target scales on the target group this resource creates: add a load_balancer block with listener_arn (not target_group_arn).",
             );
         }
         let mut names = Vec::new();
@@ -1630,7 +1646,37 @@ fn validate_config(c: &Value) -> Diags {
 
     // load balancer
     let lb = c.get("load_balancer");
+    let existing_tg = !lb.get("target_group_arn").is_null();
     if !lb.is_null() {
+        let lp = Path::attr("load_balancer");
+        if existing_tg {
+            for k in ["listener_arn", "priority", "host_header", "path_pattern", "host_headers", "path_patterns", "source_ips", "http_header", "health_check", "stickiness"] {
+                let set = match lb.get(k) {
+                    Value::Null => false,
+                    Value::List(v) => !v.is_empty(),
+                    _ => true,
+                };
+                if set {
+                    d.attr_error(
+                        lp.then_attr(k),
+                        "Not used with target_group_arn",
+                        format!("{k} configures the target group and listener rule the service creates; with target_group_arn it uses an existing target group and creates neither. Remove {k}, or target_group_arn."),
+                    );
+                }
+            }
+        } else {
+            for k in ["listener_arn", "priority"] {
+                if lb.get(k).is_null() {
+                    d.attr_error(
+                        lp.then_attr(k),
+                        format!("Missing {k}"),
+                        format!("load_balancer needs {k} (the listener rule the service creates), or target_group_arn (an existing target group)."),
+                    );
+                }
+            }
+        }
+    }
+    if !lb.is_null() && !existing_tg {
         let lp = Path::attr("load_balancer");
         let count = |k: &str| match lb.get(k) {
             Value::Null => Some(0),
@@ -2016,7 +2062,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             vpc: VpcOf::Subnet(subnet),
             health,
             attributes: nlb.map(NetworkLoadBalancer::attributes).or_else(|| lb.map(LoadBalancer::attributes)).unwrap_or_default(),
-            wanted: lb.is_some() || nlb.is_some(),
+            wanted: lb.is_some_and(|l| l.target_group_arn.is_none()) || nlb.is_some(),
         }),
         Box::new(NlbListenerNode {
             c: c.clone(),
@@ -2029,11 +2075,11 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
         Box::new(ListenerRuleNode {
             c: c.clone(),
             key: "listener_rule".into(),
-            listener: Ref::Lit(lb.map(|l| l.listener_arn.clone()).unwrap_or_default()),
+            listener: Ref::Lit(lb.and_then(|l| l.listener_arn.clone()).unwrap_or_default()),
             target_group: Ref::dep("target_group"),
-            priority: lb.map(|l| l.priority).unwrap_or(0),
+            priority: lb.and_then(|l| l.priority).unwrap_or(0),
             conditions: lb.map(LoadBalancer::conditions).unwrap_or_default(),
-            wanted: lb.is_some(),
+            wanted: lb.is_some_and(|l| l.target_group_arn.is_none()),
         }),
         Box::new(TaskDefinitionNode {
             c: c.clone(),
@@ -2073,7 +2119,11 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             exec: cfg.exec_enabled(),
             circuit_breaker: cfg.circuit_breaker(),
             service_connect: cfg.service_connect_spec(&log_group, &c.region),
-            load_balancer: lb_target.map(|(container, port)| LbTarget { target_group: Ref::dep("target_group"), container, port }),
+            load_balancer: lb_target.map(|(container, port)| LbTarget {
+                target_group: lb.and_then(|l| l.target_group_arn.clone()).map(Ref::Lit).unwrap_or_else(|| Ref::dep("target_group")),
+                container,
+                port,
+            }),
             registry: reg.map(|r| Registry {
                 arn: r.registry_arn.clone().map(Ref::Lit).unwrap_or_else(|| Ref::dep("registry")),
                 container: (r.dns_record_type.as_deref() == Some("SRV"))
@@ -2082,7 +2132,7 @@ fn build_graph(cfg: &FargateService, c: Arc<Common>) -> Result<Graph<Aws>, Diags
             }),
             wait: cfg.wait_for_steady_state.unwrap_or(true),
             // A target group must be attached to a load balancer (by the rule or the listener) before a service can use it.
-            after: if lb.is_some() {
+            after: if lb.is_some_and(|l| l.target_group_arn.is_none()) {
                 vec!["listener_rule".to_string()]
             } else if nlb.is_some() {
                 vec!["nlb_listener".to_string()]
@@ -2125,8 +2175,10 @@ fn autoscaling_nodes(cfg: &FargateService, c: &Arc<Common>, names: &Names) -> Ve
     let rid = resource_id(&names.cluster, &names.service);
     let mut out: Vec<Box<dyn Node<Aws>>> =
         vec![Box::new(ScalableTargetNode { c: c.clone(), key: "scalable_target".into(), resource_id: rid.clone(), service: "service".into(), min: a.min, max: a.max, wanted: on })];
-    let lb =
-        cfg.load_balancer.as_ref().and_then(|l| l.listener_arn.split_once(":listener/").map(|(_, rest)| rest.rsplit_once('/').map(|(lb, _)| lb.to_string()).unwrap_or_default()));
+    let lb = cfg
+        .load_balancer
+        .as_ref()
+        .and_then(|l| l.listener_arn.as_deref()?.split_once(":listener/").map(|(_, rest)| rest.rsplit_once('/').map(|(lb, _)| lb.to_string()).unwrap_or_default()));
     let policies = [
         ("scaling_cpu", "cpu", Metric::Cpu, a.cpu_target),
         ("scaling_memory", "memory", Metric::Memory, a.memory_target),
@@ -2436,7 +2488,8 @@ impl Composite<Aws> for EcsFargateService {
         p.set_attr("task_definition_revision", td.as_str().and_then(revision_of).map(Value::int).unwrap_or(Value::Unknown));
         p.set_attr("task_definition_arn", td);
         p.set_attr("security_group_id", pc.identity("security_group"));
-        p.set_attr("target_group_arn", pc.identity("target_group"));
+        let existing = p.get("load_balancer").get("target_group_arn").clone();
+        p.set_attr("target_group_arn", if existing.is_null() { pc.identity("target_group") } else { existing });
         p.set_attr("listener_arn", pc.identity("nlb_listener"));
     }
     fn outputs(st: &mut Value, cfg: &FargateService, kids: &Kids<'_>) {
@@ -2449,7 +2502,8 @@ impl Composite<Aws> for EcsFargateService {
         st.set_attr("task_definition_revision", td.as_deref().and_then(revision_of).map(Value::int).unwrap_or(Value::Null));
         st.set_attr("task_definition_arn", opt(td));
         st.set_attr("security_group_id", opt(kids.id("security_group")));
-        st.set_attr("target_group_arn", opt(kids.id("target_group")));
+        let existing = cfg.load_balancer.as_ref().and_then(|l| l.target_group_arn.clone());
+        st.set_attr("target_group_arn", opt(existing.or_else(|| kids.id("target_group"))));
         st.set_attr("listener_arn", opt(kids.id("nlb_listener")));
         for (a, k, own) in [("execution_role_arn", "execution_role", names.execution_role()), ("task_role_arn", "task_role", names.task_role())] {
             let configured = st.get(a).as_str().filter(|arn| !role_is(arn, &own)).map(str::to_string);
@@ -2560,6 +2614,10 @@ impl Composite<Aws> for EcsFargateService {
                 } else {
                     let mut l = cfg.load_balancer.clone().unwrap_or_default();
                     l.container_name = lb["container"].as_str().map(str::to_string);
+                    // A target group under another name than this service's is not its own (a service made by hand): a reference.
+                    let port = lb["port"].as_i64().unwrap_or_default();
+                    l.target_group_arn =
+                        lb["target_group"].as_str().filter(|arn| arn.starts_with("arn:") && arn.split('/').nth(1) != Some(names.target_group(port).as_str())).map(str::to_string);
                     cfg.load_balancer = Some(l);
                 }
             }
@@ -2684,8 +2742,8 @@ impl Composite<Aws> for EcsFargateService {
         }
         if let Some(rule) = kids.observed("listener_rule") {
             if let Some(lb) = cfg.load_balancer.as_mut() {
-                lb.listener_arn = rule.get("listener").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                lb.priority = rule.get("priority").and_then(|v| v.as_i64()).unwrap_or(0);
+                lb.listener_arn = rule.get("listener").and_then(|v| v.as_str()).map(str::to_string);
+                lb.priority = rule.get("priority").and_then(|v| v.as_i64());
                 // One value reads back as the single form, several as the list.
                 let values =
                     |k: &str| -> Vec<String> { rule["conditions"][k].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default() };
@@ -3074,8 +3132,8 @@ mod tests {
         const NLB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/edge/0123456789abcdef";
         let nlb = |port: i64, container_port: Option<i64>| NetworkLoadBalancer { load_balancer_arn: NLB.into(), port, container_port, ..Default::default() };
         let alb = LoadBalancer {
-            listener_arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2".into(),
-            priority: 1,
+            listener_arn: Some("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2".into()),
+            priority: Some(1),
             host_header: Some("a.example.com".into()),
             ..Default::default()
         };
@@ -3110,7 +3168,7 @@ mod tests {
     fn network_load_balancer_graph_keeps_alb_names() {
         let c = Arc::new(Common { owner: crate::engine::Owner::new(TYPE_NAME, "x"), tags: Tags::new(), region: "us-east-1".into(), account: "123456789012".into() });
         let n = Names::new("cruddur", "backend-flask");
-        let alb = FargateService { load_balancer: Some(LoadBalancer { listener_arn: "arn:l".into(), priority: 1, ..Default::default() }), ..cfg() };
+        let alb = FargateService { load_balancer: Some(LoadBalancer { listener_arn: Some("arn:l".into()), priority: Some(1), ..Default::default() }), ..cfg() };
         let g = build_graph(&alb, c.clone()).unwrap();
         let tg = g.node("target_group").unwrap().spec();
         assert_eq!(tg["name"], json!(n.target_group(4567)), "ALB target groups keep their names");
