@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_route53::types as r53;
 use serde_json::json;
 
-use super::lb::{elb_release, elb_retag, elb_tags, elb_tags_of};
+use super::lb::{delete_listener, elb_release, elb_retag, elb_tags, elb_tags_of};
 use super::{Common, Ref, ref_specs, spec_tags, tags_json, user_visible, wait_err};
 use crate::aws::wait::{Poll, until};
 use crate::aws::{Aws, AwsError, aws_err};
@@ -305,11 +305,7 @@ impl Node<Aws> for HttpsListenerNode {
         Ok(Made::identity(id.clone()))
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.elbv2().delete_listener().listener_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        delete_listener(aws, &id.id).await
     }
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         elb_release(aws, &id.id, cx).await

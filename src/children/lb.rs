@@ -80,6 +80,15 @@ pub async fn elb_retag(aws: &Aws, arn: &str, current: Option<Tags>, desired: &Ta
     Ok(())
 }
 
+/// Delete a listener; one already gone counts as deleted.
+pub async fn delete_listener(aws: &Aws, arn: &str) -> Result<(), NodeError> {
+    match aws.elbv2().delete_listener().listener_arn(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Mark an ELBv2 resource's creation lease recorded.
 pub async fn elb_release(aws: &Aws, arn: &str, cx: &Cx<'_>) -> Result<(), NodeError> {
     let (k, v) = cx.recorded_tag();
@@ -213,11 +222,7 @@ impl TargetGroupNode {
             for (la, tags) in elb_tags_of_many(aws, &forwarding).await? {
                 if tags.get(OWNER_TAG).map(String::as_str) == Some(self.c.owner.tag_value()) {
                     tracing::warn!(target: "cxflow::children::lb", listener = la.as_str(), "deleting an owned listener no record knew, so the target group can go");
-                    match aws.elbv2().delete_listener().listener_arn(&la).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    delete_listener(aws, &la).await?;
                 }
             }
             for l in listeners.listeners() {
@@ -788,11 +793,7 @@ impl Node<Aws> for NlbListenerNode {
         Ok(Made::identity(id.clone()))
     }
     async fn delete(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<(), NodeError> {
-        match aws.elbv2().delete_listener().listener_arn(&id.id).send().await.map_err(|e| aws_err("elasticloadbalancing:DeleteListener", e)) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        delete_listener(aws, &id.id).await
     }
     async fn release(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
         elb_release(aws, &id.id, cx).await

@@ -682,6 +682,17 @@ fn graphs_reject_cycles_unknown_dependencies_and_bad_keys() {
 }
 
 #[test]
+fn an_object_without_the_ownership_tag_has_no_tag_drift() {
+    // Adopted by import (made by hand): its own tags, none of ours, are not drift; everything else still is.
+    let want = spec(json!({"desired_count": 2, "tags": {"Team": "a", "cxflow:owner": "o", "cxflow:child": "service"}}));
+    let adopted = spec(json!({"desired_count": 3, "tags": {"Team": "b"}}));
+    assert_eq!(field_drift("service", &want, &adopted), ["service.desired_count = 3 outside Terraform (configuration: 2)"]);
+    // Once it carries the ownership tag, its tags are compared.
+    let owned = spec(json!({"desired_count": 2, "tags": {"Team": "b", "cxflow:owner": "o", "cxflow:child": "service"}}));
+    assert_eq!(field_drift("service", &want, &owned), ["service.tags[\"Team\"] = b outside Terraform (configuration: a)"]);
+}
+
+#[test]
 fn drift_names_the_child_and_the_field() {
     let want = spec(json!({"desired_count": 2, "tags": {"Team": "a", "cxflow:owner": "o"}, "name": "x"}));
     let have = spec(json!({"desired_count": 3, "tags": {"Team": "b", "cxflow:owner": "o", "Extra": "1"}}));
