@@ -729,3 +729,118 @@ resource "cxflow_ecs_fargate_service" "secrets" {{
     // 1024 CPU with 3072 MiB is valid: no error for the `long` resource's size.
     assert!(!out.contains("With cpu = 1024"), "{out}");
 }
+
+/// Concurrent refreshes share their reads (DescribeServices per cluster,
+/// DescribeSecurityGroups, the account's role listing instead of GetRole per
+/// role), and a shared read still sees every change made outside Terraform,
+/// each reported against its own resource. The read window is widened so
+/// that all five refreshes land in one batch whatever the machine's speed.
+#[test]
+fn batched_refresh_sees_every_change_outside_terraform() {
+    let tf = bundled_terraform();
+    let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
+    let aws = Aws::new(&moto);
+    let f = fixture(&aws, Some(CLUSTER));
+    let proxy = Proxy::start(&moto, &[]);
+    let mut wd = Workdir::new(&tf, Some(&moto));
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    wd.env.insert("CXFLOW_READ_WINDOW_MS".into(), "400".into());
+    let subnets = f.subnets.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
+    let mut hcl = provider_block("");
+    for i in 0..5 {
+        hcl.push_str(&format!(
+            r#"
+resource "cxflow_ecs_fargate_service" "s{i}" {{
+  name                  = "batch-{i}"
+  cluster               = "{CLUSTER}"
+  cpu                   = 256
+  memory                = 512
+  task_role_policy_arns = ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]
+  tags                  = {{ team = "payments" }}
+  container {{
+    name  = "app"
+    image = "{IMAGE_V1}"
+    port  = 8080
+  }}
+  network {{
+    subnet_ids = [{subnets}]
+    ingress {{
+      port        = 8080
+      cidr_blocks = ["10.0.0.0/16"]
+    }}
+  }}
+}}
+"#
+        ));
+    }
+    wd.write("main.tf", &hcl);
+    wd.apply().expect_ok("create five services");
+    proxy.reset();
+    assert_eq!(wd.plan_code().code, 0, "nothing changed yet");
+    // Ten roles in one batch: the account's listing, not a read per role.
+    assert_eq!(proxy.count("iam:GetRole"), 0, "{}", proxy.stats());
+    assert_eq!(proxy.count("iam:GetRolePolicy"), 0, "{}", proxy.stats());
+    assert!(proxy.count("iam:GetAccountAuthorizationDetails") >= 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("ecs:DescribeServices"), 1, "five services of one cluster, one call: {}", proxy.stats());
+    assert_eq!(proxy.count("ec2:DescribeSecurityGroups"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("logs:DescribeLogGroups"), 1, "{}", proxy.stats());
+
+    let role = |i: usize, key: &str| {
+        let kids = common::aws::children(&wd, "cxflow_ecs_fargate_service", &format!("s{i}"));
+        kids[key].rsplit('/').next().unwrap().to_string()
+    };
+    let (exec0, task1, task2, task3, task4) = (role(0, "execution_role"), role(1, "task_role"), role(2, "task_role"), role(3, "task_role"), role(4, "task_role"));
+    let sg4 = common::aws::children(&wd, "cxflow_ecs_fargate_service", "s4")["security_group"].clone();
+    block_on(async {
+        let iam = &aws.iam;
+        let pols = iam.list_role_policies().role_name(&exec0).send().await.unwrap();
+        let name = pols.policy_names()[0].clone();
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:*","Resource":"*"}]}"#;
+        iam.put_role_policy().role_name(&exec0).policy_name(name).policy_document(doc).send().await.unwrap();
+        iam.update_role().role_name(&task1).description("edited by hand").send().await.unwrap();
+        iam.detach_role_policy().role_name(&task2).policy_arn("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess").send().await.unwrap();
+        iam.detach_role_policy().role_name(&task3).policy_arn("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess").send().await.unwrap();
+        iam.delete_role().role_name(&task3).send().await.unwrap();
+        iam.tag_role().role_name(&task4).tags(aws_sdk_iam::types::Tag::builder().key("team").value("search").build().unwrap()).send().await.unwrap();
+        aws.ecs.update_service().cluster(CLUSTER).service("batch-3").desired_count(3).send().await.unwrap();
+        aws.logs.put_retention_policy().log_group_name("/cxflow/cruddur/batch-2").retention_in_days(7).send().await.unwrap();
+        let perm = aws_sdk_ec2::types::IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(22)
+            .to_port(22)
+            .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+            .build();
+        aws.ec2.authorize_security_group_ingress().group_id(&sg4).ip_permissions(perm).send().await.unwrap();
+    });
+    proxy.reset();
+    let p = wd.plan_code();
+    assert_eq!(p.code, 2, "{}", p.all());
+    let out = flat(&p.stdout);
+    // Each change is reported, on the resource it belongs to.
+    let block = |i: usize| -> String {
+        let start = out.find(&format!("cxflow_ecs_fargate_service.s{i} will be updated in-place")).unwrap_or_else(|| panic!("s{i} is planned: {out}"));
+        let rest = &out[start + 10..];
+        let end = rest.find("cxflow_ecs_fargate_service.s").map(|e| e + start + 10).unwrap_or(out.len());
+        out[start..end].to_string()
+    };
+    assert!(block(0).contains("execution_role.inline_policies[") && block(0).contains("logs:*"), "{}", block(0));
+    assert!(block(1).contains("task_role.description = edited by hand outside Terraform"), "{}", block(1));
+    assert!(block(2).contains("task_role.managed_policies = [] outside Terraform"), "{}", block(2));
+    assert!(block(2).contains("log_group.retention_in_days = 7 outside Terraform (configuration: 30)"), "{}", block(2));
+    assert!(block(3).contains("task_role") && block(3).contains("deleted outside Terraform"), "{}", block(3));
+    assert!(block(3).contains("service.desired_count = 3 outside Terraform (configuration: 1)"), "{}", block(3));
+    // (Terraform shows the message as an HCL string: its quotes are escaped.)
+    assert!(block(4).contains(r#"task_role.tags[\"team\"] = search outside Terraform (configuration: payments)"#), "{}", block(4));
+    assert!(block(4).contains("security_group.ingress"), "{}", block(4));
+    for i in 0..3 {
+        assert!(!block(i).contains("desired_count = 3"), "s{i} is not blamed for s3's count: {}", block(i));
+    }
+    assert_eq!(proxy.count("ecs:DescribeServices"), 1, "{}", proxy.stats());
+    assert_eq!(proxy.count("iam:GetRole"), 0, "{}", proxy.stats());
+
+    // One apply puts everything back; then nothing is left to change.
+    wd.apply().expect_ok("repair");
+    assert_eq!(wd.plan_code().code, 0, "after the repair");
+    wd.destroy().expect_ok("destroy");
+    assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
+}

@@ -18,6 +18,7 @@ import ecs  # noqa: F401
 import elbv2  # noqa: F401
 import iam  # noqa: F401
 import idempotency  # noqa: F401
+import logs  # noqa: F401
 import s3  # noqa: F401
 
 if __name__ == "__main__":

@@ -1559,6 +1559,26 @@ class S3Test(unittest.TestCase):
         s3.delete_bucket(Bucket="standin-versioning")
 
 
+class LogsTest(unittest.TestCase):
+    def test_describe_log_groups_by_identifiers(self):
+        logs = SERVERS["default"].client("logs")
+        for name in ["/standin/ids/a", "/standin/ids/b", "/standin/ids/c"]:
+            logs.create_log_group(logGroupName=name)
+        logs.put_retention_policy(logGroupName="/standin/ids/b", retentionInDays=7)
+        arn = "arn:aws:logs:us-east-1:123456789012:log-group:/standin/ids/c:*"
+        got = logs.describe_log_groups(logGroupIdentifiers=["/standin/ids/a", "/standin/ids/b", arn, "/standin/ids/missing"])["logGroups"]
+        self.assertEqual([g["logGroupName"] for g in got], ["/standin/ids/a", "/standin/ids/b", "/standin/ids/c"])
+        self.assertEqual(got[1]["retentionInDays"], 7)
+        self.assertNotIn("retentionInDays", got[0])
+        with self.assertRaises(logs.exceptions.InvalidParameterException):
+            logs.describe_log_groups(logGroupIdentifiers=["/standin/ids/a"], logGroupNamePrefix="/standin/")
+        # Without the parameter moto's own listing answers, prefix and all.
+        prefixed = logs.describe_log_groups(logGroupNamePrefix="/standin/ids/")["logGroups"]
+        self.assertEqual(len(prefixed), 3)
+        for name in ["/standin/ids/a", "/standin/ids/b", "/standin/ids/c"]:
+            logs.delete_log_group(logGroupName=name)
+
+
 class CloudTrailTest(unittest.TestCase):
     """What the trail kind reads back (moto 5.2.5 stores it), and CreateTrail/DeleteTrail as AWS answers them."""
 

@@ -76,6 +76,8 @@ pub struct Aws {
     pub default_tags: BTreeMap<String, String>,
     pub region: String,
     pub account_id: OnceLock<String>,
+    /// Reads coalesced across concurrent operations (refresh).
+    pub(crate) reads: super::reads::Reads,
     endpoints: BTreeMap<String, String>,
     ssm: OnceLock<aws_sdk_ssm::Client>,
     ecs: OnceLock<aws_sdk_ecs::Client>,
@@ -254,6 +256,7 @@ impl Aws {
             default_tags: s.default_tags.clone().and_then(|d| d.tags).unwrap_or_default(),
             region,
             account_id: OnceLock::new(),
+            reads: Default::default(),
             endpoints,
             ssm: OnceLock::new(),
             ecs: OnceLock::new(),

@@ -2,8 +2,10 @@
 //! standard credential chain), retries, waiters and error mapping. It knows
 //! nothing about gRPC or Terraform's wire types.
 
+pub mod batch;
 pub mod config;
 pub mod error;
+pub mod reads;
 pub mod wait;
 
 pub use config::{Aws, AwsSettings};

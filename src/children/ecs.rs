@@ -1326,7 +1326,7 @@ impl Node<Aws> for ServiceNode {
     }
     async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
         let cluster = self.cluster.resolve(cx).ok().or_else(|| cluster_of_service(&id.id).map(str::to_string)).unwrap_or_default();
-        let svc = match describe_service(aws, &cluster, &self.name).await {
+        let svc = match aws.read_service(&cluster, &self.name).await {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
             Err(e) if is_cluster_missing(&e) => return Ok(None),

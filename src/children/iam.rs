@@ -11,6 +11,7 @@ use aws_sdk_iam::types::Tag;
 use serde_json::{Value as Json, json};
 
 use super::{Common, spec_tags, tag_diff, tags_json, user_visible};
+use crate::aws::reads::{GroupAsk, RoleAsk};
 use crate::aws::{Aws, AwsError, aws_err};
 use crate::engine::{Cx, Found, Identity, Made, Node, NodeError, Spec, Tags, spec};
 
@@ -183,25 +184,16 @@ impl Node<Aws> for RoleNode {
         Ok(Made::id(arn))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        let Some(role) = self.get(aws).await? else { return Ok(None) };
-        let trust = role.assume_role_policy_document().and_then(parse_policy).unwrap_or(Json::Null);
-        let mut inline = serde_json::Map::new();
-        for name in self.inline.keys() {
-            match aws.iam().get_role_policy().role_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:GetRolePolicy", e)) {
-                Ok(o) => {
-                    inline.insert(name.clone(), parse_policy(o.policy_document()).unwrap_or(Json::Null));
-                }
-                Err(e) if gone(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let description = role.description().unwrap_or_default();
-        let mut s = spec(
-            json!({"name": role.role_name(), "path": role.path(), "description": description, "trust": trust, "inline_policies": inline, "tags": tags_json(&role_tags(&role))}),
-        );
+        let ask = RoleAsk { name: self.name.clone(), inline: self.inline.keys().cloned().collect(), attached: !self.managed.is_empty() };
+        let Some(role) = aws.read_role(ask).await? else { return Ok(None) };
+        let trust = role.trust.as_deref().and_then(parse_policy).unwrap_or(Json::Null);
+        let inline: serde_json::Map<String, Json> = role.inline.iter().map(|(n, d)| (n.clone(), parse_policy(d).unwrap_or(Json::Null))).collect();
+        let description = role.description.unwrap_or_default();
+        let tags = user_visible(role.tags);
+        let mut s = spec(json!({"name": role.name, "path": role.path, "description": description, "trust": trust, "inline_policies": inline, "tags": tags_json(&tags)}));
         if !self.managed.is_empty() {
             // Policies attached outside Terraform are left alone: only the configured ones are compared.
-            let attached: Vec<String> = self.attached(aws).await?.intersection(&self.managed_set()).cloned().collect();
+            let attached: Vec<String> = role.attached.intersection(&self.managed_set()).cloned().collect();
             s.insert("managed_policies".into(), json!(attached));
         }
         Ok(Some(s))
@@ -400,21 +392,13 @@ impl Node<Aws> for GroupNode {
         Ok(Made::id(arn))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        let Some((group, users)) = self.get(aws).await? else { return Ok(None) };
-        let mut inline = serde_json::Map::new();
-        for name in self.inline.keys() {
-            match aws.iam().get_group_policy().group_name(&self.name).policy_name(name).send().await.map_err(|e| aws_err("iam:GetGroupPolicy", e)) {
-                Ok(o) => {
-                    inline.insert(name.clone(), parse_policy(o.policy_document()).unwrap_or(Json::Null));
-                }
-                Err(e) if gone(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let ask = GroupAsk { name: self.name.clone(), inline: self.inline.keys().cloned().collect() };
+        let Some(group) = aws.read_group(ask).await? else { return Ok(None) };
+        let inline: serde_json::Map<String, Json> = group.inline.iter().map(|(n, d)| (n.clone(), parse_policy(d).unwrap_or(Json::Null))).collect();
         // Members added outside Terraform are someone else's: only the configured ones are compared.
-        let members: BTreeSet<&String> = users.intersection(&self.members).collect();
+        let members: BTreeSet<&String> = group.members.intersection(&self.members).collect();
         Ok(Some(spec(json!({
-            "name": group.group_name(), "path": group.path(), "inline_policies": inline, "members": members, "all_members": users,
+            "name": group.name, "path": group.path, "inline_policies": inline, "members": members, "all_members": group.members,
         }))))
     }
     async fn update(&self, aws: &Aws, id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {

@@ -98,7 +98,8 @@ impl Node<Aws> for LogGroupNode {
         Ok(Made::id(&self.name).with("arn", self.arn()))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        Ok(self.retention(aws).await?.map(|r| spec(json!({"name": self.name, "retention_in_days": r}))))
+        let group = aws.read_log_group(&self.name).await?;
+        Ok(group.map(|g| spec(json!({"name": self.name, "retention_in_days": g.retention_in_days()}))))
     }
     async fn update(&self, aws: &Aws, _id: &Identity, base: &Spec, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         if base.get("retention_in_days") != Some(&json!(self.retention_days)) {

@@ -966,13 +966,6 @@ impl SecurityGroupNode {
             VpcOf::Subnet(_) => None,
         }
     }
-    async fn describe_group(aws: &Aws, id: &str) -> Result<Option<aws_sdk_ec2::types::SecurityGroup>, AwsError> {
-        match aws.ec2().describe_security_groups().group_ids(id).send().await.map_err(|e| aws_err("ec2:DescribeSecurityGroups", e)) {
-            Ok(o) => Ok(o.security_groups().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
     /// Apply the rule changes from `have` (spec strings) to the wanted rules.
     async fn set_rules(&self, aws: &Aws, id: &str, have: &BTreeSet<String>, cx: &Cx<'_>) -> Result<(), NodeError> {
         let want: BTreeSet<String> = self.rules_spec().into_iter().collect();
@@ -1058,7 +1051,7 @@ impl Node<Aws> for SecurityGroupNode {
         Ok(Made::id(id))
     }
     async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        let Some(g) = Self::describe_group(aws, &id.id).await? else { return Ok(None) };
+        let Some(g) = aws.read_security_group(&id.id).await? else { return Ok(None) };
         let mut s = spec(json!({"name": g.group_name(), "ingress": self.rules_of(&g, cx), "tags": tags_json(&tags_of(g.tags()))}));
         if let (VpcOf::Vpc(r), Some(v)) = (&self.vpc, g.vpc_id()) {
             s.insert("vpc".into(), json!(r.observed(v, cx)));

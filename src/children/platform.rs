@@ -201,7 +201,7 @@ impl Node<Aws> for RepositoryNode {
         Ok(Made::id(&s.name).with("uri", self.uri()).with("arn", self.arn()))
     }
     async fn observe(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        let Some(r) = Self::describe_repo(aws, &id.id).await? else { return Ok(None) };
+        let Some(r) = aws.read_repository(&id.id).await? else { return Ok(None) };
         let enc = r.encryption_configuration();
         let mut s = spec(json!({
             "name": r.repository_name(), "image_tag_mutability": r.image_tag_mutability().map(|m| m.as_str()),

@@ -602,7 +602,7 @@ pub async fn apply<E: ?Sized + Sync>(
         }
         match res {
             Ok((made, done_as, _observed)) => {
-                tracing::info!(target: "cxflow::engine", owner = opts.owner.tag_value(), child = key.as_str(), action = done_as.verb(), id = made.id.id.as_str(), "done");
+                tracing::info!(target: "cxflow::engine", owner = opts.owner.tag_value(), child = key.as_str(), action = done_as.verb(), id = made.id.id.as_str(), calls = calls[i], "done");
                 out.outputs.insert(key.clone(), made.outputs);
                 out.known.insert(key.clone(), node.spec());
                 out.actions.push((key, done_as));
