@@ -841,6 +841,18 @@ resource "cxflow_ecs_fargate_service" "s{i}" {{
     // One apply puts everything back; then nothing is left to change.
     wd.apply().expect_ok("repair");
     assert_eq!(wd.plan_code().code, 0, "after the repair");
+
+    // A caller that may not list the account's roles reads them one by one, and still sees drift.
+    block_on(async { aws.iam.update_role().role_name(&task1).description("edited again").send().await.unwrap() });
+    proxy.set_faults(serde_json::json!([{"op": "iam:GetAccountAuthorizationDetails", "kind": "denied", "rate": 1.0}]));
+    proxy.reset();
+    let p = wd.plan_code();
+    assert_eq!(p.code, 2, "{}", p.all());
+    assert!(flat(&p.stdout).contains("task_role.description = edited again outside Terraform"), "{}", p.stdout);
+    assert_eq!(proxy.count("iam:GetAccountAuthorizationDetails"), 1, "tried once, then not again: {}", proxy.stats());
+    assert_eq!(proxy.count("iam:GetRole"), 10, "{}", proxy.stats());
+    proxy.set_faults(serde_json::json!([]));
+    wd.apply().expect_ok("repair again");
     wd.destroy().expect_ok("destroy");
     assert_eq!(block_on(aws.owned_leftovers()), Vec::<String>::new());
 }

@@ -252,8 +252,19 @@ impl Aws {
         let mut out = HashMap::new();
         let mut rest = asks;
         if rest.len() >= ROLE_LISTING_MIN && one_by_one > self.reads.listing_calls.load(Ordering::Relaxed) {
-            let (listed, calls) = self.list_roles(&rest).await?;
-            self.reads.listing_calls.store(calls, Ordering::Relaxed);
+            let listing = self.list_roles(&rest).await;
+            let (listed, calls) = match listing {
+                Ok(l) => l,
+                Err(e) if denied(&e) => {
+                    tracing::info!(target: "cxflow::aws", error = %e, "the account's roles cannot be listed: roles are read one by one");
+                    self.reads.listing_calls.store(usize::MAX, Ordering::Relaxed);
+                    (HashMap::new(), usize::MAX)
+                }
+                Err(e) => return Err(e),
+            };
+            if calls != usize::MAX {
+                self.reads.listing_calls.store(calls, Ordering::Relaxed);
+            }
             tracing::debug!(target: "cxflow::aws", roles = rest.len(), calls, "roles read from the account's listing");
             let mut unsure = Vec::new();
             for ask in rest {
@@ -261,6 +272,8 @@ impl Aws {
                     Some(Listed { role: Some(r), detail: Some(d) }) => {
                         out.insert(ask.clone(), Ok(role_from_listing(r, d, &ask)));
                     }
+                    // No listing (refused): read it alone.
+                    _ if calls == usize::MAX => unsure.push(ask),
                     // In neither listing: it does not exist.
                     Some(Listed { role: None, detail: None }) | None => {}
                     // Created or deleted between the two listings: read it alone.
@@ -297,16 +310,24 @@ impl Aws {
         let one_by_one: usize = asks.iter().map(|a| 1 + a.inline.len()).sum();
         let mut out = HashMap::new();
         if asks.len() >= ROLE_LISTING_MIN && one_by_one > self.reads.group_listing_calls.load(Ordering::Relaxed) {
-            let (listed, calls) = self.list_groups(&asks).await?;
-            self.reads.group_listing_calls.store(calls, Ordering::Relaxed);
-            for ask in asks {
-                if let Some(g) = listed.get(&ask.name) {
-                    let mut g = g.clone();
-                    g.inline.retain(|n, _| ask.inline.contains(n));
-                    out.insert(ask, Ok(g));
+            match self.list_groups(&asks).await {
+                Ok((listed, calls)) => {
+                    self.reads.group_listing_calls.store(calls, Ordering::Relaxed);
+                    for ask in asks {
+                        if let Some(g) = listed.get(&ask.name) {
+                            let mut g = g.clone();
+                            g.inline.retain(|n, _| ask.inline.contains(n));
+                            out.insert(ask, Ok(g));
+                        }
+                    }
+                    return Ok(out);
                 }
+                Err(e) if denied(&e) => {
+                    tracing::info!(target: "cxflow::aws", error = %e, "the account's groups cannot be listed: groups are read one by one");
+                    self.reads.group_listing_calls.store(usize::MAX, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
             }
-            return Ok(out);
         }
         let reads = futures::future::join_all(asks.iter().map(|a| self.read_group_alone(a))).await;
         for (ask, r) in asks.into_iter().zip(reads) {
@@ -490,6 +511,11 @@ impl Aws {
         }
         Ok((listed, calls))
     }
+}
+
+/// A listing the caller may not make (its policy allows the single reads only).
+fn denied(e: &AwsError) -> bool {
+    e.is_code(&["AccessDenied", "AccessDeniedException", "UnauthorizedOperation"])
 }
 
 #[derive(Default)]

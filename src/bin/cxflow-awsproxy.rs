@@ -27,8 +27,10 @@
 //! `reset` (the connection closes before the request reaches the upstream),
 //! `lost` (the request reaches the upstream and takes effect, then the
 //! connection closes instead of the answer: the client retries a call that
-//! already happened), `slow` (extra delay) and `echo` (a validation error
-//! quoting the request's `Value`, as AWS's do). A rule with `outage=1` starts
+//! already happened), `slow` (extra delay), `echo` (a validation error
+//! quoting the request's `Value`, as AWS's do) and `denied` (the protocol's
+//! access-denied error: `AccessDenied`, `AccessDeniedException`, EC2's
+//! `UnauthorizedOperation`). A rule with `outage=1` starts
 //! an outage when it fires: every later call, of any operation, gets its
 //! fault until the rules are replaced.
 //!
@@ -63,7 +65,7 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
 
 const USAGE: &str = "usage: cxflow-awsproxy --upstream http://127.0.0.1:<port> [--port N] [--delay-ms N] [--fault SPEC]... [--seed N]\n\
-  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|lost|slow|echo>[,rate=0..1][,count=N][,ms=N][,outage=1]";
+  SPEC: op=<service:Operation|service:*|*>,kind=<throttle|500|503|reset|lost|slow|echo|denied>[,rate=0..1][,count=N][,ms=N][,outage=1]";
 
 #[derive(Debug)]
 struct Args {

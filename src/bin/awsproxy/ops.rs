@@ -200,6 +200,8 @@ pub enum FaultKind {
     /// validation errors do ("Value '...' at 'value' failed to satisfy
     /// constraint"): for checking that echoed input never leaks.
     Echo,
+    /// The caller's policy does not allow the operation (AWS's access-denied error of the protocol).
+    Denied,
 }
 
 impl FaultKind {
@@ -212,7 +214,8 @@ impl FaultKind {
             "lost" => FaultKind::Lost,
             "slow" => FaultKind::Slow,
             "echo" => FaultKind::Echo,
-            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, lost, slow, echo)")),
+            "denied" => FaultKind::Denied,
+            other => return Err(format!("unknown fault kind {other:?} (throttle, 500, 503, reset, lost, slow, echo, denied)")),
         })
     }
     pub fn as_str(self) -> &'static str {
@@ -224,6 +227,7 @@ impl FaultKind {
             FaultKind::Lost => "lost",
             FaultKind::Slow => "slow",
             FaultKind::Echo => "echo",
+            FaultKind::Denied => "denied",
         }
     }
 }
@@ -398,6 +402,11 @@ pub fn error_answer(kind: FaultKind, op: &Operation, request_id: &str, value: Op
             );
             (400, "ValidationException", echoed.as_str(), true)
         }
+        (FaultKind::Denied, Protocol::Ec2) => (403, "UnauthorizedOperation", "You are not authorized to perform this operation. (injected by cxflow-awsproxy)", true),
+        (FaultKind::Denied, Protocol::Json | Protocol::RestJson | Protocol::Cbor) => {
+            (400, "AccessDeniedException", "User is not authorized to perform this action (injected by cxflow-awsproxy)", true)
+        }
+        (FaultKind::Denied, _) => (403, "AccessDenied", "User is not authorized to perform this action (injected by cxflow-awsproxy)", true),
         (FaultKind::Throttle, Protocol::Ec2) => (503, "RequestLimitExceeded", "Request limit exceeded.", true),
         (FaultKind::Throttle, Protocol::Json | Protocol::RestJson | Protocol::Cbor) => (400, "ThrottlingException", "Rate exceeded", true),
         (FaultKind::Throttle, _) => (400, "Throttling", "Rate exceeded", true),
@@ -688,6 +697,12 @@ mod tests {
         assert_eq!(request_value(br#"{"Name":"/a","Value":"v1"}"#).as_deref(), Some("v1"));
         assert_eq!(request_value(b"Action=X&Value=v%202").as_deref(), Some("v 2"));
         assert!(error_answer(FaultKind::Slow, &q, "r", None).is_none());
+        let denied = error_answer(FaultKind::Denied, &q, "r", None).unwrap();
+        assert_eq!(denied.status, 403);
+        assert!(denied.body.contains("<Code>AccessDenied</Code>") && denied.body.contains("<Type>Sender</Type>"), "{}", denied.body);
+        assert!(error_answer(FaultKind::Denied, &e, "r", None).unwrap().body.contains("<Code>UnauthorizedOperation</Code>"));
+        assert!(error_answer(FaultKind::Denied, &op("ssm", "X"), "r", None).unwrap().body.contains("AccessDeniedException"));
+        assert_eq!(FaultKind::parse("denied").unwrap(), FaultKind::Denied);
     }
 
     #[test]
