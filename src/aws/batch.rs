@@ -9,6 +9,13 @@
 //! until the batch is full), takes the keys gathered so far and fetches them;
 //! the others wait for its answer.
 //!
+//! One call per group is in flight at a time: a batch whose window has
+//! passed while the group's previous call is still out stays open, and keys
+//! keep joining it until that call returns. So under a steady stream of reads
+//! (Terraform starts the next resource as each one finishes, so refreshes do
+//! not arrive in waves) batches grow with the load instead of with the
+//! window, and a lone read pays only the window.
+//!
 //! A batch never changes what a read returns, only how many calls it takes:
 //! a key the batched call does not return is absent (`None`), as a single
 //! read would report it; an error of the batched call is every member's
@@ -40,6 +47,8 @@ pub struct Coalescer<K, V> {
     window: Duration,
     max: usize,
     open: Mutex<HashMap<String, Arc<Batch<K, V>>>>,
+    /// Held by the group's call in flight.
+    flight: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     next_id: std::sync::atomic::AtomicU64,
 }
 
@@ -66,7 +75,7 @@ enum Role<K, V> {
 
 impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
     pub fn new(window: Duration, max: usize) -> Coalescer<K, V> {
-        Coalescer { window, max: max.max(1), open: Mutex::new(HashMap::new()), next_id: Default::default() }
+        Coalescer { window, max: max.max(1), open: Mutex::new(HashMap::new()), flight: Mutex::new(HashMap::new()), next_id: Default::default() }
     }
 
     /// How many keys are waiting in `group`'s open batch (for tests and for
@@ -115,6 +124,9 @@ impl<K: Clone + Eq + Hash, V: Clone> Coalescer<K, V> {
                 if self.max > 1 {
                     let _ = tokio::time::timeout(self.window, b.full.notified()).await;
                 }
+                let gate = self.flight.lock().unwrap_or_else(|e| e.into_inner()).entry(group.to_string()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))).clone();
+                // Keys go on joining while the group's previous call is out (never closed: cannot fail).
+                let _permit = gate.acquire_owned().await.ok();
                 drop(close);
                 let keys = std::mem::take(&mut *b.keys.lock().unwrap_or_else(|e| e.into_inner()));
                 let answer: Answer<K, V> = Arc::new(fetch(keys).await);
@@ -174,6 +186,28 @@ mod tests {
         assert!(a.iter().chain(b.iter()).all(|r| r.as_ref().is_err_and(|e| e.to_string().contains("throttled"))));
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one call per group");
         assert_eq!(c.waiting("a"), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_arriving_while_a_call_is_out_join_the_next_call() {
+        let c = Arc::new(Coalescer::new(Duration::from_millis(1), 10));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let slow = |calls: Arc<AtomicUsize>, keys: Vec<u32>| async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, AwsError>(keys.into_iter().map(|k| (k, k)).collect::<HashMap<_, _>>())
+        };
+        let mut reads = Vec::new();
+        // One read, then six more spread over the first call's 100 ms: those six share the second call.
+        for k in 0..7u32 {
+            let (c, n) = (c.clone(), calls.clone());
+            reads.push(tokio::spawn(async move { c.load("g", k, |keys| slow(n.clone(), keys)).await }));
+            tokio::time::sleep(Duration::from_millis(if k == 0 { 20 } else { 10 })).await;
+        }
+        for (k, r) in reads.into_iter().enumerate() {
+            assert_eq!(r.await.expect("joins").expect("no error"), Some(k as u32));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! groups (DescribeSecurityGroups by `group-id` filter, 100 per call),
 //! CloudWatch log groups (DescribeLogGroups by `logGroupIdentifiers`, 50 per
 //! call), ECR repositories (DescribeRepositories, 100 per call; one missing
-//! name fails the whole call, so then each is read alone) and IAM roles with their inline and attached policies.
+//! name fails the whole call, so then each is read alone), ECS clusters
+//! (DescribeClusters with settings, tags and configurations, 100 per call),
+//! CodeBuild projects (BatchGetProjects, 100 per call) and IAM roles with their inline and attached policies.
 //!
 //! IAM has no batch read of roles. When many roles are asked for at once,
 //! the account's roles are listed instead: `ListRoles` (description, path,
@@ -22,9 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_cloudwatchlogs::types::LogGroup;
+use aws_sdk_codebuild::types::Project;
 use aws_sdk_ec2::types::{Filter, SecurityGroup};
 use aws_sdk_ecr::types::Repository;
-use aws_sdk_ecs::types::{Service, ServiceField};
+use aws_sdk_ecs::types::{Cluster, ClusterField, Service, ServiceField};
 use aws_sdk_iam::types::EntityType;
 
 use super::batch::Coalescer;
@@ -41,6 +44,9 @@ fn window() -> Duration {
 const SERVICES_PER_CALL: usize = 10;
 /// Filter values per DescribeSecurityGroups call.
 const GROUPS_PER_CALL: usize = 100;
+/// DescribeClusters and BatchGetProjects take at most 100 names.
+const CLUSTERS_PER_CALL: usize = 100;
+const PROJECTS_PER_CALL: usize = 100;
 /// DescribeRepositories takes at most 100 `repositoryNames`.
 const REPOSITORIES_PER_CALL: usize = 100;
 /// DescribeLogGroups takes at most 50 `logGroupIdentifiers`.
@@ -98,6 +104,8 @@ pub struct Reads {
     groups: Coalescer<String, SecurityGroup>,
     log_groups: Coalescer<String, LogGroup>,
     repositories: Coalescer<String, Repository>,
+    clusters: Coalescer<String, Cluster>,
+    projects: Coalescer<String, Project>,
     roles: Coalescer<RoleAsk, RoleAnswer>,
     iam_groups: Coalescer<GroupAsk, GroupAnswer>,
     /// Calls the last account-wide role listing took (2 before the first).
@@ -116,6 +124,8 @@ impl Default for Reads {
             groups: Coalescer::new(w, max(GROUPS_PER_CALL)),
             log_groups: Coalescer::new(w, max(LOG_GROUPS_PER_CALL)),
             repositories: Coalescer::new(w, max(REPOSITORIES_PER_CALL)),
+            clusters: Coalescer::new(w, max(CLUSTERS_PER_CALL)),
+            projects: Coalescer::new(w, max(PROJECTS_PER_CALL)),
             roles: Coalescer::new(w, max(usize::MAX)),
             iam_groups: Coalescer::new(w, max(usize::MAX)),
             listing_calls: AtomicUsize::new(2),
@@ -201,6 +211,49 @@ impl Aws {
                         return Ok(found);
                     }
                 }
+            })
+            .await
+    }
+
+    /// The ECS cluster `id` (name or ARN) with its settings, tags and configuration, unless missing or INACTIVE.
+    pub async fn read_cluster(&self, id: &str) -> Result<Option<Cluster>, AwsError> {
+        self.reads
+            .clusters
+            .load("", id.to_string(), |ids| async move {
+                let out = self
+                    .ecs()
+                    .describe_clusters()
+                    .set_clusters(Some(ids))
+                    .include(ClusterField::Settings)
+                    .include(ClusterField::Tags)
+                    .include(ClusterField::Configurations)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("ecs:DescribeClusters", e))?;
+                let mut found = HashMap::new();
+                for c in out.clusters().iter().filter(|c| c.status() != Some("INACTIVE")) {
+                    for k in [c.cluster_name(), c.cluster_arn()].into_iter().flatten() {
+                        found.insert(k.to_string(), c.clone());
+                    }
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    /// The CodeBuild project `name`, if it exists.
+    pub async fn read_project(&self, name: &str) -> Result<Option<Project>, AwsError> {
+        self.reads
+            .projects
+            .load("", name.to_string(), |names| async move {
+                let out = self.codebuild().batch_get_projects().set_names(Some(names)).send().await.map_err(|e| aws_err("codebuild:BatchGetProjects", e))?;
+                let mut found = HashMap::new();
+                for p in out.projects() {
+                    for k in [p.name(), p.arn()].into_iter().flatten() {
+                        found.insert(k.to_string(), p.clone());
+                    }
+                }
+                Ok(found)
             })
             .await
     }

@@ -212,7 +212,7 @@ impl Node<Aws> for ProjectNode {
         Ok(Made::id(&self.name).with("arn", if arn.is_empty() { self.arn() } else { arn }))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        Ok(self.get(aws).await?.map(|p| observed_spec(&p, self, cx)))
+        Ok(aws.read_project(&self.name).await?.map(|p| observed_spec(&p, self, cx)))
     }
     async fn update(&self, aws: &Aws, _id: &Identity, base: &Spec, cx: &Cx<'_>) -> Result<Made, NodeError> {
         let want = self.spec();

@@ -430,7 +430,7 @@ impl Node<Aws> for ClusterNode {
         Ok(Made::id(out.cluster().and_then(|c| c.cluster_arn()).ok_or_else(|| NodeError::no_identity("ecs:CreateCluster"))?))
     }
     async fn observe(&self, aws: &Aws, id: &Identity, cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {
-        let Some(c) = Self::describe_cluster(aws, &id.id).await? else { return Ok(None) };
+        let Some(c) = aws.read_cluster(&id.id).await? else { return Ok(None) };
         let insights = c.settings().iter().find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights")).and_then(|s| s.value()).unwrap_or("disabled").to_string();
         let exec = c.configuration().and_then(|x| x.execute_command_configuration()).map(|e| {
             let lg = e.log_configuration().and_then(|l| l.cloud_watch_log_group_name());
