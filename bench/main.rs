@@ -61,7 +61,7 @@ fn provider_profile() -> String {
     provider().parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Sections to run: `CXFLOW_BENCH_ONLY=a,b,c,d,e` (default all).
+/// Sections to run: `CXFLOW_BENCH_ONLY=a,b,c,d,e,f` (default all).
 fn section_on(s: &str) -> bool {
     std::env::var("CXFLOW_BENCH_ONLY").map(|v| v.split(',').any(|x| x.trim() == s)).unwrap_or(true)
 }
@@ -1410,7 +1410,8 @@ fn scale_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir) {
     let environments: serde_json::Map<String, serde_json::Value> = envs.iter().map(|e| (e.clone(), json!({"image_tag": "stable", "desired_count": 1}))).collect();
     let secret = |e: &str| json!({"checkmarx_username": "cxflow-bot", "checkmarx_password": "bench-Pa55word!", "checkmarx_token": "bench-client-secret", "gitlab_token": format!("glpat-bench-{e}"), "gitlab_webhook_token": format!("bench-webhook-{e}")});
     let secrets: serde_json::Map<String, serde_json::Value> = envs.iter().map(|e| (e.clone(), secret(e))).collect();
-    wd.env.insert("TF_VAR_environments".into(), serde_json::Value::Object(environments).to_string());
+    // An auto.tfvars file: terraform.tfvars, which sets the example's two environments, outranks TF_VAR_*.
+    wd.write("bench.auto.tfvars.json", &json!({"environments": environments}).to_string());
     wd.env.insert("TF_VAR_cxflow_secrets".into(), serde_json::Value::Object(secrets).to_string());
     warm_up(&moto);
     let (r, _) = tf(&wd, &["apply", "-auto-approve"], &[]);

@@ -12,9 +12,9 @@
 #
 # Usage: scripts/bench.sh [--update-docs]
 #   --update-docs   also replace the results table in docs/performance.md
-# Environment passed through to the bench: CXFLOW_BENCH_ONLY=a,b,c,d,e,
+# Environment passed through to the bench: CXFLOW_BENCH_ONLY=a,b,c,d,e,f,
 #   CXFLOW_BENCH_SIZES=1,10,100, CXFLOW_BENCH_HANDSHAKE_RUNS, CXFLOW_BENCH_SCHEMA_CALLS,
-#   CXFLOW_BENCH_DELAY_MS.
+#   CXFLOW_BENCH_DELAY_MS, CXFLOW_BENCH_SCALE=100,500.
 #
 # The first run compiles the dependency tree in release mode (about ten
 # minutes on two cores); later runs rebuild only this crate.

@@ -5,7 +5,10 @@
 //! call), ECR repositories (DescribeRepositories, 100 per call; one missing
 //! name fails the whole call, so then each is read alone), ECS clusters
 //! (DescribeClusters with settings, tags and configurations, 100 per call),
-//! CodeBuild projects (BatchGetProjects, 100 per call) and IAM roles with their inline and attached policies.
+//! CodeBuild projects (BatchGetProjects, 100 per call), load balancers,
+//! target groups and listener rules (DescribeLoadBalancers,
+//! DescribeTargetGroups, DescribeRules by ARN, 20 per call),
+//! image digests (DescribeImages by tag, 100 per call and repository) and IAM roles with their inline and attached policies.
 //!
 //! IAM has no batch read of roles. When many roles are asked for at once,
 //! the account's roles are listed instead: `ListRoles` (description, path,
@@ -26,8 +29,9 @@ use std::time::Duration;
 use aws_sdk_cloudwatchlogs::types::LogGroup;
 use aws_sdk_codebuild::types::Project;
 use aws_sdk_ec2::types::{Filter, SecurityGroup};
-use aws_sdk_ecr::types::Repository;
+use aws_sdk_ecr::types::{ImageIdentifier, Repository};
 use aws_sdk_ecs::types::{Cluster, ClusterField, Service, ServiceField};
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, Rule, TargetGroup};
 use aws_sdk_iam::types::EntityType;
 
 use super::batch::Coalescer;
@@ -44,6 +48,11 @@ fn window() -> Duration {
 const SERVICES_PER_CALL: usize = 10;
 /// Filter values per DescribeSecurityGroups call.
 const GROUPS_PER_CALL: usize = 100;
+/// DescribeLoadBalancers takes at most 20 ARNs; DescribeRules and DescribeTargetGroups are kept to as many.
+const LOAD_BALANCERS_PER_CALL: usize = 20;
+const RULES_PER_CALL: usize = 20;
+/// DescribeImages takes at most 100 image ids.
+const IMAGES_PER_CALL: usize = 100;
 /// DescribeClusters and BatchGetProjects take at most 100 names.
 const CLUSTERS_PER_CALL: usize = 100;
 const PROJECTS_PER_CALL: usize = 100;
@@ -105,6 +114,10 @@ pub struct Reads {
     log_groups: Coalescer<String, LogGroup>,
     repositories: Coalescer<String, Repository>,
     clusters: Coalescer<String, Cluster>,
+    load_balancers: Coalescer<String, LoadBalancer>,
+    rules: Coalescer<String, Rule>,
+    target_groups: Coalescer<String, TargetGroup>,
+    digests: Coalescer<String, String>,
     projects: Coalescer<String, Project>,
     roles: Coalescer<RoleAsk, RoleAnswer>,
     iam_groups: Coalescer<GroupAsk, GroupAnswer>,
@@ -125,6 +138,10 @@ impl Default for Reads {
             log_groups: Coalescer::new(w, max(LOG_GROUPS_PER_CALL)),
             repositories: Coalescer::new(w, max(REPOSITORIES_PER_CALL)),
             clusters: Coalescer::new(w, max(CLUSTERS_PER_CALL)),
+            load_balancers: Coalescer::new(w, max(LOAD_BALANCERS_PER_CALL)),
+            rules: Coalescer::new(w, max(RULES_PER_CALL)),
+            target_groups: Coalescer::new(w, max(RULES_PER_CALL)),
+            digests: Coalescer::new(w, max(IMAGES_PER_CALL)),
             projects: Coalescer::new(w, max(PROJECTS_PER_CALL)),
             roles: Coalescer::new(w, max(usize::MAX)),
             iam_groups: Coalescer::new(w, max(usize::MAX)),
@@ -258,6 +275,100 @@ impl Aws {
             .await
     }
 
+    /// The load balancer `arn`, if it exists.
+    pub async fn read_load_balancer(&self, arn: &str) -> Result<Option<LoadBalancer>, AwsError> {
+        self.reads
+            .load_balancers
+            .load("", arn.to_string(), |arns| async move {
+                let one = |arns: Vec<String>| async move {
+                    let out = self
+                        .elbv2()
+                        .describe_load_balancers()
+                        .set_load_balancer_arns(Some(arns))
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e))?;
+                    Ok(out.load_balancers().iter().filter_map(|l| Some((l.load_balancer_arn()?.to_string(), l.clone()))).collect())
+                };
+                each_alone_if_one_is_missing(arns, one).await
+            })
+            .await
+    }
+
+    /// The target group `arn`, if it exists.
+    pub async fn read_target_group(&self, arn: &str) -> Result<Option<TargetGroup>, AwsError> {
+        self.reads
+            .target_groups
+            .load("", arn.to_string(), |arns| async move {
+                let one = |arns: Vec<String>| async move {
+                    let out = self
+                        .elbv2()
+                        .describe_target_groups()
+                        .set_target_group_arns(Some(arns))
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e))?;
+                    Ok(out.target_groups().iter().filter_map(|t| Some((t.target_group_arn()?.to_string(), t.clone()))).collect())
+                };
+                each_alone_if_one_is_missing(arns, one).await
+            })
+            .await
+    }
+
+    /// The listener rule `arn`, if it exists.
+    pub async fn read_rule(&self, arn: &str) -> Result<Option<Rule>, AwsError> {
+        self.reads
+            .rules
+            .load("", arn.to_string(), |arns| async move {
+                let one = |arns: Vec<String>| async move {
+                    let out = self.elbv2().describe_rules().set_rule_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
+                    Ok(out.rules().iter().filter_map(|r| Some((r.rule_arn()?.to_string(), r.clone()))).collect())
+                };
+                each_alone_if_one_is_missing(arns, one).await
+            })
+            .await
+    }
+
+    /// The digest of `tag` in the ECR repository `repository` (of account
+    /// `registry`, else the caller's); `None` when the tag or the repository does not exist.
+    pub async fn read_image_digest(&self, registry: Option<&str>, repository: &str, tag: &str) -> Result<Option<String>, AwsError> {
+        let group = format!("{}/{repository}", registry.unwrap_or(""));
+        self.reads
+            .digests
+            .load(&group, tag.to_string(), |tags| async move {
+                let one = |tags: Vec<String>| async move {
+                    let ids = tags.iter().map(|t| ImageIdentifier::builder().image_tag(t).build()).collect();
+                    let out = self
+                        .ecr()
+                        .describe_images()
+                        .set_registry_id(registry.map(str::to_string))
+                        .repository_name(repository)
+                        .set_image_ids(Some(ids))
+                        .send()
+                        .await
+                        .map_err(|e| aws_err("ecr:DescribeImages", e));
+                    let out = match out {
+                        Err(e) if e.is_code(&["RepositoryNotFoundException"]) => return Ok(HashMap::new()),
+                        Err(e) if e.is_code(&["ImageNotFoundException"]) => {
+                            return Err(AwsError { code: Some("NotFound".into()), ..e });
+                        }
+                        r => r?,
+                    };
+                    let mut found = HashMap::new();
+                    for d in out.image_details() {
+                        if let Some(dg) = d.image_digest() {
+                            for t in d.image_tags().iter().filter(|t| tags.contains(t)) {
+                                found.insert(t.clone(), dg.to_string());
+                            }
+                        }
+                    }
+                    Ok(found)
+                };
+                each_alone_if_one_is_missing(tags, one).await
+            })
+            .await
+    }
+
     /// The ECR repository `name` of the provider's account, if it exists.
     pub async fn read_repository(&self, name: &str) -> Result<Option<Repository>, AwsError> {
         self.reads
@@ -267,21 +378,7 @@ impl Aws {
                     let out = self.ecr().describe_repositories().set_repository_names(Some(names)).send().await.map_err(|e| aws_err("ecr:DescribeRepositories", e))?;
                     Ok::<_, AwsError>(out.repositories().iter().filter_map(|r| Some((r.repository_name()?.to_string(), r.clone()))).collect::<HashMap<_, _>>())
                 };
-                match describe(names.clone()).await {
-                    Err(e) if e.is_not_found() && names.len() > 1 => {
-                        let mut found = HashMap::new();
-                        for r in futures::future::join_all(names.into_iter().map(|n| describe(vec![n]))).await {
-                            match r {
-                                Ok(m) => found.extend(m),
-                                Err(e) if e.is_not_found() => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
-                        Ok(found)
-                    }
-                    Err(e) if e.is_not_found() => Ok(HashMap::new()),
-                    r => r,
-                }
+                each_alone_if_one_is_missing(names, describe).await
             })
             .await
     }
@@ -563,6 +660,31 @@ impl Aws {
             }
         }
         Ok((listed, calls))
+    }
+}
+
+/// One call for `keys`, for APIs that fail the whole call when one key does
+/// not exist (DescribeLoadBalancers, DescribeRules, DescribeImages): then
+/// each key is asked alone, and a key not found alone is absent.
+async fn each_alone_if_one_is_missing<F, Fut, V>(keys: Vec<String>, one: F) -> Result<HashMap<String, V>, AwsError>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<HashMap<String, V>, AwsError>>,
+{
+    match one(keys.clone()).await {
+        Err(e) if e.is_not_found() && keys.len() > 1 => {
+            let mut found = HashMap::new();
+            for r in futures::future::join_all(keys.into_iter().map(|k| one(vec![k]))).await {
+                match r {
+                    Ok(m) => found.extend(m),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(found)
+        }
+        Err(e) if e.is_not_found() => Ok(HashMap::new()),
+        r => r,
     }
 }
 

@@ -84,11 +84,7 @@ pub struct LoadBalancerNode {
 
 impl LoadBalancerNode {
     async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::LoadBalancer>, AwsError> {
-        match aws.elbv2().describe_load_balancers().load_balancer_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e)) {
-            Ok(o) => Ok(o.load_balancers().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        aws.read_load_balancer(arn).await
     }
     fn tags(&self) -> Tags {
         self.c.tags_for("load_balancer", None)

@@ -166,11 +166,7 @@ pub struct TargetGroupNode {
 
 impl TargetGroupNode {
     async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::TargetGroup>, NodeError> {
-        match aws.elbv2().describe_target_groups().target_group_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e)) {
-            Ok(o) => Ok(o.target_groups().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(aws.read_target_group(arn).await?)
     }
     fn wanted_tags(&self) -> Tags {
         self.c.tags_for(&self.key, None)
@@ -503,11 +499,7 @@ fn forward(tg: &str) -> elb::Action {
 
 impl ListenerRuleNode {
     async fn get(aws: &Aws, arn: &str) -> Result<Option<elb::Rule>, NodeError> {
-        match aws.elbv2().describe_rules().rule_arns(arn).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e)) {
-            Ok(o) => Ok(o.rules().first().cloned()),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(aws.read_rule(arn).await?)
     }
     fn wanted_tags(&self) -> Tags {
         self.c.tags_for(&self.key, None)

@@ -49,21 +49,7 @@ pub fn keep_latest_policy(keep: i64) -> serde_json::Value {
 /// The digest ECR gives an image tag: `None` when the tag or the
 /// repository does not exist (yet). `registry` is the repository's account.
 pub async fn image_digest(aws: &Aws, registry: Option<&str>, repository: &str, tag: &str) -> Result<Option<String>, crate::aws::AwsError> {
-    let id = aws_sdk_ecr::types::ImageIdentifier::builder().image_tag(tag).build();
-    match aws
-        .ecr()
-        .describe_images()
-        .set_registry_id(registry.map(str::to_string))
-        .repository_name(repository)
-        .image_ids(id)
-        .send()
-        .await
-        .map_err(|e| aws_err("ecr:DescribeImages", e))
-    {
-        Ok(out) => Ok(out.image_details().iter().find_map(|i| i.image_digest().map(str::to_string))),
-        Err(e) if e.is_code(&["ImageNotFoundException", "RepositoryNotFoundException"]) => Ok(None),
-        Err(e) => Err(e),
-    }
+    aws.read_image_digest(registry, repository, tag).await
 }
 
 fn ecr_tags(t: &Tags) -> Vec<aws_sdk_ecr::types::Tag> {
