@@ -277,56 +277,30 @@ impl Aws {
 
     /// The load balancer `arn`, if it exists.
     pub async fn read_load_balancer(&self, arn: &str) -> Result<Option<LoadBalancer>, AwsError> {
-        self.reads
-            .load_balancers
-            .load("", arn.to_string(), |arns| async move {
-                let one = |arns: Vec<String>| async move {
-                    let out = self
-                        .elbv2()
-                        .describe_load_balancers()
-                        .set_load_balancer_arns(Some(arns))
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e))?;
-                    Ok(out.load_balancers().iter().filter_map(|l| Some((l.load_balancer_arn()?.to_string(), l.clone()))).collect())
-                };
-                each_alone_if_one_is_missing(arns, one).await
-            })
-            .await
+        let one = |arns: Vec<String>| async move {
+            let out =
+                self.elbv2().describe_load_balancers().set_load_balancer_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeLoadBalancers", e))?;
+            Ok(out.load_balancers().iter().filter_map(|l| Some((l.load_balancer_arn()?.to_string(), l.clone()))).collect())
+        };
+        self.reads.load_balancers.load("", arn.to_string(), |arns| each_alone_if_one_is_missing(arns, one)).await
     }
 
     /// The target group `arn`, if it exists.
     pub async fn read_target_group(&self, arn: &str) -> Result<Option<TargetGroup>, AwsError> {
-        self.reads
-            .target_groups
-            .load("", arn.to_string(), |arns| async move {
-                let one = |arns: Vec<String>| async move {
-                    let out = self
-                        .elbv2()
-                        .describe_target_groups()
-                        .set_target_group_arns(Some(arns))
-                        .send()
-                        .await
-                        .map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e))?;
-                    Ok(out.target_groups().iter().filter_map(|t| Some((t.target_group_arn()?.to_string(), t.clone()))).collect())
-                };
-                each_alone_if_one_is_missing(arns, one).await
-            })
-            .await
+        let one = |arns: Vec<String>| async move {
+            let out = self.elbv2().describe_target_groups().set_target_group_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeTargetGroups", e))?;
+            Ok(out.target_groups().iter().filter_map(|t| Some((t.target_group_arn()?.to_string(), t.clone()))).collect())
+        };
+        self.reads.target_groups.load("", arn.to_string(), |arns| each_alone_if_one_is_missing(arns, one)).await
     }
 
     /// The listener rule `arn`, if it exists.
     pub async fn read_rule(&self, arn: &str) -> Result<Option<Rule>, AwsError> {
-        self.reads
-            .rules
-            .load("", arn.to_string(), |arns| async move {
-                let one = |arns: Vec<String>| async move {
-                    let out = self.elbv2().describe_rules().set_rule_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
-                    Ok(out.rules().iter().filter_map(|r| Some((r.rule_arn()?.to_string(), r.clone()))).collect())
-                };
-                each_alone_if_one_is_missing(arns, one).await
-            })
-            .await
+        let one = |arns: Vec<String>| async move {
+            let out = self.elbv2().describe_rules().set_rule_arns(Some(arns)).send().await.map_err(|e| aws_err("elasticloadbalancing:DescribeRules", e))?;
+            Ok(out.rules().iter().filter_map(|r| Some((r.rule_arn()?.to_string(), r.clone()))).collect())
+        };
+        self.reads.rules.load("", arn.to_string(), |arns| each_alone_if_one_is_missing(arns, one)).await
     }
 
     /// The digest of `tag` in the ECR repository `repository` (of account
