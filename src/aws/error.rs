@@ -35,6 +35,7 @@ impl AwsError {
             "InvalidVpcID.NotFound",
             "InvalidSubnetID.NotFound",
             "RepositoryNotFoundException",
+            "ImageNotFoundException",
             "NoSuchHostedZone",
             "NamespaceNotFound",
             "PipelineNotFoundException",

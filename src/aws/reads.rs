@@ -323,9 +323,6 @@ impl Aws {
                         .map_err(|e| aws_err("ecr:DescribeImages", e));
                     let out = match out {
                         Err(e) if e.is_code(&["RepositoryNotFoundException"]) => return Ok(HashMap::new()),
-                        Err(e) if e.is_code(&["ImageNotFoundException"]) => {
-                            return Err(AwsError { code: Some("NotFound".into()), ..e });
-                        }
                         r => r?,
                     };
                     let mut found = HashMap::new();
@@ -689,5 +686,38 @@ fn role_from_listing(r: &aws_sdk_iam::types::Role, d: &aws_sdk_iam::types::RoleD
             .filter_map(|p| Some((p.policy_name()?.to_string(), p.policy_document()?.to_string())))
             .collect(),
         attached: if ask.attached { d.attached_managed_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect() } else { BTreeSet::new() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn missing(op: &str) -> AwsError {
+        AwsError { operation: op.into(), code: Some("ImageNotFoundException".into()), message: "The image does not exist".into(), unreachable: false }
+    }
+
+    #[tokio::test]
+    async fn one_missing_key_is_asked_again_key_by_key() {
+        let asked = Mutex::new(Vec::new());
+        let one = |keys: Vec<String>| {
+            asked.lock().unwrap().push(keys.clone());
+            async move {
+                if keys.iter().any(|k| k == "gone") {
+                    return Err(missing("ecr:DescribeImages"));
+                }
+                Ok(keys.into_iter().map(|k| (k.clone(), k.len())).collect::<HashMap<_, _>>())
+            }
+        };
+        let got = each_alone_if_one_is_missing(vec!["a".into(), "gone".into(), "ccc".into()], one).await.expect("no error");
+        assert_eq!(got, HashMap::from([("a".to_string(), 1), ("ccc".to_string(), 3)]));
+        assert_eq!(asked.lock().unwrap().len(), 4, "the batch, then each key alone");
+        // Any other error is every key's.
+        let failing = |_keys: Vec<String>| async {
+            Err::<HashMap<String, usize>, _>(AwsError { code: Some("AccessDenied".into()), message: "User is not authorized".into(), ..missing("ecr:DescribeImages") })
+        };
+        let e = each_alone_if_one_is_missing(vec!["a".into(), "b".into()], failing).await.expect_err("denied");
+        assert!(denied(&e));
     }
 }
