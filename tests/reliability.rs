@@ -364,6 +364,33 @@ resource "cxflow_ecs_fargate_service" "svc" {{
     println!("\n| services | throttled calls | apply wall time |\n|---|---|---|\n| {n} | {} | {:.1}s |", proxy.stats()["faults"]["total"], took.as_secs_f64());
 }
 
+/// Configure's credential check rides out throttling (it runs at every
+/// Terraform command, so a busy account would otherwise fail one in a few
+/// hundred runs) but never retries credentials that are refused.
+#[test]
+fn the_credential_check_retries_throttling_and_not_refusals() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let mut wd = Workdir::new(&bundled_terraform(), None);
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let mut cfg = provider_block("");
+    cfg.push_str("resource \"cxflow_secret_sync\" \"x\" {\n  path_prefix = \"/cxflow/check\"\n  parameters = { a = \"b\" }\n}\n");
+    wd.write("main.tf", &cfg);
+    let sts_calls = |p: &Proxy| p.stats()["by_operation"]["sts:GetCallerIdentity"].as_u64().unwrap_or(0);
+
+    proxy.set_faults(serde_json::json!(["op=sts:GetCallerIdentity,kind=throttle,rate=1.0,count=4"]));
+    wd.tf(&["plan"]).expect_ok("plan after four throttled credential checks");
+    assert_eq!(proxy.stats()["faults"]["by_operation"]["sts:GetCallerIdentity"]["throttle"], 4, "{}", proxy.stats());
+    assert_eq!(sts_calls(&proxy), 5, "four throttled answers, then one that passed");
+
+    proxy.set_faults(serde_json::json!(["op=sts:GetCallerIdentity,kind=denied,rate=1.0"]));
+    let before = sts_calls(&proxy);
+    let r = wd.tf(&["plan"]);
+    r.expect_fail("plan with refused credentials");
+    assert!(r.all().contains("AWS credentials were rejected") && r.all().contains("AccessDenied"), "{}", r.all());
+    assert_eq!(sts_calls(&proxy) - before, 1, "a refusal is not retried");
+}
+
 // ------------------------------------------------------------------ bad input
 
 /// (resource or provider snippet, attribute the diagnostic must name)

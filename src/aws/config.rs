@@ -280,11 +280,16 @@ impl Aws {
         })
     }
 
-    /// STS GetCallerIdentity with few retries and a hard deadline, so a wrong
-    /// endpoint or missing credentials fail fast with one clear message.
+    /// STS GetCallerIdentity with short backoffs and a hard deadline, so a wrong
+    /// endpoint or missing credentials fail fast with one clear message. Rejected
+    /// credentials are never retried (the SDK does not retry them); throttling and
+    /// dropped connections are, up to the provider's own attempt count but no more
+    /// than `CREDENTIAL_CHECK_ATTEMPTS`, so a busy account does not fail configure.
     pub async fn validate_credentials(&self, deadline: Duration) -> Result<String, AwsError> {
+        let configured = self.sdk.retry_config().map(|r| r.max_attempts()).unwrap_or(CREDENTIAL_CHECK_ATTEMPTS);
+        let attempts = configured.clamp(1, CREDENTIAL_CHECK_ATTEMPTS);
         let mut b = aws_sdk_sts::config::Builder::from(&self.sdk)
-            .retry_config(RetryConfig::standard().with_max_attempts(2).with_max_backoff(Duration::from_secs(1)))
+            .retry_config(RetryConfig::standard().with_max_attempts(attempts).with_max_backoff(Duration::from_secs(1)))
             .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).operation_attempt_timeout(Duration::from_secs(10)).build());
         if let Some(url) = self.endpoints.get("sts") {
             b = b.endpoint_url(url);
@@ -302,6 +307,11 @@ impl Aws {
         }
     }
 }
+
+/// Attempts of the configure-time credential check at most: enough to ride out
+/// throttling (six throttles in a row at a 10% rate is one in a million), few
+/// enough that a dead endpoint still fails within seconds.
+const CREDENTIAL_CHECK_ATTEMPTS: u32 = 6;
 
 fn expand_home(p: &str) -> String {
     match (p.strip_prefix("~/"), std::env::var("HOME")) {
