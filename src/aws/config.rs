@@ -226,6 +226,13 @@ impl Aws {
             loader = loader.profile_files(pf.build());
         }
         let mut sdk = loader.load().await;
+        // Every client shares one HTTP client, with a bound on what it has in flight (aws::inflight).
+        let http = sdk.http_client().unwrap_or_else(super::inflight::shared_client);
+        let http = match super::inflight::configured_bound() {
+            Some(bound) => super::inflight::bounded(http, bound),
+            None => http,
+        };
+        sdk = sdk.into_builder().http_client(http).build();
         let region = sdk
             .region()
             .map(|r| r.to_string())

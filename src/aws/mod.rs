@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod inflight;
 pub mod reads;
 pub mod wait;
 
