@@ -1176,6 +1176,12 @@ fn latency_rows(rows: &mut Vec<Row>, types: &BTreeSet<String>, pd: &ProviderDir)
             continue;
         }
         let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // Kept for reading where the time went: the provider's log and every call with its times.
+        let keep = repo_root().join("target/bench");
+        if std::fs::create_dir_all(&keep).is_ok() {
+            let _ = std::fs::write(keep.join(format!("{id}.provider.log")), &text);
+            let _ = std::fs::write(keep.join(format!("{id}.calls.json")), serde_json::to_string_pretty(&proxy.calls()).unwrap_or_default());
+        }
         for l in text.lines().filter(|l| l.contains("critical_path")).take(3) {
             println!("[bench] {id} log: {}", l.chars().take(400).collect::<String>());
         }

@@ -76,6 +76,8 @@ pub struct Aws {
     pub default_tags: BTreeMap<String, String>,
     pub region: String,
     pub account_id: OnceLock<String>,
+    /// The region's availability zone names, sorted, once asked for (aws::Aws::zone_names).
+    pub zones: tokio::sync::OnceCell<Vec<String>>,
     /// Reads coalesced across concurrent operations (refresh).
     pub(crate) reads: super::reads::Reads,
     endpoints: BTreeMap<String, String>,
@@ -263,6 +265,7 @@ impl Aws {
             default_tags: s.default_tags.clone().and_then(|d| d.tags).unwrap_or_default(),
             region,
             account_id: OnceLock::new(),
+            zones: tokio::sync::OnceCell::new(),
             reads: Default::default(),
             endpoints,
             ssm: OnceLock::new(),

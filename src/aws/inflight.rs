@@ -18,9 +18,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use tokio::sync::Semaphore;
 
 /// Requests in flight at most, unless `CXFLOW_MAX_CONCURRENT_CALLS` says
-/// otherwise (0: no bound). At 50 ms a call that is 640 calls a second, more
-/// than any AWS API's default rate.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+/// otherwise (0: no bound). At 50 ms a call that is 1,280 calls a second, more
+/// than AWS's default API rates allow, and room for a large composite's
+/// children to release their leases in one round.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 
 /// The bound from the environment, or the default; `None`: unbounded.
 pub fn configured_bound() -> Option<usize> {

@@ -270,8 +270,9 @@ impl Node<Aws> for ProjectNode {
         }
     }
     async fn release(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
-        let p = self.get(aws).await?.ok_or_else(|| NodeError::other(format!("{} is gone", self.describe())))?;
-        let mut tags = project_tags(&p);
+        // UpdateProject replaces the whole tag set; the project was just created or converged to
+        // exactly its wanted tags plus the lease, so the set is written without reading it first.
+        let mut tags = self.wanted_tags();
         let (k, v) = cx.recorded_tag();
         tags.insert(k, v);
         aws.codebuild().update_project().name(&self.name).set_tags(Some(cb_tags(&tags))).send().await.map_err(|e| aws_err("codebuild:UpdateProject", e))?;

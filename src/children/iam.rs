@@ -383,12 +383,10 @@ impl Node<Aws> for GroupNode {
     async fn create(&self, aws: &Aws, _cx: &Cx<'_>) -> Result<Made, NodeError> {
         let out = aws.iam().create_group().group_name(&self.name).path(&self.path).send().await.map_err(|e| aws_err("iam:CreateGroup", e))?;
         let arn = out.group().map(|g| g.arn().to_string()).filter(|a| !a.is_empty()).ok_or_else(|| NodeError::no_identity("iam:CreateGroup"))?;
-        for (name, doc) in &self.inline {
-            self.put_inline(aws, name, doc).await.map_err(|e| e.with_id(&arn))?;
-        }
-        for user in &self.members {
-            self.add_member(aws, user).await.map_err(|e| e.with_id(&arn))?;
-        }
+        // Each policy and each member is a call of its own and none depends on another: all at once.
+        let policies = self.inline.iter().map(|(name, doc)| futures::future::Either::Left(self.put_inline(aws, name, doc)));
+        let members = self.members.iter().map(|user| futures::future::Either::Right(self.add_member(aws, user)));
+        futures::future::try_join_all(policies.chain(members)).await.map_err(|e| e.with_id(&arn))?;
         Ok(Made::id(arn))
     }
     async fn observe(&self, aws: &Aws, _id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {

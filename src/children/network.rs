@@ -166,15 +166,14 @@ impl Node<Aws> for VpcNode {
                 .await
                 .map_err(|e| e.with_id(&id))?;
         }
-        for (hostnames, support) in [(true, false), (false, true)] {
-            let mut m = aws.ec2().modify_vpc_attribute().vpc_id(&id);
-            if hostnames {
-                m = m.enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build());
-            }
-            if support {
-                m = m.enable_dns_support(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build());
-            }
-            m.send().await.map_err(|e| NodeError::from(aws_err("ec2:ModifyVpcAttribute", e)).with_id(&id))?;
+        // ModifyVpcAttribute takes one attribute a call; the two are independent, so both go at once.
+        // Meanwhile the zone list the subnets need next is fetched (a failure there is the subnets' to report).
+        let on = || aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build();
+        let hostnames = aws.ec2().modify_vpc_attribute().vpc_id(&id).enable_dns_hostnames(on()).send();
+        let support = aws.ec2().modify_vpc_attribute().vpc_id(&id).enable_dns_support(on()).send();
+        let (h, s, _) = tokio::join!(hostnames, support, zone_names(aws));
+        for r in [h.map(|_| ()), s.map(|_| ())] {
+            r.map_err(|e| NodeError::from(aws_err("ec2:ModifyVpcAttribute", e)).with_id(&id))?;
         }
         Ok(Made::id(id))
     }
@@ -316,14 +315,23 @@ pub struct SubnetNode {
     pub public: bool,
 }
 
-async fn zone_names(aws: &Aws) -> Result<Vec<String>, NodeError> {
-    let out = aws.ec2().describe_availability_zones().send().await.map_err(|e| aws_err("ec2:DescribeAvailabilityZones", e))?;
-    let mut z: Vec<String> = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect();
-    z.sort();
-    if z.is_empty() {
-        return Err(NodeError::other("the region reports no availability zones"));
-    }
-    Ok(z)
+/// The region's availability zones, sorted: asked once per provider process
+/// (they do not change during an apply), so every subnet of every composite
+/// shares one DescribeAvailabilityZones. A failed lookup is not kept.
+async fn zone_names(aws: &Aws) -> Result<&[String], NodeError> {
+    let zones = aws
+        .zones
+        .get_or_try_init(|| async {
+            let out = aws.ec2().describe_availability_zones().send().await.map_err(|e| aws_err("ec2:DescribeAvailabilityZones", e))?;
+            let mut z: Vec<String> = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect();
+            z.sort();
+            if z.is_empty() {
+                return Err(NodeError::other("the region reports no availability zones"));
+            }
+            Ok(z)
+        })
+        .await?;
+    Ok(zones)
 }
 
 impl SubnetNode {

@@ -178,12 +178,10 @@ impl Node<Aws> for RepositoryNode {
             .send()
             .await
             .map_err(|e| aws_err("ecr:CreateRepository", e))?;
-        if s.lifecycle.is_some() {
-            self.set_lifecycle(aws).await.map_err(|e| e.with_id(&s.name))?;
-        }
-        if s.policy.is_some() {
-            self.set_policy(aws).await.map_err(|e| e.with_id(&s.name))?;
-        }
+        // The lifecycle and repository policies are independent settings: both at once.
+        let lifecycle = async { if s.lifecycle.is_some() { self.set_lifecycle(aws).await } else { Ok(()) } };
+        let policy = async { if s.policy.is_some() { self.set_policy(aws).await } else { Ok(()) } };
+        tokio::try_join!(lifecycle, policy).map_err(|e| e.with_id(&s.name))?;
         Ok(Made::id(&s.name).with("uri", self.uri()).with("arn", self.arn()))
     }
     async fn observe(&self, aws: &Aws, id: &Identity, _cx: &Cx<'_>) -> Result<Option<Spec>, NodeError> {

@@ -279,7 +279,9 @@ impl Node<Aws> for BucketNode {
         }
     }
     async fn release(&self, aws: &Aws, _id: &Identity, cx: &Cx<'_>) -> Result<(), NodeError> {
-        let mut tags = self.tags(aws).await?.ok_or_else(|| NodeError::other(format!("{} is gone", self.describe())))?;
+        // The bucket was just created or converged to exactly its wanted tags plus the lease
+        // (update replaces the whole set), so the set is written without reading it first.
+        let mut tags = self.wanted_tags();
         let (k, v) = cx.recorded_tag();
         tags.insert(k, v);
         self.put_tags(aws, &tags).await

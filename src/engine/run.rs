@@ -646,6 +646,7 @@ pub async fn apply<E: ?Sized + Sync>(
 async fn release<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, out: &mut Outcome, leased: &[usize], opts: &RunOpts) -> u32 {
     let todo: Vec<(usize, Identity)> = leased.iter().filter_map(|&i| out.record.get(graph.nodes[i].key()).map(|id| (i, id))).collect();
     let record = out.record.clone();
+    let todo_len = todo.len();
     // A cancelled or timed-out apply still releases: its state is recorded all the same.
     let cancel = CancellationToken::new();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -658,7 +659,10 @@ async fn release<E: ?Sized + Sync>(env: &E, graph: &Graph<E>, out: &mut Outcome,
                 (i, crate::calls::counted(graph.nodes[i].release(env, &id, &cx)).await)
             }
         })
-        .buffer_unordered(FIND_PARALLEL.max(opts.max_parallel))
+        // All at once: the critical path counts the release as one round of calls, and each
+        // release is one tagging call (the process-wide in-flight bound, aws::inflight, keeps
+        // a large composite from opening a connection per child).
+        .buffer_unordered(todo_len.max(1))
         .collect()
         .await;
     let mut calls = 0;
