@@ -620,6 +620,10 @@ fn tf(wd: &Workdir, args: &[&str], extra: &[(&str, &str)]) -> (Run, Duration) {
 
 fn first_error(r: &Run) -> String {
     let all = r.all();
+    // The row keeps the first lines; the whole message goes to the bench's output.
+    if let Some(at) = all.find("Error") {
+        println!("[bench] the error in full:\n{}", all[at..].chars().take(4000).collect::<String>());
+    }
     let mut lines = all.lines().skip_while(|l| !l.contains("Error")).filter(|l| !l.trim().is_empty());
     let head: Vec<&str> = lines.by_ref().take(3).map(str::trim).collect();
     if head.is_empty() { format!("exit {}: {}", r.code, all.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim()) } else { head.join(" ").chars().take(300).collect() }

@@ -391,6 +391,38 @@ fn the_credential_check_retries_throttling_and_not_refusals() {
     assert_eq!(sts_calls(&proxy) - before, 1, "a refusal is not retried");
 }
 
+/// A call waiting its turn under the in-flight bound (aws::inflight) has sent
+/// nothing yet: the SDK's guard against stalled uploads must not take that
+/// wait for a stalled request. One call in flight and a second per call make
+/// the last of eight parameter writes wait seven seconds, past the guard's
+/// five-second grace.
+#[test]
+fn calls_queued_behind_the_in_flight_bound_are_not_taken_for_stalled_uploads() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let mut wd = Workdir::new(&bundled_terraform(), None);
+    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    wd.env.insert("CXFLOW_MAX_CONCURRENT_CALLS".into(), "1".into());
+    let mut cfg = provider_block("");
+    let params: Vec<String> = (0..8).map(|i| format!("p{i} = \"v{i}\"")).collect();
+    cfg.push_str(&format!("resource \"cxflow_secret_sync\" \"x\" {{\n  path_prefix = \"/cxflow/queued\"\n  parameters = {{ {} }}\n}}\n", params.join(", ")));
+    wd.write("main.tf", &cfg);
+    proxy.set_delay_ms(1000);
+    wd.tf(&["apply", "-auto-approve"]).expect_ok("apply with one call in flight at a time");
+    let puts = proxy.stats()["by_operation"]["ssm:PutParameter"].as_u64().unwrap_or(0);
+    assert_eq!(puts, 8, "every parameter written once: {}", proxy.stats());
+    let longest_overlap = {
+        let calls = proxy.calls();
+        let mut most = 0;
+        for a in &calls {
+            let (s, e) = (a["start_us"].as_u64().unwrap(), a["end_us"].as_u64().unwrap());
+            most = most.max(calls.iter().filter(|b| b["start_us"].as_u64().unwrap() < e && b["end_us"].as_u64().unwrap() > s).count());
+        }
+        most
+    };
+    assert_eq!(longest_overlap, 1, "one call at a time reached AWS");
+}
+
 // ------------------------------------------------------------------ bad input
 
 /// (resource or provider snippet, attribute the diagnostic must name)

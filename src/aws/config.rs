@@ -202,7 +202,12 @@ impl Aws {
         let max_retries = s.max_retries.unwrap_or(DEFAULT_MAX_RETRIES).clamp(0, 100) as u32;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(max_retries + 1).with_max_backoff(Duration::from_secs(10)))
-            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).operation_attempt_timeout(Duration::from_secs(60)).build());
+            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).operation_attempt_timeout(Duration::from_secs(60)).build())
+            // The SDK's guard against stalled uploads starts its clock before the request is handed
+            // to the HTTP client, so a call queued behind the in-flight bound (aws::inflight) for a
+            // few seconds failed as "0 B/s observed" in an apply of 500 services. Every request
+            // body the provider sends is a small document in memory; downloads keep their guard.
+            .stalled_stream_protection(aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig::enabled().upload_enabled(false).build());
         if let Some(r) = s.region.as_ref().filter(|r| !r.is_empty()) {
             loader = loader.region(Region::new(r.clone()));
         }
