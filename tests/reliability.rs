@@ -391,11 +391,12 @@ fn the_credential_check_retries_throttling_and_not_refusals() {
     assert_eq!(sts_calls(&proxy) - before, 1, "a refusal is not retried");
 }
 
-/// A call waiting its turn under the in-flight bound (aws::inflight) has sent
-/// nothing yet: the SDK's guard against stalled uploads must not take that
-/// wait for a stalled request. One call in flight and a second per call make
-/// the last of eight parameter writes wait seven seconds, past the guard's
-/// five-second grace.
+/// The in-flight bound (aws::inflight) holds, and calls queued behind it for
+/// longer than the SDK's five-second stalled-stream grace still complete: one
+/// call in flight and a second per call make the last of eight parameter
+/// writes wait seven seconds. (The stalled-upload failure the bound caused in
+/// 500-service applies did not reproduce at this size; docs/design.md says
+/// why the upload guard is off.)
 #[test]
 fn calls_queued_behind_the_in_flight_bound_are_not_taken_for_stalled_uploads() {
     let moto = Moto::start();
