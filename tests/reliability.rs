@@ -106,8 +106,7 @@ fn no_secret(what: &str, text: &str) {
 
 fn workdir_through(proxy: &Proxy, name: &str, extra_provider: &str, m: &Moto) -> Workdir {
     let (subnet, listener) = infrastructure(m);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let mut wd = Workdir::through(&proxy);
     wd.env.insert("TF_VAR_secret".into(), SECRET.into());
     wd.env.insert("TF_VAR_subnet".into(), subnet);
     wd.env.insert("TF_VAR_listener".into(), listener);
@@ -315,8 +314,7 @@ fn many_services_in_parallel_under_throttling() {
     let moto = Moto::start_with(&[("MOTO_ECS_SERVICE_RUNNING", "1")]);
     let proxy = Proxy::start(&moto, &["--seed", "5"]);
     let (subnet, listener) = infrastructure(&moto);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let wd = Workdir::through(&proxy);
     let mut cfg = provider_block("");
     cfg.push_str(&format!("locals {{\n  subnet = \"{subnet}\"\n  listener = \"{listener}\"\n}}\n"));
     cfg.push_str(&format!(
@@ -371,8 +369,7 @@ resource "cxflow_ecs_fargate_service" "svc" {{
 fn the_credential_check_retries_throttling_and_not_refusals() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto, &[]);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let wd = Workdir::through(&proxy);
     let mut cfg = provider_block("");
     cfg.push_str("resource \"cxflow_secret_sync\" \"x\" {\n  path_prefix = \"/cxflow/check\"\n  parameters = { a = \"b\" }\n}\n");
     wd.write("main.tf", &cfg);
@@ -401,8 +398,7 @@ fn the_credential_check_retries_throttling_and_not_refusals() {
 fn calls_queued_behind_the_in_flight_bound_are_not_taken_for_stalled_uploads() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto, &[]);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let mut wd = Workdir::through(&proxy);
     wd.env.insert("CXFLOW_MAX_CONCURRENT_CALLS".into(), "1".into());
     let mut cfg = provider_block("");
     let params: Vec<String> = (0..8).map(|i| format!("p{i} = \"v{i}\"")).collect();
@@ -866,8 +862,7 @@ fn bad_input_fails_before_any_aws_call() {
     assert!(cases.len() >= 60, "{} cases", cases.len());
     let mut failures = Vec::new();
     for (kind, body, attr) in &cases {
-        let mut wd = Workdir::new(&bundled_terraform(), None);
-        wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+        let wd = Workdir::through(&proxy);
         let (provider_extra, resource) = if *kind == "provider" {
             (provider_variant(attr), "resource \"cxflow_secret_sync\" \"x\" {\n  path_prefix = \"/ok\"\n  parameters = { a = \"b\" }\n}\n".to_string())
         } else {
@@ -912,8 +907,7 @@ fn the_iam_lint_finds_what_it_must() {
 
 /// A working directory (a state of its own) for `service_config(name)` on existing infrastructure.
 fn workdir_on(proxy: &Proxy, name: &str, infra: &(String, String), extra_provider: &str) -> Workdir {
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let mut wd = Workdir::through(&proxy);
     wd.env.insert("TF_VAR_secret".into(), SECRET.into());
     wd.env.insert("TF_VAR_subnet".into(), infra.0.clone());
     wd.env.insert("TF_VAR_listener".into(), infra.1.clone());
@@ -982,8 +976,7 @@ fn a_second_state_with_the_same_names_is_refused_before_any_write() {
 fn another_workspace_of_the_same_directory_is_refused() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto, &[]);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let wd = Workdir::through(&proxy);
     wd.write("main.tf", &format!("{}\n{}", provider_block(""), include_str!("contract/cxflow_ecs_cluster.tf")));
     wd.apply().expect_ok("the default workspace creates the cluster");
     let before = Snapshot::take(&moto);
@@ -1100,8 +1093,7 @@ fn a_lost_answer_to_any_create_is_retried_without_orphans() {
 fn an_outage_after_the_writes_loses_no_parameter() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto, &[]);
-    let mut wd = Workdir::new(&bundled_terraform(), None);
-    wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+    let mut wd = Workdir::through(&proxy);
     let keys = ["checkmarx/username", "checkmarx/password", "checkmarx/token", "gitlab/token", "gitlab/webhook_token", "bitbucket/token"];
     let mut cfg = provider_block("  max_retries = 1");
     cfg.push_str("variable \"s\" {\n  type      = map(string)\n  ephemeral = true\n  sensitive = true\n}\n");
@@ -1131,8 +1123,7 @@ fn an_aws_error_echoing_a_secret_shows_no_part_of_it() {
     let proxy = Proxy::start(&moto, &[]);
     let secrets = ["abc'tail-of-secret-Qx7", "line1\nline2-of-secret-Wm3", "back\\slash\\secret-Zp9", "grüße-aus-köln-🔑-geheim-Yt2", "quo\"ted-secret-value-Rk5"];
     for (i, secret) in secrets.iter().enumerate() {
-        let mut wd = Workdir::new(&bundled_terraform(), None);
-        wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+        let mut wd = Workdir::through(&proxy);
         let mut cfg = provider_block("  max_retries = 0");
         cfg.push_str("variable \"s\" {\n  type      = string\n  ephemeral = true\n  sensitive = true\n}\n");
         cfg.push_str(&format!("resource \"cxflow_secret_sync\" \"s\" {{\n  path_prefix = \"/echo/n{i}\"\n  secrets_wo  = {{ token = var.s }}\n}}\n"));

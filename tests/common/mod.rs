@@ -216,6 +216,13 @@ pub struct Workdir {
 }
 
 impl Workdir {
+    /// A working directory on the bundled Terraform whose provider reaches AWS
+    /// only through `proxy` (and its faults, delays and call log).
+    pub fn through(proxy: &Proxy) -> Workdir {
+        let mut wd = Workdir::new(&bundled_terraform(), None);
+        wd.env.insert("AWS_ENDPOINT_URL".into(), proxy.endpoint());
+        wd
+    }
     pub fn new(terraform: &Path, moto: Option<&Moto>) -> Workdir {
         let dir = tempfile::Builder::new().prefix("cxflow-e2e-").tempdir().unwrap();
         let cli = dir.path().join("cli.tfrc");
