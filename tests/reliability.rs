@@ -106,7 +106,7 @@ fn no_secret(what: &str, text: &str) {
 
 fn workdir_through(proxy: &Proxy, name: &str, extra_provider: &str, m: &Moto) -> Workdir {
     let (subnet, listener) = infrastructure(m);
-    let mut wd = Workdir::through(&proxy);
+    let mut wd = Workdir::through(proxy);
     wd.env.insert("TF_VAR_secret".into(), SECRET.into());
     wd.env.insert("TF_VAR_subnet".into(), subnet);
     wd.env.insert("TF_VAR_listener".into(), listener);
@@ -907,7 +907,7 @@ fn the_iam_lint_finds_what_it_must() {
 
 /// A working directory (a state of its own) for `service_config(name)` on existing infrastructure.
 fn workdir_on(proxy: &Proxy, name: &str, infra: &(String, String), extra_provider: &str) -> Workdir {
-    let mut wd = Workdir::through(&proxy);
+    let mut wd = Workdir::through(proxy);
     wd.env.insert("TF_VAR_secret".into(), SECRET.into());
     wd.env.insert("TF_VAR_subnet".into(), infra.0.clone());
     wd.env.insert("TF_VAR_listener".into(), infra.1.clone());
