@@ -353,3 +353,23 @@ resource "cxflow_secret_sync" "bad" {
     assert!(r.all().contains("Invalid parameter key"), "{}", r.all());
     assert!(!r.all().contains("s3cr3t-value"), "diagnostics must not quote values:\n{}", r.all());
 }
+
+/// Syncs refreshed at once share their GetParameters calls (ten names a
+/// call): alone, every sync costs two (the refresh, and the plan's comparison
+/// of the values).
+#[test]
+fn a_plan_of_many_syncs_shares_get_parameters_calls() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto, &[]);
+    let wd = Workdir::through(&proxy);
+    let mut cfg = provider_block("");
+    for i in 0..12 {
+        cfg.push_str(&format!("resource \"cxflow_secret_sync\" \"s{i}\" {{\n  path_prefix = \"/cxflow/many/{i}\"\n  parameters = {{ a = \"b{i}\" }}\n}}\n"));
+    }
+    wd.write("main.tf", &cfg);
+    wd.tf(&["apply", "-auto-approve", "-parallelism=12"]).expect_ok("apply of twelve syncs");
+    proxy.reset();
+    wd.tf(&["plan", "-detailed-exitcode", "-parallelism=12"]).expect_ok("plan without changes");
+    let gets = proxy.stats()["by_operation"]["ssm:GetParameters"].as_u64().unwrap_or(0);
+    assert!((1..12).contains(&gets), "twelve syncs read alone make 24 GetParameters calls; batched fewer than 12, made {gets}: {}", proxy.stats());
+}

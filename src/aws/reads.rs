@@ -46,6 +46,8 @@ fn window() -> Duration {
 }
 /// DescribeServices takes at most 10 services.
 const SERVICES_PER_CALL: usize = 10;
+/// GetParameters takes at most 10 names.
+const PARAMETERS_PER_CALL: usize = 10;
 /// Filter values per DescribeSecurityGroups call.
 const GROUPS_PER_CALL: usize = 100;
 /// DescribeLoadBalancers takes at most 20 ARNs; DescribeRules and DescribeTargetGroups are kept to as many.
@@ -123,6 +125,7 @@ pub struct Reads {
     target_groups: Coalescer<String, TargetGroup>,
     digests: Coalescer<String, String>,
     projects: Coalescer<String, Project>,
+    parameters: Coalescer<String, aws_sdk_ssm::types::Parameter>,
     roles: Coalescer<RoleAsk, RoleAnswer>,
     iam_groups: Coalescer<GroupAsk, GroupAnswer>,
     /// Calls the last account-wide role listing took (2 before the first).
@@ -147,6 +150,7 @@ impl Default for Reads {
             target_groups: Coalescer::new(w, max(RULES_PER_CALL)),
             digests: Coalescer::new(w, max(IMAGES_PER_CALL)),
             projects: Coalescer::new(w, max(PROJECTS_PER_CALL)),
+            parameters: Coalescer::new(w, max(PARAMETERS_PER_CALL)),
             roles: Coalescer::new(w, max(usize::MAX)),
             iam_groups: Coalescer::new(w, max(usize::MAX)),
             listing_calls: AtomicUsize::new(2),
@@ -232,6 +236,20 @@ impl Aws {
                         return Ok(found);
                     }
                 }
+            })
+            .await
+    }
+
+    /// The SSM parameter `name` (its value decrypted when `decrypt`), unless
+    /// missing: GetParameters answers a missing name in `InvalidParameters`,
+    /// not with an error. Decrypted and plain reads are separate batches.
+    pub async fn read_parameter(&self, name: &str, decrypt: bool) -> Result<Option<aws_sdk_ssm::types::Parameter>, AwsError> {
+        let group = if decrypt { "decrypted" } else { "plain" };
+        self.reads
+            .parameters
+            .load(group, name.to_string(), |names| async move {
+                let out = self.ssm().get_parameters().set_names(Some(names)).with_decryption(decrypt).send().await.map_err(|e| aws_err("ssm:GetParameters", e))?;
+                Ok(out.parameters().iter().filter_map(|p| Some((p.name()?.to_string(), p.clone()))).collect())
             })
             .await
     }

@@ -258,6 +258,19 @@ fn parse_service_ref(s: &str) -> Option<(String, String)> {
 
 // ------------------------------------------------------------------ SSM access
 
+fn current_of(p: &aws_sdk_ssm::types::Parameter) -> (String, Current) {
+    let secure = p.r#type().map(|t| t.as_str() == "SecureString").unwrap_or(false);
+    (p.name().unwrap_or_default().to_string(), Current { value: p.value().map(str::to_string), version: p.version(), arn: p.arn().unwrap_or_default().to_string(), secure })
+}
+
+/// Read parameters by full name at plan time (refresh, and the plan's
+/// comparison of write-only values): through the batched read, so that the
+/// syncs Terraform refreshes at once share GetParameters calls of ten names.
+async fn read_current_batched(aws: &Aws, names: &[String], decrypt: bool) -> Result<BTreeMap<String, Current>, AwsError> {
+    let found = futures::future::try_join_all(names.iter().map(|n| aws.read_parameter(n, decrypt))).await?;
+    Ok(found.iter().flatten().map(current_of).collect())
+}
+
 /// Read parameters by full name, ten per call. Missing names are absent from the result.
 async fn read_current(aws: &Aws, names: &[String], decrypt: bool) -> Result<BTreeMap<String, Current>, AwsError> {
     let ssm = aws.ssm();
@@ -265,18 +278,7 @@ async fn read_current(aws: &Aws, names: &[String], decrypt: bool) -> Result<BTre
     let results: Vec<Vec<(String, Current)>> = futures::stream::iter(batches)
         .map(|batch| async move {
             let out = ssm.get_parameters().set_names(Some(batch)).with_decryption(decrypt).send().await.map_err(|e| aws_err("ssm:GetParameters", e))?;
-            Ok::<_, AwsError>(
-                out.parameters()
-                    .iter()
-                    .map(|p| {
-                        let secure = p.r#type().map(|t| t.as_str() == "SecureString").unwrap_or(false);
-                        (
-                            p.name().unwrap_or_default().to_string(),
-                            Current { value: p.value().map(str::to_string), version: p.version(), arn: p.arn().unwrap_or_default().to_string(), secure },
-                        )
-                    })
-                    .collect(),
-            )
+            Ok::<_, AwsError>(out.parameters().iter().map(current_of).collect())
         })
         .buffer_unordered(4)
         .try_collect()
@@ -487,7 +489,7 @@ impl Resource<Aws> for SecretSync {
             Err(d) => return ReadResponse { new_state: state, private, diags: d },
         };
         let names: Vec<String> = st.secret_versions.keys().chain(st.parameter_versions.keys()).map(|k| format!("{}/{}", st.path_prefix, k)).collect();
-        let current = match read_current(aws, &names, false).await {
+        let current = match read_current_batched(aws, &names, false).await {
             Ok(c) => c,
             Err(e) => return ReadResponse { new_state: state, private, diags: Diagnostic::error("Could not read SSM parameters", e.to_string()).into() },
         };
@@ -627,7 +629,7 @@ async fn needs_push(aws: &Aws, cfg: &Config, prior: &State) -> Result<bool, AwsE
         return Ok(true);
     }
     let names: Vec<String> = secrets.keys().chain(params.keys()).map(|k| cfg.name(k)).collect();
-    let current = read_current(aws, &names, true).await?;
+    let current = read_current_batched(aws, &names, true).await?;
     let changed = differing(cfg, &secrets, &current).len() + differing(cfg, &params, &current).len();
     Ok(changed > 0)
 }
