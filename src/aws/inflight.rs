@@ -7,8 +7,9 @@
 //! its own buffers kept in the client's pool afterwards. AWS would throttle
 //! most of those calls anyway. The bound wraps the SDK's own HTTP client: a
 //! request waits for a permit before it is sent and gives it back once its
-//! response has arrived, so the pool never holds more connections than the
-//! bound.
+//! response has arrived, so the pool holds about as many connections as the
+//! bound (a few more where a new connection races an idle one: 34 at a
+//! bound of 32 in the bench's apply of 100 services).
 
 use std::sync::Arc;
 
